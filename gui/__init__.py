@@ -1,0 +1,1 @@
+"""The desktop app (PySide6 + pyqtgraph). Imports flow one way: gui -> synth.engine."""

@@ -1,0 +1,86 @@
+"""One command line for the project: ``python -m synth <command> [subcommand] ...`` (also the ``synth`` script).
+
+Each command lives in its own module, imported only when that command runs, so ``synth --help`` stays fast and the
+command modules never import each other. A command module defines ``configure(parser)`` and ``run(args) -> int``.
+To add a command, add one row to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from typing import Sequence
+
+# (command words) -> (module path, one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("version",): ("synth.commands.version", "print the package, torch and device versions"),
+    ("dataset", "build"): ("synth.data.build_cli", "render the SoundFont note dataset in NSynth layout"),
+    ("dataset", "stats"): ("synth.data.stats_cli", "counts per family and split of a dataset"),
+    ("codec", "encode"): ("synth.codec.encode_cli", "encode a dataset into the embedding cache"),
+    ("codec", "train"): ("synth.codec.train_cli", "train the bundled codec (resumable)"),
+    ("codec", "eval"): ("synth.codec.eval_cli", "evaluate a codec on held-out instruments"),
+    ("train", "vae"): ("synth.model.train_vae_cli", "train the timbre VAE (stage 1, resumable)"),
+    ("train", "generator"): ("synth.model.train_generator_cli", "train the generator (stage 2, resumable)"),
+    ("eval", "latent"): ("synth.eval.latent_cli", "latent-map metrics of the VAE"),
+    ("eval", "generate"): ("synth.eval.generate_cli", "pitch accuracy and spectral distances of generated notes"),
+    ("bench", "generate"): ("synth.bench.generate", "time to generate 25 notes at a new point"),
+    ("bench", "engine"): ("synth.bench.engine", "MIDI-to-audio latency and underruns through JACK"),
+    ("bench", "render"): ("synth.bench.render", "real-time factor of MIDI file rendering"),
+    ("bundle", "build"): ("synth.model.bundle_cli", "assemble a model bundle folder with hashes"),
+    ("play",): ("synth.engine.play_cli", "play the bundled model headless from a MIDI port"),
+    ("prerender",): ("synth.engine.prerender_cli", "prerender the on-disk note grid over the map"),
+    ("render",): ("synth.render_cli", "render a MIDI file to WAV"),
+    ("export",): ("synth.export_cli", "export notes of a timbre as WAV files or an SFZ instrument"),
+}
+
+
+def _available() -> dict[tuple[str, ...], tuple[str, str]]:
+    """Commands whose module exists in this checkout (issues land one at a time)."""
+    found = {}
+    for words, (module, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
+            continue
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except ModuleNotFoundError:
+            continue
+        found[words] = (module, help_text)
+    return found
+
+
+def _usage(commands: dict[tuple[str, ...], tuple[str, str]]) -> str:
+    width = max(len(" ".join(w)) for w in commands)
+    lines = ["usage: synth <command> [options]   (python -m synth ...)", "", "commands:"]
+    for words, (_, help_text) in sorted(commands.items()):
+        lines.append(f"  {' '.join(words):<{width}}  {help_text}")
+    lines.append("")
+    lines.append("Run 'synth <command> --help' for the options of one command.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = _available()
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage(commands))
+        return 0
+    if argv[0] in ("-V", "--version"):
+        argv = ["version"]
+    for n_words in (2, 1):
+        words = tuple(argv[:n_words])
+        if words in commands:
+            module_path, help_text = commands[words]
+            module = importlib.import_module(module_path)
+            parser = argparse.ArgumentParser(prog="synth " + " ".join(words), description=help_text)
+            module.configure(parser)
+            args = parser.parse_args(argv[n_words:])
+            return int(module.run(args) or 0)
+    group = [w for w in commands if w[0] == argv[0]]
+    if group:
+        print(f"synth {argv[0]}: choose one of: " + ", ".join(" ".join(w[1:]) for w in sorted(group)), file=sys.stderr)
+    else:
+        print(f"synth: unknown command {' '.join(argv[:2])!r}\n\n" + _usage(commands), file=sys.stderr)
+    return 2

@@ -1,0 +1,43 @@
+"""Shared fixtures: the JACK bus (recorder, virtual keyboard) and a small helper to reach the bundled model.
+
+The test command starts a JACK server (dummy backend, 48 kHz, 1024-frame periods) before pytest. Tests marked
+``jack`` fail when it is missing under the test command (SYNTH_TEST_JACK=1) and are skipped in a bare ``pytest``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.jackbus import Recorder, VirtualKeyboard, jack_running
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> None:
+    if not jack_running():
+        if os.environ.get("SYNTH_TEST_JACK") == "1":
+            pytest.fail("the test command was meant to start a JACK server, but none answers")
+        pytest.skip("no JACK server running (run the suite with `make test`)")
+
+
+@pytest.fixture
+def recorder(jack_server):
+    rec = Recorder(name=f"recorder{next(_names)}")
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def keyboard(jack_server):
+    kbd = VirtualKeyboard(name=f"vkbd{next(_names)}")
+    yield kbd
+    kbd.close()
+
+
+def unique_name(prefix: str) -> str:
+    """JACK client names must be unique on the server: tests that open several clients use this."""
+    return f"{prefix}{next(_names)}"
