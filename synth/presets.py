@@ -1,0 +1,404 @@
+"""Presets: a named timbre point on the map plus gain and envelope, stored as one JSON file each.
+
+Factory presets ship in ``presets/`` (read-only); user presets live in
+``platformdirs.user_config_dir("pgesam-synth")/presets`` and are listed first. A user preset with the same name as a
+factory one hides it. Writes are atomic (temp file in the same folder, fsync, ``os.replace``): a failed save leaves
+the old file intact and raises :class:`PresetError`. A corrupt or foreign file is collected in
+:attr:`PresetLibrary.errors` and skipped, never raised.
+
+``python -m synth.presets place --bundle models/default`` moves the factory presets to the family centroids of a
+bundle's training instruments (run it after a new model is bundled: the map changes with every training run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+PRESET_KIND = "pgesam-synth-preset"
+PRESET_VERSION = 1
+FACTORY_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+GAIN_DB_RANGE = (-60.0, 12.0)
+ATTACK_MS_RANGE = (0.0, 5000.0)
+RELEASE_MS_RANGE = (0.0, 10000.0)
+MAX_NAME_LENGTH = 80
+
+
+class PresetError(Exception):
+    """A preset could not be read, validated or written; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    x: float
+    y: float
+    gain_db: float = 0.0
+    attack_ms: float = 5.0
+    release_ms: float = 300.0
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    version: int = PRESET_VERSION
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return {"kind": PRESET_KIND, **data}
+
+    @classmethod
+    def from_dict(cls, data: object) -> "Preset":
+        if not isinstance(data, dict) or data.get("kind") != PRESET_KIND:
+            raise PresetError(f"not a pGESAM synth preset (expected \"kind\": \"{PRESET_KIND}\")")
+        version = data.get("version", PRESET_VERSION)
+        if not isinstance(version, int) or version > PRESET_VERSION:
+            raise PresetError(f"preset version {version!r} is newer than this app understands ({PRESET_VERSION})")
+        preset = cls(
+            name=_text(data, "name"),
+            x=_number(data, "x"),
+            y=_number(data, "y"),
+            gain_db=_number(data, "gain_db", 0.0),
+            attack_ms=_number(data, "attack_ms", 5.0),
+            release_ms=_number(data, "release_ms", 300.0),
+            notes=_text(data, "notes", ""),
+            tags=_tags(data),
+            version=PRESET_VERSION,
+        )
+        preset.validate()
+        return preset
+
+    def validate(self) -> None:
+        check_name(self.name)
+        _in_range("gain_db", self.gain_db, GAIN_DB_RANGE)
+        _in_range("attack_ms", self.attack_ms, ATTACK_MS_RANGE)
+        _in_range("release_ms", self.release_ms, RELEASE_MS_RANGE)
+
+    @property
+    def family(self) -> str:
+        """The family this preset is meant to sit in (its first tag), used to place factory presets."""
+        return self.tags[0] if self.tags else ""
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise PresetError("a preset needs a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise PresetError(f"preset name is longer than {MAX_NAME_LENGTH} characters")
+
+
+def _text(data: dict, key: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise PresetError(f"field {key!r} must be text, got {value!r}")
+    return value
+
+
+def _number(data: dict, key: str, default: float | None = None) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PresetError(f"field {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _tags(data: dict) -> tuple[str, ...]:
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise PresetError(f"field 'tags' must be a list of text, got {tags!r}")
+    return tuple(tags)
+
+
+def _in_range(key: str, value: float, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise PresetError(f"{key} = {value} is outside [{low}, {high}]")
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_preset(path: Path) -> Preset:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: cannot read: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PresetError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    try:
+        return Preset.from_dict(data)
+    except PresetError as exc:
+        raise PresetError(f"{path}: {exc}") from exc
+
+
+def write_preset(preset: Preset, path: Path) -> None:
+    """Write atomically: the old file stays as it was unless the whole new file reached the disk."""
+    preset.validate()
+    text = json.dumps(preset.to_dict(), indent=2) + "\n"
+    write_text_atomic(Path(path), text, what=f"preset {preset.name!r}")
+
+
+def write_text_atomic(path: Path, text: str, what: str = "file") -> None:
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PresetError(f"could not save {what} to {path}: {reason}; the previous file is unchanged") from exc
+    finally:
+        if tmp_name is not None:
+            _remove_quietly(Path(tmp_name))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def file_stem(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    return stem or "preset"
+
+
+def default_user_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("pgesam-synth")) / "presets"
+
+
+# ---------------------------------------------------------------- the library
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    preset: Preset
+    path: Path
+    is_user: bool
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+
+@dataclass(frozen=True)
+class LoadError:
+    path: Path
+    message: str
+
+
+@dataclass
+class PresetLibrary:
+    """User presets first (by name), then factory presets; a user preset hides a factory one of the same name."""
+
+    user_dir: Path = field(default_factory=default_user_dir)
+    factory_dir: Path = FACTORY_DIR
+    entries: list[PresetEntry] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.user_dir = Path(self.user_dir)
+        self.factory_dir = Path(self.factory_dir)
+        self.reload()
+
+    def reload(self) -> None:
+        self.errors = []
+        user = self._scan(self.user_dir, is_user=True)
+        taken = {entry.name for entry in user}
+        factory = [e for e in self._scan(self.factory_dir, is_user=False) if e.name not in taken]
+        self.entries = user + factory
+
+    def _scan(self, folder: Path, is_user: bool) -> list[PresetEntry]:
+        found: dict[str, PresetEntry] = {}
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                preset = read_preset(path)
+            except PresetError as exc:
+                self.errors.append(LoadError(path, str(exc)))
+                continue
+            if preset.name in found:
+                self.errors.append(LoadError(path, f"{path}: duplicate preset name {preset.name!r}, skipped"))
+                continue
+            found[preset.name] = PresetEntry(preset, path, is_user)
+        return sorted(found.values(), key=lambda e: e.name.casefold())
+
+    # -- queries
+
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.entries]
+
+    def find(self, name: str) -> PresetEntry | None:
+        return next((entry for entry in self.entries if entry.name == name), None)
+
+    def get(self, name: str) -> Preset:
+        entry = self.find(name)
+        if entry is None:
+            raise PresetError(f"no preset named {name!r}")
+        return entry.preset
+
+    def neighbour(self, name: str | None, step: int) -> Preset | None:
+        """The preset ``step`` places after (or before, when negative) ``name``, wrapping around."""
+        if not self.entries:
+            return None
+        names = self.names()
+        index = names.index(name) if name in names else (-1 if step > 0 else 0)
+        return self.entries[(index + step) % len(self.entries)].preset
+
+    # -- changes (user presets only; factory files are never written)
+
+    def save(self, preset: Preset) -> PresetEntry:
+        """Save under the preset's own name, replacing a user preset of that name (a factory one is hidden)."""
+        entry = self.find(preset.name)
+        path = entry.path if entry is not None and entry.is_user else self._free_path(preset.name)
+        write_preset(preset, path)
+        self.reload()
+        return self.find(preset.name)
+
+    def save_as(self, preset: Preset, name: str, overwrite: bool = False) -> PresetEntry:
+        check_name(name)
+        existing = self.find(name)
+        if existing is not None and existing.is_user and not overwrite:
+            raise PresetError(f"a user preset named {name!r} already exists")
+        return self.save(replace(preset, name=name))
+
+    def rename(self, old: str, new: str) -> PresetEntry:
+        entry = self._user_entry(old)
+        check_name(new)
+        if new == old:
+            return entry
+        other = self.find(new)
+        if other is not None and other.is_user:
+            raise PresetError(f"a user preset named {new!r} already exists")
+        path = self._free_path(new, allow=entry.path)
+        write_preset(replace(entry.preset, name=new), path)
+        if path != entry.path:
+            _remove_quietly(entry.path)
+        self.reload()
+        return self.find(new)
+
+    def delete(self, name: str) -> None:
+        entry = self._user_entry(name)
+        try:
+            entry.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise PresetError(f"could not delete {entry.path}: {exc.strerror or exc}") from exc
+        self.reload()
+
+    def _user_entry(self, name: str) -> PresetEntry:
+        entry = self.find(name)
+        if entry is None:
+            raise PresetError(f"no preset named {name!r}")
+        if not entry.is_user:
+            raise PresetError(f"{name!r} is a factory preset; save a copy with \"Save as\" to change it")
+        return entry
+
+    def _free_path(self, name: str, allow: Path | None = None) -> Path:
+        stem = file_stem(name)
+        used = {e.path for e in self.entries if e.is_user} | {err.path for err in self.errors}
+        candidate = self.user_dir / f"{stem}.json"
+        number = 2
+        while (candidate in used or candidate.exists()) and candidate != allow:
+            candidate = self.user_dir / f"{stem}-{number}.json"
+            number += 1
+        return candidate
+
+
+# ---------------------------------------------------------------- factory presets placed on a bundle's map
+
+
+def family_centroids(instruments: Iterable) -> dict[str, tuple[float, float]]:
+    """Mean (x, y) per family of the training instruments (entries: (name, family, x, y, split) or objects)."""
+    sums: dict[str, list[float]] = {}
+    for name, family, x, y, split in (_instrument_fields(item) for item in instruments):
+        if split not in ("train", "", None):
+            continue
+        acc = sums.setdefault(family, [0.0, 0.0, 0.0])
+        acc[0] += x
+        acc[1] += y
+        acc[2] += 1
+    return {family: (sx / n, sy / n) for family, (sx, sy, n) in sums.items()}
+
+
+def _instrument_fields(item) -> tuple[str, str, float, float, str]:
+    if isinstance(item, dict):
+        get = item.get
+        return get("name"), get("family"), float(get("x")), float(get("y")), get("split", "train")
+    if hasattr(item, "family"):
+        return item.name, item.family, float(item.x), float(item.y), getattr(item, "split", "train")
+    name, family, x, y, *rest = item
+    return name, family, float(x), float(y), rest[0] if rest else "train"
+
+
+def place_at_centroids(presets: Sequence[Preset], centroids: dict[str, tuple[float, float]]) -> list[Preset]:
+    """Move each preset to its family's centroid; a preset whose family the map lacks stays where it was."""
+    placed = []
+    for preset in presets:
+        point = centroids.get(preset.family)
+        if point is None:
+            placed.append(preset)
+        else:
+            placed.append(replace(preset, x=round(point[0], 4), y=round(point[1], 4)))
+    return placed
+
+
+def place_factory_presets(instruments: Iterable, factory_dir: Path = FACTORY_DIR) -> list[Preset]:
+    """Rewrite the factory preset files so each sits at its family's centroid on this map."""
+    centroids = family_centroids(instruments)
+    library = PresetLibrary(user_dir=Path(factory_dir) / ".none", factory_dir=factory_dir)
+    moved = []
+    for entry in library.entries:
+        (preset,) = place_at_centroids([entry.preset], centroids)
+        write_preset(preset, entry.path)
+        moved.append(preset)
+    return moved
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m synth.presets")
+    sub = parser.add_subparsers(dest="command", required=True)
+    place = sub.add_parser("place", help="move factory presets to the family centroids of a bundle's map")
+    place.add_argument("--bundle", default="models/default")
+    place.add_argument("--factory-dir", default=str(FACTORY_DIR))
+    args = parser.parse_args(argv)
+    from synth.model.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    for preset in place_factory_presets(bundle.instruments, Path(args.factory_dir)):
+        print(f"{preset.name}: ({preset.x:.3f}, {preset.y:.3f}) [{preset.family}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

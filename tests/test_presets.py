@@ -1,0 +1,175 @@
+"""Presets: JSON round trip, user-first listing, save/save as/rename/delete, atomic writes, bad files skipped."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from synth import presets as presets_module
+from synth.presets import (
+    FACTORY_DIR,
+    Preset,
+    PresetError,
+    PresetLibrary,
+    family_centroids,
+    place_at_centroids,
+    place_factory_presets,
+    read_preset,
+    write_preset,
+)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    user, factory = tmp_path / "user", tmp_path / "factory"
+    factory.mkdir()
+    write_preset(Preset("Keys", 0.5, -0.5, tags=("keyboard",)), factory / "Keys.json")
+    write_preset(Preset("Bass", -1.0, 1.0, tags=("bass",)), factory / "Bass.json")
+    return user, factory
+
+
+@pytest.fixture
+def library(dirs):
+    user, factory = dirs
+    return PresetLibrary(user_dir=user, factory_dir=factory)
+
+
+def test_json_round_trip(tmp_path):
+    preset = Preset("Warm", 0.25, -1.5, gain_db=-3.0, attack_ms=20, release_ms=800, notes="n", tags=("string",))
+    write_preset(preset, tmp_path / "warm.json")
+    assert read_preset(tmp_path / "warm.json") == preset
+    assert json.loads((tmp_path / "warm.json").read_text())["kind"] == "pgesam-synth-preset"
+
+
+def test_factory_presets_in_repo_are_valid():
+    library = PresetLibrary(user_dir=Path("/nonexistent/user"), factory_dir=FACTORY_DIR)
+    assert library.errors == []
+    assert len(library.entries) >= 8
+    assert len({(e.preset.x, e.preset.y) for e in library.entries}) == len(library.entries)
+
+
+def test_user_presets_listed_first_and_hide_factory_of_same_name(library):
+    library.save(Preset("Zither", 0.0, 0.0))
+    library.save(Preset("Keys", 2.0, 2.0))
+    assert library.names() == ["Keys", "Zither", "Bass"]
+    assert library.find("Keys").is_user and library.get("Keys").x == 2.0
+
+
+def test_save_as_rename_delete(library):
+    library.save_as(library.get("Keys"), "My Keys")
+    assert library.find("My Keys").is_user
+    with pytest.raises(PresetError, match="already exists"):
+        library.save_as(library.get("Bass"), "My Keys")
+    library.rename("My Keys", "Soft Keys")
+    assert "My Keys" not in library.names() and library.get("Soft Keys").x == 0.5
+    assert [p.name for p in library.user_dir.glob("*.json")] == ["Soft_Keys.json"]
+    library.delete("Soft Keys")
+    assert library.names() == ["Bass", "Keys"]
+
+
+def test_factory_presets_cannot_be_renamed_or_deleted(library, dirs):
+    with pytest.raises(PresetError, match="factory"):
+        library.delete("Keys")
+    with pytest.raises(PresetError, match="factory"):
+        library.rename("Bass", "B2")
+    assert (dirs[1] / "Keys.json").exists()
+
+
+def test_previous_next_wrap_around(library):
+    library.save(Preset("Alpha", 0, 0))
+    assert library.names() == ["Alpha", "Bass", "Keys"]
+    assert library.neighbour("Alpha", 1).name == "Bass"
+    assert library.neighbour("Keys", 1).name == "Alpha"
+    assert library.neighbour("Alpha", -1).name == "Keys"
+    assert library.neighbour(None, 1).name == "Alpha"
+
+
+def test_corrupt_and_foreign_files_are_reported_and_skipped(library, dirs):
+    user = dirs[0]
+    user.mkdir()
+    (user / "broken.json").write_text("{ not json")
+    (user / "foreign.json").write_text(json.dumps({"hello": "world"}))
+    (user / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    (user / "list.json").write_text("[1, 2]")
+    bad_range = Preset("Loud", 0, 0).to_dict() | {"gain_db": 99}
+    (user / "loud.json").write_text(json.dumps(bad_range))
+    newer = Preset("Future", 0, 0).to_dict() | {"version": 99}
+    (user / "future.json").write_text(json.dumps(newer))
+    library.reload()
+    assert library.names() == ["Bass", "Keys"]
+    messages = {e.path.name: e.message for e in library.errors}
+    assert set(messages) == {"broken.json", "foreign.json", "binary.json", "list.json", "loud.json", "future.json"}
+    assert "not valid JSON" in messages["broken.json"]
+    assert "not a pGESAM synth preset" in messages["foreign.json"]
+    assert "gain_db" in messages["loud.json"]
+    assert "newer" in messages["future.json"]
+
+
+def test_save_does_not_overwrite_an_unreadable_file(library, dirs):
+    user = dirs[0]
+    user.mkdir()
+    (user / "Lead.json").write_text("{ corrupt")
+    library.reload()
+    entry = library.save(Preset("Lead", 0, 0))
+    assert entry.path.name == "Lead-2.json"
+    assert (user / "Lead.json").read_text() == "{ corrupt"
+
+
+def test_disk_full_leaves_old_file_intact(library, monkeypatch):
+    library.save(Preset("Pad", 1.0, 1.0))
+    path = library.find("Pad").path
+    before = path.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(presets_module.os, "fsync", full)
+    with pytest.raises(PresetError, match="No space left") as info:
+        library.save(Preset("Pad", 2.0, 2.0))
+    assert "previous file is unchanged" in str(info.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["Pad.json"], "the temp file is cleaned up"
+
+
+def test_permission_error_is_a_clear_preset_error(library, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(presets_module.tempfile, "mkstemp", denied)
+    with pytest.raises(PresetError, match="Permission denied"):
+        library.save(Preset("Pad", 0, 0))
+    assert "Pad" not in library.names()
+
+
+def test_invalid_names_and_values_are_refused(library):
+    with pytest.raises(PresetError, match="name"):
+        library.save(Preset("  ", 0, 0))
+    with pytest.raises(PresetError, match="release_ms"):
+        library.save(Preset("Long", 0, 0, release_ms=-1))
+
+
+def test_unusual_names_get_safe_file_names(library):
+    entry = library.save(Preset("../../etc/passwd ♫", 0, 0))
+    assert entry.path.parent == library.user_dir
+    assert library.get("../../etc/passwd ♫").name == "../../etc/passwd ♫"
+
+
+def test_factory_presets_placed_at_family_centroids(tmp_path, dirs):
+    instruments = [
+        ("piano_a", "keyboard", 1.0, 2.0, "train"),
+        ("piano_b", "keyboard", 3.0, 4.0, "train"),
+        ("piano_held_out", "keyboard", 100.0, 100.0, "test"),
+        {"name": "bass_a", "family": "bass", "x": -2.0, "y": -2.0, "split": "train"},
+    ]
+    centroids = family_centroids(instruments)
+    assert centroids == {"keyboard": (2.0, 3.0), "bass": (-2.0, -2.0)}
+    lonely = Preset("Flute", 9.0, 9.0, tags=("flute",))
+    assert place_at_centroids([lonely], centroids) == [lonely]
+    moved = {p.name: (p.x, p.y) for p in place_factory_presets(instruments, dirs[1])}
+    assert moved == {"Keys": (2.0, 3.0), "Bass": (-2.0, -2.0)}
+    assert read_preset(dirs[1] / "Keys.json") == replace(Preset("Keys", 2.0, 3.0, tags=("keyboard",)))
