@@ -1,0 +1,185 @@
+"""The XY pad: the timbre map with its instruments, and a cursor the player drags to move the timbre live.
+
+Press or drag with the left button anywhere on the map to move the cursor; arrow keys nudge it (Shift: 10x).
+Hovering shows the names of the nearest instruments. ``pointChanged`` fires on every move; the window throttles
+what it forwards to the engine, so dragging never waits for generation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QToolTip
+
+from gui.mapdata import MapPoint, bounds, family_colours, nearest, region_image
+
+ARROW_STEPS = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, 1), Qt.Key_Down: (0, -1)}
+FINE_STEP = 0.005  # of the visible span per arrow press; Shift multiplies by 10
+
+
+class TimbrePad(pg.PlotWidget):
+    pointChanged = Signal(float, float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent=parent, background="#15171c")
+        self.points: list[MapPoint] = []
+        self.extent = bounds([])
+        self._dragging = False
+        self._scatter_items: list[pg.ScatterPlotItem] = []
+        self._region: pg.ImageItem | None = None
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMouseTracking(True)
+        self._setup_plot()
+        self._cursor = pg.TargetItem(pos=(0.0, 0.0), size=22, movable=False,
+                                     pen=pg.mkPen("#ffffff", width=2), brush=pg.mkBrush(255, 255, 255, 40))
+        self._cursor.setZValue(10)
+        self._cross_x = pg.InfiniteLine(angle=90, pen=pg.mkPen(255, 255, 255, 60, style=Qt.DashLine))
+        self._cross_y = pg.InfiniteLine(angle=0, pen=pg.mkPen(255, 255, 255, 60, style=Qt.DashLine))
+        for item in (self._cross_x, self._cross_y, self._cursor):
+            self.plotItem.addItem(item, ignoreBounds=True)
+        self._point = (0.0, 0.0)
+
+    def _setup_plot(self) -> None:
+        plot = self.plotItem
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.vb.setMouseEnabled(x=False, y=False)
+        plot.vb.setAspectLocked(True)
+        plot.showGrid(x=True, y=True, alpha=0.12)
+        plot.setLabel("bottom", "timbre x")
+        plot.setLabel("left", "timbre y")
+        self._legend = plot.addLegend(offset=(8, 8), labelTextColor="#d8dbe2", brush=pg.mkBrush(20, 22, 28, 200))
+
+    # ------------------------------------------------------------ content
+
+    def set_instruments(self, points: list[MapPoint], show_regions: bool = True) -> None:
+        self.points = list(points)
+        self.extent = bounds(self.points)
+        for item in self._scatter_items:
+            self.plotItem.removeItem(item)
+        self._scatter_items = []
+        self._legend.clear()
+        colours = family_colours(self.points)
+        self._draw_regions(colours, show_regions)
+        for family, colour in colours.items():
+            self._add_family(family, colour)
+        self._add_held_out()
+        xmin, xmax, ymin, ymax = self.extent
+        self.plotItem.vb.setRange(QRectF(xmin, ymin, xmax - xmin, ymax - ymin), padding=0)
+
+    def _add_family(self, family: str, colour: str) -> None:
+        members = [p for p in self.points if p.family == family and not p.held_out]
+        if not members:
+            return
+        item = pg.ScatterPlotItem(
+            [p.x for p in members], [p.y for p in members], size=9, symbol="o", name=family,
+            pen=pg.mkPen(QColor(colour).darker(160), width=1), brush=pg.mkBrush(colour), hoverable=False,
+        )
+        self._add_scatter(item)
+
+    def _add_held_out(self) -> None:
+        held = [p for p in self.points if p.held_out]
+        if not held:
+            return
+        colours = family_colours(self.points)
+        item = pg.ScatterPlotItem(
+            [p.x for p in held], [p.y for p in held], size=12, symbol="star", name="held out (not trained on)",
+            pen=[pg.mkPen("#ffffff", width=1.2) for _ in held], brush=[pg.mkBrush(colours[p.family]) for p in held],
+        )
+        self._add_scatter(item)
+
+    def _add_scatter(self, item: pg.ScatterPlotItem) -> None:
+        self.plotItem.addItem(item)
+        self._scatter_items.append(item)
+
+    def _draw_regions(self, colours: dict[str, str], show: bool) -> None:
+        if self._region is not None:
+            self.plotItem.removeItem(self._region)
+            self._region = None
+        image = region_image(self.points, colours, self.extent) if show else None
+        if image is None:
+            return
+        xmin, xmax, ymin, ymax = self.extent
+        self._region = pg.ImageItem(image, axisOrder="row-major")
+        self._region.setRect(QRectF(xmin, ymin, xmax - xmin, ymax - ymin))
+        self._region.setZValue(-10)
+        self.plotItem.addItem(self._region, ignoreBounds=True)
+
+    def set_regions_visible(self, visible: bool) -> None:
+        if self._region is not None:
+            self._region.setVisible(visible)
+
+    # ------------------------------------------------------------ the cursor
+
+    @property
+    def point(self) -> tuple[float, float]:
+        return self._point
+
+    def set_point(self, x: float, y: float, emit: bool = True) -> None:
+        x, y = self._clamp(x, y)
+        if (x, y) == self._point:
+            return
+        self._point = (x, y)
+        self._cursor.setPos(x, y)
+        self._cross_x.setValue(x)
+        self._cross_y.setValue(y)
+        if emit:
+            self.pointChanged.emit(x, y)
+
+    def _clamp(self, x: float, y: float) -> tuple[float, float]:
+        xmin, xmax, ymin, ymax = self.extent
+        return float(np.clip(x, xmin, xmax)), float(np.clip(y, ymin, ymax))
+
+    def nearest_names(self, x: float, y: float, count: int = 3) -> list[str]:
+        return [f"{p.name} ({p.family}{', held out' if p.held_out else ''})" for p, _ in nearest(self.points, x, y, count)]
+
+    # ------------------------------------------------------------ mouse and keys
+
+    def _to_map(self, event) -> QPointF:
+        scene_pos = self.mapToScene(event.position().toPoint())
+        return self.plotItem.vb.mapSceneToView(scene_pos)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton:
+            self._dragging = True
+            self.setFocus(Qt.MouseFocusReason)
+            pos = self._to_map(event)
+            self.set_point(pos.x(), pos.y())
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        pos = self._to_map(event)
+        if self._dragging and event.buttons() & Qt.LeftButton:
+            self.set_point(pos.x(), pos.y())
+            event.accept()
+            return
+        self._show_hover(event, pos)
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton and self._dragging:
+            self._dragging = False
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def _show_hover(self, event, pos: QPointF) -> None:
+        names = self.nearest_names(pos.x(), pos.y())
+        if names:
+            text = "Nearest instruments:\n" + "\n".join(names)
+            QToolTip.showText(event.globalPosition().toPoint(), text, self)
+
+    def keyPressEvent(self, event) -> None:
+        step = ARROW_STEPS.get(event.key())
+        if step is None:
+            super().keyPressEvent(event)
+            return
+        xmin, xmax, ymin, ymax = self.extent
+        scale = FINE_STEP * (10 if event.modifiers() & Qt.ShiftModifier else 1)
+        x, y = self._point
+        self.set_point(x + step[0] * scale * (xmax - xmin), y + step[1] * scale * (ymax - ymin))
+        event.accept()
