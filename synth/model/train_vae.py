@@ -1,0 +1,146 @@
+"""Training loop of the timbre VAE: AdamW + warmup/cosine schedule (built once), whole-instrument batches,
+checkpoints that resume exactly (model, optimizer, scheduler, epoch, RNG states), a progress bar with every term.
+
+Output folder (``runs/vae/<name>/``): ``vae.pt`` + ``vae.json`` (state_dict + config), ``instruments.json`` (the
+instrument classifier's classes, sorted), ``ckpt.pt`` (resume state), ``log.jsonl`` (one line per epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from synth.model.data import NoteSet, instrument_batches
+from synth.model.losses import vae_loss
+from synth.model.vae import TimbreVAE, VAEConfig, save_vae
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, floor: float = 0.05):
+    """Linear warmup then cosine decay to ``floor * lr``; created once and stepped every optimizer step (the
+    authors' code rebuilt its optimizer and so never decayed)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def train_vae(
+    train: NoteSet,
+    cfg: VAEConfig,
+    out_dir: str | Path,
+    instruments: list[str],
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    max_steps: int | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TimbreVAE:
+    """Train (or resume) a VAE on ``train`` (prepared layout ``[N, D, T']``); returns the model in eval mode.
+
+    ``max_steps`` stops early (tests). Batches are whole instruments (see ``instrument_batches``); their order is
+    drawn from ``(seed, epoch)`` so a resumed run sees the same batches as an uninterrupted one.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    model = TimbreVAE(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+    steps_per_epoch = len(instrument_batches(train.instrument_names, cfg.batch_size, np.random.default_rng(0)))
+    total = steps_per_epoch * cfg.epochs
+    sched = cosine_schedule(opt, total, steps_per_epoch * cfg.warmup_epochs)
+    start_epoch = 0
+    ckpt_path = out / "ckpt.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"] != json.loads(cfg.to_json()):
+            raise RuntimeError(f"{ckpt_path} was made with a different config; use a new --out folder")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch = ck["epoch"]
+        _set_rng_state(ck["rng"])
+    cfg.save(out / "vae.json")
+    (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
+    pitch_index = (train.pitch - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="vae", dynamic_ncols=True)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        batches = instrument_batches(train.instrument_names, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        running: dict[str, float] = {}
+        t0 = time.time()
+        for i, b in enumerate(batches):
+            bi = torch.from_numpy(b)
+            xb = train.x[bi].to(device).float()
+            gamma = (epoch + i / len(batches)) / cfg.epochs
+            outp = model(xb, train.pitch[bi].to(device))
+            loss, logs = vae_loss(
+                cfg, outp, xb, pitch_index[bi].to(device), train.instrument[bi].to(device),
+                train.family[bi].to(device), gamma,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            for k, v in logs.items():
+                running[k] = running.get(k, 0.0) + v
+            if bar is not None:
+                n = i + 1
+                bar.set_postfix({k: f"{v / n:.3g}" for k, v in running.items()}, refresh=False)
+                bar.update(1)
+            if max_steps is not None and step >= max_steps:
+                break
+        n = max(1, len(batches) if max_steps is None else i + 1)
+        record = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)}
+        record.update({k: round(v / n, 6) for k, v in running.items()})
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        torch.save(
+            {
+                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "epoch": epoch + 1, "rng": _rng_state(), "config": json.loads(cfg.to_json()),
+            },
+            ckpt_path,
+        )
+        save_vae(model, out)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record)
+        if max_steps is not None and step >= max_steps:
+            break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    save_vae(model, out)
+    return model

@@ -1,0 +1,70 @@
+"""``synth train vae``: train the timbre VAE on an embedding cache (resumable: rerun the same command)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ABLATIONS = ("no_kl", "no_reg", "no_nei", "no_fam")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder (synth codec encode)")
+    parser.add_argument("--out", required=True, help="run folder, e.g. runs/vae/base (resumes when it holds ckpt.pt)")
+    parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: config's)")
+    parser.add_argument("--ablation", choices=ABLATIONS, action="append", default=[], help="switch a loss term off")
+    parser.add_argument("--config", default=None, help="a VAEConfig JSON to start from")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def build_config(args: argparse.Namespace, num_frames: int, dim: int, num_instruments: int):
+    from synth.model.vae import VAEConfig
+
+    out = Path(args.out)
+    if (out / "vae.json").exists() and args.config is None:
+        cfg = VAEConfig.load(out / "vae.json")  # resuming: keep the run's config
+    elif args.config:
+        cfg = VAEConfig.load(args.config)
+    else:
+        cfg = VAEConfig()
+    cfg.num_frames, cfg.dim, cfg.num_instruments = num_frames, dim, num_instruments
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    for name in args.ablation:
+        setattr(cfg, name, True)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        current = getattr(cfg, key)
+        if isinstance(current, bool):
+            setattr(cfg, key, value.lower() in ("1", "true", "yes"))
+        elif isinstance(current, tuple):
+            setattr(cfg, key, tuple(type(current[0])(v) for v in value.split(",")))
+        else:
+            setattr(cfg, key, type(current)(value))
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from synth.model.data import cache_shape, load_notes, train_instruments
+    from synth.model.train_vae import train_vae
+
+    emb = Path(args.emb)
+    if not emb.exists():
+        print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
+        return 2
+    n, t, d = cache_shape(emb, "train")
+    classes = train_instruments(emb)
+    cfg = build_config(args, num_frames=t, dim=d, num_instruments=len(classes))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"loading {n} training notes ({t} frames x {d}) from {emb}", file=sys.stderr)
+    train = load_notes(emb, "train", classes, cfg.num_frames, cfg.time_pool, (cfg.pitch_min, cfg.pitch_max))
+    print(f"{len(train)} notes, {len(classes)} instruments; training {cfg.epochs} epochs on {device}", file=sys.stderr)
+    train_vae(train, cfg, args.out, classes, device=device, progress=not args.no_progress)
+    print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes), "notes": len(train)}))
+    return 0

@@ -1,0 +1,237 @@
+"""Stage 1: a VAE whose 2D latent is the timbre map (the XY pad).
+
+Why this shape: the encoder sees a whole note ``[T, D]`` of standardized codec embeddings and must say *which
+instrument* plays, not *which pitch*; the decoder gets the pitch as a one-hot, so the encoder has no reason to put
+pitch into z (and the losses in ``losses.py`` push it out). Output heads are plain linear layers: no norm,
+activation or dropout after an output (a pitfall of the authors' prototype, see MODEL.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class VAEConfig:
+    """Everything that defines a VAE run; saved as JSON beside the state_dict so a run can be rebuilt exactly."""
+
+    # data shape
+    num_frames: int = 300  # T: 4 s at 75 frames/s; inputs are cropped / zero-padded to this
+    dim: int = 128  # D: codec embedding size
+    pitch_min: int = 48
+    pitch_max: int = 72  # inclusive
+    num_instruments: int = 0  # classes of the instrument classifier (training instruments), set from data
+    num_families: int = 11  # classes of the family classifier (synth.data.families.FAMILIES)
+    # network
+    time_pool: int = 4  # average-pool the input over time by this factor first (CPU budget); decoder upsamples back
+    enc_channels: tuple[int, ...] = (128, 64, 32)  # strided convs, kernel 5, stride 2 (authors: 256,128,64; CPU budget)
+    pool_bins: int = 8  # adaptive average pool over time to this many bins before the MLP (keeps the envelope)
+    hidden: int = 256  # MLP width
+    latent_dim: int = 2
+    cls_hidden: int = 64  # hidden width of the classifiers on z
+    # loss weights (see losses.py for what each term does)
+    w_rec: float = 1.0
+    w_kl: float = 1e-3
+    w_reg: float = 1.0
+    w_nei: float = 1.0
+    w_pitch: float = 0.1
+    w_inst: float = 0.5
+    w_fam: float = 0.5
+    a_fam: float = 1.0  # family weight (1-gamma)^a_fam: coarse clusters first
+    a_inst: float = 1.0  # instrument weight gamma^a_inst
+    a_nei: float = 0.5  # neighbour weight gamma^a_nei
+    margin: float = 0.15  # M: different instruments closer than this repel
+    radius: float = 1.0  # spatial regularizer: mu outside this disk is penalized
+    beta: float = 1.0  # z = mu + sigma * eps * beta
+    # ablations (a config switch away, issue 4)
+    no_kl: bool = False
+    no_reg: bool = False
+    no_nei: bool = False
+    no_fam: bool = False
+    # optimisation
+    lr: float = 6e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    batch_size: int = 1024
+    epochs: int = 300
+    warmup_epochs: int = 5
+    seed: int = 0
+
+    @property
+    def num_pitches(self) -> int:
+        return self.pitch_max - self.pitch_min + 1
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "VAEConfig":
+        data = json.loads(text)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in data.items():
+            if key not in known:
+                continue  # tolerate fields of newer versions
+            if isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VAEConfig":
+        return cls.from_json(Path(path).read_text())
+
+
+def fit_frames(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Crop or zero-pad ``[B, T, D]`` along time to ``num_frames`` (zero = the mean in standardized units)."""
+    t = x.shape[1]
+    if t == num_frames:
+        return x
+    if t > num_frames:
+        return x[:, :num_frames]
+    return F.pad(x, (0, 0, 0, num_frames - t))
+
+
+class TimbreVAE(nn.Module):
+    """Conv encoder ``[B,T,D] -> (mu, logvar)[B,2]``; decoder ``(z, pitch) -> [B,T,D]``; heads for the losses."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        t_in = -(-cfg.num_frames // cfg.time_pool)
+        # encoder: strided convs, kernel 5, stride 2
+        layers: list[nn.Module] = []
+        c_prev = cfg.dim
+        for c in cfg.enc_channels:
+            layers += [nn.Conv1d(c_prev, c, 5, stride=2, padding=2), nn.GELU()]
+            c_prev = c
+        self.enc_conv = nn.Sequential(*layers)
+        self.enc_pool = nn.AdaptiveAvgPool1d(cfg.pool_bins)
+        self.enc_mlp = nn.Sequential(
+            nn.Linear(c_prev * cfg.pool_bins, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden), nn.GELU()
+        )
+        self.to_mu = nn.Linear(cfg.hidden, cfg.latent_dim)  # plain linear output heads
+        self.to_logvar = nn.Linear(cfg.hidden, cfg.latent_dim)
+        # decoder: MLP to a coarse time grid, then transposed convs doubling time each
+        n_up = len(cfg.enc_channels)
+        self.dec_t0 = -(-t_in // (2**n_up))
+        self.t_in = t_in
+        dec_channels = tuple(reversed(cfg.enc_channels))  # e.g. 64, 128, 256
+        self.dec_c0 = dec_channels[0]
+        self.dec_mlp = nn.Sequential(
+            nn.Linear(cfg.latent_dim + cfg.num_pitches, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, self.dec_c0 * self.dec_t0),
+            nn.GELU(),
+        )
+        up: list[nn.Module] = []
+        c_prev = self.dec_c0
+        for c in dec_channels:
+            up += [nn.ConvTranspose1d(c_prev, c, 4, stride=2, padding=1), nn.GELU()]
+            c_prev = c
+        self.dec_up = nn.Sequential(*up)
+        self.dec_out = nn.Conv1d(c_prev, cfg.dim, 5, padding=2)  # plain linear output (a conv is linear)
+        # classifier heads
+        h = cfg.cls_hidden
+        self.inst_head = nn.Sequential(nn.Linear(cfg.latent_dim, h), nn.GELU(), nn.Linear(h, max(1, cfg.num_instruments)))
+        self.fam_head = nn.Sequential(nn.Linear(cfg.latent_dim, h), nn.GELU(), nn.Linear(h, cfg.num_families))
+        # pitch classifier on the INPUT embedding (not on z): see losses.pitch_loss for why it exists
+        self.pitch_head = nn.Sequential(
+            nn.Conv1d(cfg.dim, 64, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(64, cfg.num_pitches),
+        )
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B,T,D]`` -> ``[B,D,T']``: crop/pad to T, optional time pooling."""
+        x = fit_frames(x, self.cfg.num_frames).transpose(1, 2)
+        if self.cfg.time_pool > 1:
+            x = F.avg_pool1d(x, self.cfg.time_pool, ceil_mode=True)
+        return x
+
+    def pitch_onehot(self, pitch: torch.Tensor) -> torch.Tensor:
+        idx = (pitch.long() - self.cfg.pitch_min).clamp(0, self.cfg.num_pitches - 1)
+        return F.one_hot(idx, self.cfg.num_pitches).float()
+
+    # -- the contract ----------------------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_prepped(self._prep(x))
+
+    def decode(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        y = self.decode_coarse(z, pitch)
+        if self.cfg.time_pool > 1:
+            y = F.interpolate(y, scale_factor=self.cfg.time_pool, mode="linear", align_corners=False)
+        y = y[:, :, : self.cfg.num_frames]
+        return y.transpose(1, 2)
+
+    def prep(self, x: torch.Tensor) -> torch.Tensor:
+        """Public form of the input preparation: training pre-pools the whole dataset once with it."""
+        return self._prep(x)
+
+    def encode_prepped(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder on a prepared input ``[B, D, T/time_pool]``."""
+        h = self.enc_pool(self.enc_conv(xp)).flatten(1)
+        h = self.enc_mlp(h)
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode_coarse(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """Decoder output at the pooled time resolution ``[B, D, T/time_pool]`` (the training target's grid)."""
+        h = self.dec_mlp(torch.cat([z, self.pitch_onehot(pitch)], dim=1))
+        h = h.view(z.shape[0], self.dec_c0, self.dec_t0)
+        y = self.dec_out(self.dec_up(h))  # [B, D, t0 * 2^n]
+        return y[:, :, : self.t_in]
+
+    def sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps * beta (the paper's sampling); deterministic mu in eval mode."""
+        if not self.training or self.cfg.beta == 0:
+            return mu
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) * self.cfg.beta
+
+    def pitch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pitch classifier on the input embedding ``[B, T, D]`` (independent of z)."""
+        return self.pitch_head(self._prep(x))
+
+    def forward(self, xp: torch.Tensor, pitch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid."""
+        mu, logvar = self.encode_prepped(xp)
+        z = self.sample(mu, logvar)
+        return {
+            "mu": mu,
+            "logvar": logvar,
+            "z": z,
+            "recon": self.decode_coarse(z, pitch),
+            "inst_logits": self.inst_head(z),
+            "fam_logits": self.fam_head(z),
+            "pitch_logits": self.pitch_head(xp),
+        }
+
+
+def save_vae(model: TimbreVAE, out_dir: str | Path, name: str = "vae") -> None:
+    """``<name>.pt`` (state_dict) + ``<name>.json`` (config) side by side."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / f"{name}.pt")
+    model.cfg.save(out / f"{name}.json")
+
+
+def load_vae(path: str | Path, name: str = "vae", map_location: str | torch.device = "cpu") -> TimbreVAE:
+    """Load from a run folder (``vae.json`` + ``vae.pt``) with weights_only state_dicts (never pickled modules)."""
+    p = Path(path)
+    cfg = VAEConfig.load(p / f"{name}.json")
+    model = TimbreVAE(cfg)
+    model.load_state_dict(torch.load(p / f"{name}.pt", map_location=map_location, weights_only=True))
+    model.eval()
+    return model
