@@ -1,0 +1,351 @@
+"""Rendering MIDI files offline with the live engine's own voices, so what you hear is what you export.
+
+How a file becomes audio:
+
+1. ``synth.midi_file.read_midi`` turns the file into events in seconds (tempo map applied, drums skipped).
+2. Every channel/program is mapped to a timbre (a point on the map plus gain and envelope): by default the centroid
+   of the bundle's training instruments of the program's General MIDI family (a factory preset of that family when
+   the source has no map, e.g. the built-in demo source); ``--map PROGRAM=PRESET`` and ``--preset NAME`` override.
+3. Each distinct (timbre point, pitch) the song needs is generated once, batched over pitches, and prepared by the
+   engine's ``prepare_note_buffer`` (resampled to the output rate, sustain loop baked in). The ``NoteBank`` keeps
+   them, so a second render of the same song (or the live instrument's cache, keyed the same way) starts warm.
+   Pitches outside the model's range are played from the nearest generated pitch, as the live mixer does.
+4. One ``synth.engine.voices.Mixer`` per MIDI channel (pedal and pitch bend are per channel in MIDI, and in the
+   mixer they are global) plays the events sample-accurately: blocks are split at event times. The channels are
+   summed and go through the engine's ``PeakLimiter`` (master gain, ceiling -0.3 dBFS), as live.
+
+Length: the file's duration plus the longest release time of the mapped timbres, after which every voice has faded
+(a pedal still down at the end of the file is released there). Output: mono WAV, 24-bit PCM or 32-bit float,
+written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.engine.limiter import PeakLimiter, db_to_gain
+from synth.engine.sources import source_hash
+from synth.engine.voices import Mixer
+from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
+from synth.midi_file import NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent, MidiTimeline, read_midi
+
+BLOCK = 4096  # frames per mixer call offline: large blocks amortise the per-voice Python overhead
+MAX_VOICES = 32  # per channel
+GENERATION_VELOCITY = 100  # notes are generated once at this velocity; the mixer's velocity curve scales them
+
+# Programs that family_of_program drops (effects, unpitched percussion) still need a sound when a file uses them.
+_FALLBACK_FAMILIES = {47: "mallet", 55: "brass"}
+_FALLBACK_FAMILY_BY_GROUP = {12: "synth_lead", 14: "mallet", 15: "synth_lead"}
+
+
+class RenderCancelled(Exception):
+    """The user cancelled the render; no file was written."""
+
+
+@dataclass(frozen=True)
+class Timbre:
+    """What a channel sounds like: a map point, gain and envelope (a preset, or a family default)."""
+
+    name: str
+    x: float
+    y: float
+    gain_db: float = 0.0
+    attack_ms: float = 5.0
+    release_ms: float = 300.0
+
+    @classmethod
+    def from_preset(cls, preset) -> "Timbre":
+        return cls(preset.name, float(preset.x), float(preset.y), float(preset.gain_db), float(preset.attack_ms),
+                   float(preset.release_ms))
+
+
+# ---------------------------------------------------------------- program -> timbre
+
+
+def family_for_program(program: int) -> str:
+    """General MIDI program -> NSynth family; effects and unpitched programs get the nearest pitched family."""
+    from synth.data.families import family_of_program
+
+    family = family_of_program(program)
+    if family is None:
+        family = _FALLBACK_FAMILIES.get(program) or _FALLBACK_FAMILY_BY_GROUP.get(program // 8, "synth_lead")
+    return family
+
+
+@dataclass
+class ProgramMap:
+    """Program -> timbre: explicit overrides first, then the family defaults, then the map's centre."""
+
+    family_timbres: dict[str, Timbre]
+    overrides: dict[int, Timbre] = field(default_factory=dict)
+    everything: Timbre | None = None  # --preset: one timbre for every channel
+
+    def timbre_for(self, program: int) -> Timbre:
+        if self.everything is not None:
+            return self.everything
+        if program in self.overrides:
+            return self.overrides[program]
+        family = family_for_program(program)
+        if family in self.family_timbres:
+            return self.family_timbres[family]
+        return _centre(self.family_timbres.values())
+
+
+def _centre(timbres: Iterable[Timbre]) -> Timbre:
+    points = [(t.x, t.y) for t in timbres]
+    if not points:
+        return Timbre("centre", 0.0, 0.0)
+    return Timbre("centre", float(np.mean([p[0] for p in points])), float(np.mean([p[1] for p in points])))
+
+
+def family_timbres(instruments: Iterable | None = None, presets: Iterable | None = None) -> dict[str, Timbre]:
+    """A timbre per family: the centroid of the training instruments of that family when a map is known, with the
+    envelope and gain of the factory preset of that family; families the map lacks keep the preset's own point."""
+    from synth.presets import family_centroids
+
+    by_family = {p.family: Timbre.from_preset(p) for p in (presets or []) if p.family}
+    centroids = family_centroids(instruments) if instruments else {}
+    timbres = dict(by_family)
+    for family, (x, y) in centroids.items():
+        base = by_family.get(family, Timbre(family, x, y))
+        timbres[family] = Timbre(f"{family} centroid", x, y, base.gain_db, base.attack_ms, base.release_ms)
+    return timbres
+
+
+def default_program_map(instruments: Iterable | None = None, presets: Iterable | None = None) -> ProgramMap:
+    """The GM family map for a bundle's instruments (``ModelBundle.instruments``) and the factory presets."""
+    if presets is None:
+        presets = _factory_presets()
+    return ProgramMap(family_timbres=family_timbres(instruments, presets))
+
+
+def _factory_presets() -> list:
+    from synth.presets import PresetLibrary
+
+    return [entry.preset for entry in PresetLibrary().entries]
+
+
+# ---------------------------------------------------------------- notes, generated once
+
+
+class NoteBank:
+    """Prepared notes keyed like the engine's note cache: (source hash, quantized point, pitch, velocity).
+
+    ``ensure`` generates whatever is missing, batched over pitches per point; ``get`` is then a dict lookup.
+    Keeping the bank between renders is the warm cache.
+    """
+
+    def __init__(self, source, sample_rate: int, quantum: float = 1e-3) -> None:
+        self.source = source
+        self.sample_rate = int(sample_rate)
+        self.quantum = quantum
+        self.notes: dict[tuple, NoteBuffer] = {}
+        self.generated = 0
+        self.generate_seconds = 0.0
+
+    def source_pitch(self, pitch: int) -> int:
+        low, high = self.source.pitch_range
+        return int(min(max(pitch, low), high))
+
+    def key(self, x: float, y: float, pitch: int) -> tuple:
+        q = self.quantum
+        return (source_hash(self.source), round(x / q), round(y / q), self.source_pitch(pitch), GENERATION_VELOCITY)
+
+    def get(self, x: float, y: float, pitch: int) -> NoteBuffer:
+        return self.notes[self.key(x, y, pitch)]
+
+    def ensure(self, wanted: Iterable[tuple[float, float, int]], progress: Callable[[int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None, batch: int = 8) -> int:
+        """Generate the missing (x, y, pitch) notes; returns how many were generated."""
+        missing: dict[tuple[float, float], set[int]] = {}
+        for x, y, pitch in wanted:
+            if self.key(x, y, pitch) not in self.notes:
+                missing.setdefault((x, y), set()).add(self.source_pitch(pitch))
+        jobs = [(xy, sorted(p)[i:i + batch]) for xy, p in missing.items() for i in range(0, len(p), batch)]
+        total, done = sum(len(p) for _, p in jobs), 0
+        for xy, pitches in jobs:
+            if cancelled is not None and cancelled():
+                raise RenderCancelled("render cancelled")
+            self._generate(xy, pitches)
+            done += len(pitches)
+            if progress is not None:
+                progress(done, total)
+        return total
+
+    def _generate(self, xy: tuple[float, float], pitches: Sequence[int]) -> None:
+        started = time.perf_counter()
+        waves = np.asarray(self.source.generate(xy, list(pitches), GENERATION_VELOCITY), dtype=np.float32)
+        held = float(getattr(self.source, "held_seconds", 3.0))
+        for pitch, wave in zip(pitches, waves):
+            key = self.key(xy[0], xy[1], pitch)
+            self.notes[key] = prepare_note_buffer(wave, int(self.source.sample_rate), self.sample_rate, pitch,
+                                                  held_seconds=held, key=key)
+        self.generated += len(pitches)
+        self.generate_seconds += time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- the render
+
+
+@dataclass
+class RenderResult:
+    audio: np.ndarray
+    sample_rate: int
+    duration: float
+    notes: int
+    notes_generated: int
+    generate_seconds: float
+    mix_seconds: float
+    peak_dbfs: float
+    out_path: Path | None = None
+    channel_timbres: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def realtime_factor(self) -> float:
+        spent = self.generate_seconds + self.mix_seconds
+        return self.duration / spent if spent > 0 else math.inf
+
+
+class _Channel:
+    """One MIDI channel: its own mixer (pedal and bend are per channel) and its current timbre."""
+
+    def __init__(self, sample_rate: int, timbre: Timbre) -> None:
+        self.mixer = Mixer(sample_rate, BLOCK, MAX_VOICES)
+        self.scratch = np.zeros((BLOCK, 1), dtype=np.float32)
+        self.set_timbre(timbre)
+
+    def set_timbre(self, timbre: Timbre) -> None:
+        self.timbre = timbre
+        self.gain = np.float32(db_to_gain(timbre.gain_db))
+        self.mixer.attack = timbre.attack_ms / 1000.0
+        self.mixer.release = timbre.release_ms / 1000.0
+
+
+def needed_notes(timeline: MidiTimeline, program_map: ProgramMap) -> set[tuple[float, float, int]]:
+    """Every (x, y, pitch) the song plays, with the program active on its channel when the note starts."""
+    wanted = set()
+    for note in timeline.notes():
+        timbre = program_map.timbre_for(note.program)
+        wanted.add((timbre.x, timbre.y, note.pitch))
+    return wanted
+
+
+def render_timeline(timeline: MidiTimeline, bank: NoteBank, program_map: ProgramMap,
+                    master_gain_db: float = -12.0, progress: Callable[[str, int, int], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> RenderResult:
+    """Render a parsed file to a mono float32 array: generate what the bank lacks, then mix and limit.
+
+    ``progress(stage, done, total)`` reports the stages "generate" (notes) and "mix" (frames).
+    """
+    staged = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
+    generated, gen_seconds = bank.generated, bank.generate_seconds
+    bank.ensure(needed_notes(timeline, program_map), progress=staged("generate"), cancelled=cancelled)
+    started = time.perf_counter()
+    channels = {c: _Channel(bank.sample_rate, program_map.timbre_for(0)) for c in timeline.channels()}
+    audio = _play(timeline, channels, bank, program_map, master_gain_db, staged("mix"), cancelled)
+    return RenderResult(audio=audio, sample_rate=bank.sample_rate, duration=len(audio) / bank.sample_rate,
+                        notes=len(timeline.notes()), notes_generated=bank.generated - generated,
+                        generate_seconds=bank.generate_seconds - gen_seconds,
+                        mix_seconds=time.perf_counter() - started, peak_dbfs=peak_dbfs(audio),
+                        channel_timbres={c: ch.timbre.name for c, ch in channels.items()})
+
+
+def tail_seconds(timeline: MidiTimeline, program_map: ProgramMap) -> float:
+    """The longest release among the timbres the file can use: after it every voice has faded."""
+    programs = {0} | {int(e.value) for e in timeline.events if e.kind == PROGRAM}
+    return max(program_map.timbre_for(p).release_ms for p in programs) / 1000.0
+
+
+def _play(timeline: MidiTimeline, channels: dict[int, _Channel], bank: NoteBank, program_map: ProgramMap,
+          master_gain_db: float, progress, cancelled) -> np.ndarray:
+    """The block loop: mix up to each event time, apply the events, go on; finish with the release tail."""
+    sr = bank.sample_rate
+    total = int(math.ceil((timeline.duration + tail_seconds(timeline, program_map)) * sr))
+    out = np.zeros((total, 1), dtype=np.float32)
+    limiter = PeakLimiter(sr, BLOCK, channels=1, master_gain_db=master_gain_db)
+    position = 0
+    for when, group in _grouped(timeline.events, sr):
+        position = _mix(channels, limiter, out, position, min(when, total), progress, cancelled)
+        for event in group:
+            _apply(channels, event, bank, program_map)
+    for channel in channels.values():  # the file ended: release keys and pedals, let the tails ring out
+        channel.mixer.all_notes_off()
+    _mix(channels, limiter, out, position, total, progress, cancelled)
+    return out[:, 0]
+
+
+def _grouped(events: Sequence[MidiEvent], sr: int):
+    """Events grouped by the sample they fall on (chords become one group)."""
+    group: list[MidiEvent] = []
+    when = -1
+    for event in events:
+        sample = int(round(event.time * sr))
+        if group and sample != when:
+            yield when, group
+            group = []
+        when = sample
+        group.append(event)
+    if group:
+        yield when, group
+
+
+def _mix(channels: dict[int, _Channel], limiter: PeakLimiter, out: np.ndarray, start: int, stop: int,
+         progress, cancelled) -> int:
+    """Mix frames [start, stop) in blocks of at most BLOCK; returns stop."""
+    position = start
+    while position < stop:
+        if cancelled is not None and cancelled():
+            raise RenderCancelled("render cancelled")
+        frames = min(BLOCK, stop - position)
+        block = out[position:position + frames]
+        for channel in channels.values():
+            if channel.mixer.active_voices:
+                scratch = channel.scratch[:frames]
+                channel.mixer.render(scratch)
+                scratch *= channel.gain
+                block += scratch
+        limiter.process(block)
+        position += frames
+        if progress is not None:
+            progress(position, len(out))
+    return position
+
+
+def _apply(channels: dict[int, _Channel], event: MidiEvent, bank: NoteBank, program_map: ProgramMap) -> None:
+    channel = channels.get(event.channel)
+    if channel is None:
+        return
+    mixer = channel.mixer
+    if event.kind == NOTE_ON:
+        t = channel.timbre
+        mixer.note_on(event.note, int(event.value), bank.get(t.x, t.y, event.note))
+    elif event.kind == NOTE_OFF:
+        mixer.note_off(event.note)
+    elif event.kind == SUSTAIN:
+        mixer.sustain(event.value >= 0.5)
+    elif event.kind == PITCH_BEND:
+        mixer.pitch_bend(event.value)
+    elif event.kind == PROGRAM:
+        channel.set_timbre(program_map.timbre_for(int(event.value)))
+
+
+def render_midi(midi_path: str | Path, out_wav: str | Path | None, source, program_map: ProgramMap | None = None,
+                *, sample_rate: int = 48000, sample_format: str = "pcm24", master_gain_db: float = -12.0,
+                bank: NoteBank | None = None, progress: Callable[[str, int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> RenderResult:
+    """Read, render and (when ``out_wav`` is given) write one MIDI file; ``progress(stage, done, total)``."""
+    timeline = read_midi(midi_path)
+    program_map = program_map or default_program_map(getattr(source, "instruments", None))
+    bank = bank if bank is not None and bank.sample_rate == sample_rate else NoteBank(source, sample_rate)
+    result = render_timeline(timeline, bank, program_map, master_gain_db, progress, cancelled)
+    if out_wav is not None:
+        write_wav(Path(out_wav), result.audio, sample_rate, WAV_SUBTYPES[sample_format])
+        result.out_path = Path(out_wav)
+    return result
