@@ -3,7 +3,7 @@
 Loudness (documented, never normalized per note): each sample is the model's raw output at the requested velocity
 times the master gain (``gain_db``, the preset's gain when exporting a preset). A quiet pitch stays quiet, so the
 pack plays with the same balance across the keyboard as the live instrument. The peak of every note and of the
-whole pack is reported (and written to ``export.json``); 24-bit files clip above 0 dBFS, so a pack whose peak is
+whole pack is reported (and written to ``<name>.export.json``); 24-bit files clip above 0 dBFS, so a pack whose peak is
 over 0 dBFS says so and float WAV keeps it intact.
 
 Files (``-o DIR``): ``--format wav`` writes ``DIR/<name>_<pitch>.wav`` per note; ``--format sfz`` writes
@@ -181,8 +181,12 @@ def planned_files(request: ExportRequest) -> dict[int, Path]:
     return {p: folder / f"{stem}_{p:03d}_{note_name(p)}.wav" for p in request.pitches}
 
 
+def manifest_path(request: ExportRequest) -> Path:
+    return Path(f"{safe_stem(request.name)}.export.json")
+
+
 def all_outputs(request: ExportRequest) -> list[Path]:
-    outputs = list(planned_files(request).values()) + [Path("export.json")]
+    outputs = list(planned_files(request).values()) + [manifest_path(request)]
     if request.format == "sfz":
         outputs.append(Path(f"{safe_stem(request.name)}.sfz"))
     return outputs
@@ -238,7 +242,7 @@ def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportRe
     if request.format == "sfz":
         result.sfz_path = staging / f"{safe_stem(request.name)}.sfz"
         write_text_atomic(result.sfz_path, sfz_text(request, result.notes, staging))
-    write_text_atomic(staging / "export.json", json.dumps(manifest(request, result, staging), indent=2))
+    write_text_atomic(staging / manifest_path(request), json.dumps(manifest(request, result, staging), indent=2))
     return result
 
 
@@ -320,7 +324,7 @@ def sfz_text(request: ExportRequest, notes: Sequence[NoteFile], root: Path) -> s
 
 
 def manifest(request: ExportRequest, result: ExportResult, root: Path) -> dict:
-    """``export.json``: the settings and the loudness of every note, for people and scripts."""
+    """``<name>.export.json``: the settings and the loudness of every note, for people and scripts."""
     return {
         "name": request.name,
         "xy": [request.x, request.y],

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.engine.buffers import NoteBuffer
 from synth.engine.limiter import PeakLimiter, db_to_gain
 from synth.engine.sources import source_hash
 from synth.engine.voices import Mixer
@@ -136,17 +136,22 @@ def _factory_presets() -> list:
 
 
 class NoteBank:
-    """Prepared notes keyed like the engine's note cache: (source hash, quantized point, pitch, velocity).
+    """The song's notes, generated through the engine's ``NoteCache`` (same keys, same preparation as live).
 
-    ``ensure`` generates whatever is missing, batched over pitches per point; ``get`` is then a dict lookup.
-    Keeping the bank between renders is the warm cache.
+    ``ensure`` generates whatever the cache lacks, batched over pitches per point, and pins every note the song
+    needs in ``song`` (so an LRU eviction in a shared cache cannot pull a buffer out mid-render); lookups during the
+    render are then plain dict reads. Pass the live engine's cache to render with what the player already heard;
+    keeping one bank between renders is the warm cache.
     """
 
-    def __init__(self, source, sample_rate: int, quantum: float = 1e-3) -> None:
+    def __init__(self, source, sample_rate: int, cache=None) -> None:
+        from synth.engine.note_cache import NoteCache
+
         self.source = source
         self.sample_rate = int(sample_rate)
-        self.quantum = quantum
-        self.notes: dict[tuple, NoteBuffer] = {}
+        held = float(getattr(source, "held_seconds", 3.0))
+        self.cache = cache if cache is not None else NoteCache(self.sample_rate, held_seconds=held, max_bytes=4 << 30)
+        self.song: dict[tuple[float, float, int], NoteBuffer] = {}
         self.generated = 0
         self.generate_seconds = 0.0
 
@@ -154,20 +159,23 @@ class NoteBank:
         low, high = self.source.pitch_range
         return int(min(max(pitch, low), high))
 
-    def key(self, x: float, y: float, pitch: int) -> tuple:
-        q = self.quantum
-        return (source_hash(self.source), round(x / q), round(y / q), self.source_pitch(pitch), GENERATION_VELOCITY)
+    def key(self, x: float, y: float, pitch: int):
+        return self.cache.key(source_hash(self.source), x, y, self.source_pitch(pitch), GENERATION_VELOCITY)
 
     def get(self, x: float, y: float, pitch: int) -> NoteBuffer:
-        return self.notes[self.key(x, y, pitch)]
+        return self.song[(x, y, self.source_pitch(pitch))]
 
     def ensure(self, wanted: Iterable[tuple[float, float, int]], progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None, batch: int = 8) -> int:
-        """Generate the missing (x, y, pitch) notes; returns how many were generated."""
+        """Make every (x, y, pitch) playable; returns how many notes had to be generated."""
         missing: dict[tuple[float, float], set[int]] = {}
         for x, y, pitch in wanted:
-            if self.key(x, y, pitch) not in self.notes:
-                missing.setdefault((x, y), set()).add(self.source_pitch(pitch))
+            p = self.source_pitch(pitch)
+            buffer = self.song.get((x, y, p)) or self.cache.get(self.key(x, y, p))
+            if buffer is None:
+                missing.setdefault((x, y), set()).add(p)
+            else:
+                self.song[(x, y, p)] = buffer
         jobs = [(xy, sorted(p)[i:i + batch]) for xy, p in missing.items() for i in range(0, len(p), batch)]
         total, done = sum(len(p) for _, p in jobs), 0
         for xy, pitches in jobs:
@@ -182,11 +190,9 @@ class NoteBank:
     def _generate(self, xy: tuple[float, float], pitches: Sequence[int]) -> None:
         started = time.perf_counter()
         waves = np.asarray(self.source.generate(xy, list(pitches), GENERATION_VELOCITY), dtype=np.float32)
-        held = float(getattr(self.source, "held_seconds", 3.0))
         for pitch, wave in zip(pitches, waves):
-            key = self.key(xy[0], xy[1], pitch)
-            self.notes[key] = prepare_note_buffer(wave, int(self.source.sample_rate), self.sample_rate, pitch,
-                                                  held_seconds=held, key=key)
+            self.song[(xy[0], xy[1], pitch)] = self.cache.insert(self.key(xy[0], xy[1], pitch), wave,
+                                                                  int(self.source.sample_rate))
         self.generated += len(pitches)
         self.generate_seconds += time.perf_counter() - started
 
@@ -349,3 +355,94 @@ def render_midi(midi_path: str | Path, out_wav: str | Path | None, source, progr
         write_wav(Path(out_wav), result.audio, sample_rate, WAV_SUBTYPES[sample_format])
         result.out_path = Path(out_wav)
     return result
+
+
+# ---------------------------------------------------------------- what the command lines share
+
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+class SourceError(Exception):
+    """No note source could be opened (bundle missing or broken); the message says how to fix it."""
+
+
+@dataclass
+class OpenedSource:
+    source: object
+    instruments: list | None
+    description: str
+
+
+def open_source(bundle: str | Path | None = None, demo: bool = False) -> OpenedSource:
+    """The model bundle's synthesizer, or the engine's built-in demo source.
+
+    With no ``bundle`` given, the default bundle is used when installed and the demo source otherwise (as the live
+    instrument does); a bundle named explicitly must load, else ``SourceError``.
+    """
+    from synth.engine.sources import SineNoteSource
+
+    if demo:
+        return OpenedSource(SineNoteSource(), None, "built-in demo source (harmonic tones)")
+    path = Path(bundle) if bundle is not None else DEFAULT_BUNDLE
+    if not (path / "bundle.json").is_file():
+        if bundle is not None:
+            raise SourceError(f"{path}: not a model bundle (no bundle.json); use --demo for the built-in sound")
+        return OpenedSource(SineNoteSource(), None, f"built-in demo source (no model bundle at {path})")
+    try:
+        from synth.engine.synthesizer import Synthesizer
+        from synth.model.bundle import load_bundle
+
+        loaded = load_bundle(path)
+        return OpenedSource(Synthesizer(loaded), list(loaded.instruments), f"model bundle {path} ({loaded.hash})")
+    except ImportError as exc:
+        raise SourceError(f"cannot load model bundles in this checkout ({exc}); use --demo") from exc
+    except Exception as exc:  # BundleError and friends: the bundle's own message says what is wrong
+        raise SourceError(f"{path}: {exc}") from exc
+
+
+def find_preset(name: str):
+    """A preset by exact name, then case-insensitively, then by file stem (``Grand_Keys``)."""
+    from synth.presets import PresetError, PresetLibrary, file_stem
+
+    library = PresetLibrary()
+    for match in (lambda e: e.name == name, lambda e: e.name.casefold() == name.casefold(),
+                  lambda e: e.path.stem.casefold() == file_stem(name).casefold()):
+        entry = next((e for e in library.entries if match(e)), None)
+        if entry is not None:
+            return entry.preset
+    raise PresetError(f"no preset named {name!r}; presets: {', '.join(library.names()) or 'none'}")
+
+
+def parse_timbre(text: str) -> Timbre:
+    """``PRESET NAME`` or ``X,Y`` (a raw map point) to a timbre."""
+    parts = text.split(",")
+    if len(parts) == 2:
+        try:
+            x, y = float(parts[0]), float(parts[1])
+            return Timbre(f"({x:g}, {y:g})", x, y)
+        except ValueError:
+            pass
+    return Timbre.from_preset(find_preset(text.strip()))
+
+
+def apply_overrides(program_map: ProgramMap, mappings: Sequence[str], preset: str | None = None) -> ProgramMap:
+    """``--map PROGRAM=PRESET`` / ``--map FAMILY=PRESET`` (PRESET may be ``X,Y``) and ``--preset NAME``."""
+    from synth.data.families import FAMILIES
+
+    if preset:
+        program_map.everything = parse_timbre(preset)
+    for mapping in mappings:
+        key, sep, value = mapping.partition("=")
+        key = key.strip()
+        if not sep or not value.strip():
+            raise ValueError(f"bad --map {mapping!r}: use PROGRAM=PRESET (program 0-127) or FAMILY=PRESET")
+        timbre = parse_timbre(value)
+        if key.isdigit() and 0 <= int(key) <= 127:
+            program_map.overrides[int(key)] = timbre
+        elif key in FAMILIES:
+            program_map.family_timbres[key] = timbre
+        else:
+            raise ValueError(f"bad --map {mapping!r}: {key!r} is neither a program 0-127 nor a family "
+                             f"({', '.join(FAMILIES)})")
+    return program_map

@@ -1,0 +1,91 @@
+"""``synth export``: the notes of one timbre as WAV files or an SFZ instrument (see ``synth.export``).
+
+Examples::
+
+    python -m synth export --preset "Grand Keys" --format sfz -o packs/grand_keys
+    python -m synth export --xy 0.4 -1.2 --pitches 36-84 --format wav --sample-format float -o notes/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--preset", help="preset name (its point, gain, attack and release are used)")
+    where.add_argument("--xy", nargs=2, type=float, metavar=("X", "Y"), help="a point on the timbre map")
+    parser.add_argument("--pitches", default="48-72", help="MIDI pitches, e.g. 48-72 or 36,48,60-64 (default 48-72)")
+    parser.add_argument("--velocity", type=int, default=100, help="velocity the notes are generated at (1-127)")
+    parser.add_argument("--format", choices=("wav", "sfz"), default="sfz")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
+    parser.add_argument("--name", help="instrument / file name (default: the preset's name or the point)")
+    parser.add_argument("--gain-db", type=float, help="master gain applied to every note (default: preset's, or 0)")
+    parser.add_argument("--sample-rate", type=int, default=48000)
+    parser.add_argument("--sample-format", choices=("pcm24", "float"), default="pcm24")
+    parser.add_argument("--force", action="store_true", help="replace files an earlier export wrote")
+    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: models/default when installed)")
+    parser.add_argument("--demo", action="store_true", help="use the built-in demo sound instead of a model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from synth.export import ExportError, check_target, export_notes
+    from synth.presets import PresetError
+    from synth.render import SourceError, open_source
+
+    try:
+        request = _request(args)
+        check_target(request)  # refuse before loading a model
+        opened = open_source(args.bundle, args.demo)
+        print(f"source: {opened.description}", file=sys.stderr)
+        result = _export(export_notes, opened.source, request, args.quiet)
+    except (ExportError, SourceError, PresetError, OSError) as exc:
+        print(f"synth export: {exc}", file=sys.stderr)
+        return 1
+    peak = result.peak_dbfs
+    summary = {"output": str(result.out_dir), "format": request.format, "notes": len(result.notes),
+               "sfz": str(result.sfz_path) if result.sfz_path else None,
+               "peak_dbfs": round(peak, 2) if peak > -1e9 else None, "gain_db": request.gain_db}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {len(result.notes)} notes to {result.out_dir}" +
+              (f" ({result.sfz_path.name})" if result.sfz_path else "") + f", peak {summary['peak_dbfs']} dBFS")
+    if peak > 0 and request.sample_format == "pcm24":
+        print("warning: the peak is above 0 dBFS and clipped in 24-bit files; lower --gain-db or use "
+              "--sample-format float", file=sys.stderr)
+    return 0
+
+
+def _request(args: argparse.Namespace):
+    from synth.export import ExportError, ExportRequest, parse_pitches
+    from synth.render import find_preset
+
+    if not 1 <= args.velocity <= 127:
+        raise ExportError(f"velocity {args.velocity} is outside 1-127")
+    if args.preset:
+        preset = find_preset(args.preset)
+        x, y, name = preset.x, preset.y, preset.name
+        gain, attack, release = preset.gain_db, preset.attack_ms, preset.release_ms
+    else:
+        (x, y), name = args.xy, f"pgesam_{args.xy[0]:+.3f}_{args.xy[1]:+.3f}"
+        gain, attack, release = 0.0, 5.0, 300.0
+    return ExportRequest(x=x, y=y, out_dir=args.output, pitches=parse_pitches(args.pitches), velocity=args.velocity,
+                         format=args.format, name=args.name or name,
+                         gain_db=gain if args.gain_db is None else args.gain_db, attack_ms=attack,
+                         release_ms=release, sample_format=args.sample_format, sample_rate=args.sample_rate,
+                         force=args.force)
+
+
+def _export(export_notes, source, request, quiet: bool):
+    if quiet:
+        return export_notes(source, request)
+    from tqdm import tqdm
+
+    with tqdm(total=len(request.pitches), desc="export", unit="note", file=sys.stderr, leave=False) as bar:
+        return export_notes(source, request, progress=lambda done, total: bar.update(done - bar.n))

@@ -1,0 +1,104 @@
+"""``synth render song.mid -o song.wav``: render a MIDI file offline with the instrument's own voices.
+
+Examples::
+
+    python -m synth render song.mid                          # song.wav beside it, GM families -> map regions
+    python -m synth render song.mid -o out.wav --preset "Grand Keys"
+    python -m synth render song.mid --map 40="Bowed Strings" --map 0=0.8,-0.2 --map bass="Round Bass"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("midi", type=Path, help="MIDI file (type 0 or 1); channel 10 (drums) is skipped")
+    parser.add_argument("-o", "--output", type=Path, help="WAV file to write (default: the MIDI file's name, .wav)")
+    parser.add_argument("--preset", help="one preset (or X,Y map point) for every channel")
+    parser.add_argument("--map", action="append", default=[], metavar="PROGRAM=PRESET",
+                        help="timbre of a GM program 0-127 or a family (e.g. 40=\"Bowed Strings\", 0=0.5,-1); "
+                             "repeatable")
+    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: models/default when installed)")
+    parser.add_argument("--demo", action="store_true", help="use the built-in demo sound instead of a model")
+    parser.add_argument("--sample-rate", type=int, default=48000)
+    parser.add_argument("--sample-format", choices=("pcm24", "float"), default="pcm24")
+    parser.add_argument("--gain-db", type=float, default=-12.0, help="master gain before the limiter (live default)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from synth.midi_file import MidiFileError
+    from synth.presets import PresetError
+    from synth.render import SourceError, apply_overrides, default_program_map, open_source, render_midi
+
+    output = args.output or args.midi.with_suffix(".wav")
+    if output.exists() and not args.force:
+        print(f"synth render: {output} exists; pass --force to overwrite it", file=sys.stderr)
+        return 1
+    try:
+        opened = open_source(args.bundle, args.demo)
+        program_map = apply_overrides(default_program_map(opened.instruments), args.map, args.preset)
+        print(f"source: {opened.description}", file=sys.stderr)
+        with _ProgressBars(disabled=args.quiet) as bars:
+            result = render_midi(args.midi, output, opened.source, program_map, sample_rate=args.sample_rate,
+                                 sample_format=args.sample_format, master_gain_db=args.gain_db, progress=bars.update)
+    except (MidiFileError, SourceError, PresetError, ValueError, OSError) as exc:
+        print(f"synth render: {exc}", file=sys.stderr)
+        return 1
+    summary = _summary(result, args)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {output}: {summary['duration_s']:.2f} s, {summary['notes']} notes, peak "
+              f"{summary['peak_dbfs']} dBFS, {summary['realtime_factor']:.1f}x real time "
+              f"({summary['notes_generated']} notes generated)")
+    return 0
+
+
+def _summary(result, args) -> dict:
+    peak = result.peak_dbfs
+    return {
+        "output": str(result.out_path),
+        "duration_s": round(result.duration, 3),
+        "notes": result.notes,
+        "notes_generated": result.notes_generated,
+        "generate_s": round(result.generate_seconds, 3),
+        "mix_s": round(result.mix_seconds, 3),
+        "realtime_factor": round(result.realtime_factor, 2),
+        "peak_dbfs": round(peak, 2) if peak > -1e9 else None,
+        "channels": {str(c): name for c, name in result.channel_timbres.items()},
+        "sample_rate": args.sample_rate,
+    }
+
+
+class _ProgressBars:
+    """One tqdm bar per stage ("generate" notes, then "mix" frames), on stderr."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+        self.bars: dict = {}
+
+    def __enter__(self) -> "_ProgressBars":
+        return self
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if self.disabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit = "note" if stage == "generate" else "frame"
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=True, file=sys.stderr,
+                                          leave=False)
+        bar.update(done - bar.n)
+
+    def __exit__(self, *exc) -> None:
+        for bar in self.bars.values():
+            bar.close()
