@@ -1,0 +1,247 @@
+"""Stage 2: a decoder-only Transformer that writes the codec embedding frames of a note for (timbre point, pitch).
+
+Sequence layout (one row per note)::
+
+    position:  0        1            2            3           ...   S+1
+    input:     z-token  pitch-token  start-patch  patch 0     ...   patch S-2
+    output:    -        -            patch 0      patch 1     ...   patch S-1
+
+A *patch* is ``frames_per_step`` consecutive codec frames flattened into one token: with 4 frames per step a
+300-frame note takes 75 steps instead of 300, which is what makes a new point playable on a 2-core CPU (DESIGN:
+300 KV-cached steps x 25 notes took ~5.8 s). All T frames are produced (the last patch is cropped), none lost.
+
+Attention is written by hand around ``F.scaled_dot_product_attention`` so that the KV cache is two preallocated
+tensors per layer; ``generate`` and the teacher-forced ``forward`` share every weight, and a test checks that cached
+generation equals uncached generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GeneratorConfig:
+    num_frames: int = 300  # T
+    dim: int = 128  # D
+    pitch_min: int = 48
+    pitch_max: int = 72
+    latent_dim: int = 2
+    frames_per_step: int = 4  # P: codec frames per Transformer step ("patching")
+    d_model: int = 256
+    n_layers: int = 4  # 6 costs ~1.5x per training step; the CPU budget decides (see MODEL_CARD)
+    n_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.1
+    # training
+    cond_noise: float = 0.05  # N(0, 0.05) added to the VAE's mu during training (authors' code)
+    input_noise: float = 0.1  # N(0, sigma) on teacher-forced INPUT patches (exposure bias; targets stay clean)
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    batch_size: int = 32
+    total_steps: int = 60000  # length of the cosine schedule (training may stop earlier and resume later)
+    warmup_steps: int = 500
+    seed: int = 0
+
+    @property
+    def num_pitches(self) -> int:
+        return self.pitch_max - self.pitch_min + 1
+
+    @property
+    def num_steps(self) -> int:
+        return -(-self.num_frames // self.frames_per_step)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GeneratorConfig":
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GeneratorConfig":
+        return cls.from_json(Path(path).read_text())
+
+
+class KVCache:
+    """Preallocated keys/values of every layer: ``[n_layers, B, H, L, head_dim]`` each; ``length`` is filled."""
+
+    def __init__(self, cfg: GeneratorConfig, batch: int, max_len: int, device, dtype):
+        hd = cfg.d_model // cfg.n_heads
+        shape = (cfg.n_layers, batch, cfg.n_heads, max_len, hd)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.h = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # each [B, H, n, hd]
+        p = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        else:
+            start = cache.length
+            cache.k[layer, :, :, start : start + n] = k
+            cache.v[layer, :, :, start : start + n] = v
+            keys = cache.k[layer, :, :, : start + n]
+            vals = cache.v[layer, :, :, : start + n]
+            if n == 1:
+                y = F.scaled_dot_product_attention(q, keys, vals)  # the newest token sees everything cached
+            else:  # prefill: causal among the new tokens, full view of what was cached before
+                mask = torch.ones(n, start + n, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.ff_mult * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(cfg.ff_mult * cfg.d_model, cfg.d_model),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, pd = cfg.d_model, cfg.frames_per_step * cfg.dim
+        # the 2D point enters through a small MLP: a single linear map of 2 numbers spans only a plane of token space
+        self.z_proj = nn.Sequential(nn.Linear(cfg.latent_dim, d), nn.GELU(), nn.Linear(d, d))
+        self.pitch_emb = nn.Embedding(cfg.num_pitches, d)
+        self.start = nn.Parameter(torch.zeros(pd))
+        self.in_proj = nn.Linear(pd, d)
+        self.pos = nn.Parameter(torch.randn(cfg.num_steps + 2, d) * 0.02)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.out = nn.Linear(d, pd)  # plain linear output
+
+    # -- pieces ----------------------------------------------------------------------------------------------------
+    def to_patches(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, S, P*D]`` (zero-padded at the end to a whole number of patches)."""
+        b, t, dim = frames.shape
+        p = self.cfg.frames_per_step
+        s = -(-t // p)
+        if s * p != t:
+            frames = F.pad(frames, (0, 0, 0, s * p - t))
+        return frames.reshape(b, s, p * dim)
+
+    def from_patches(self, patches: torch.Tensor, num_frames: int) -> torch.Tensor:
+        b, s, _ = patches.shape
+        return patches.reshape(b, s * self.cfg.frames_per_step, self.cfg.dim)[:, :num_frames]
+
+    def prefix(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """The three first tokens ``[B, 3, d]``: timbre point, pitch, learned start patch."""
+        idx = (pitch.long() - self.cfg.pitch_min).clamp(0, self.cfg.num_pitches - 1)
+        start = self.in_proj(self.start).expand(z.shape[0], 1, -1)
+        return torch.cat([self.z_proj(z.float())[:, None], self.pitch_emb(idx)[:, None], start], dim=1)
+
+    def _run(self, h: torch.Tensor, cache: KVCache | None, pos0: int) -> torch.Tensor:
+        h = self.drop(h + self.pos[pos0 : pos0 + h.shape[1]])
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, cache, i)
+        if cache is not None:
+            cache.length += h.shape[1]
+        return self.out(self.ln_f(h))
+
+    # -- the contract ----------------------------------------------------------------------------------------------
+    def forward(
+        self, z: torch.Tensor, pitch: torch.Tensor, frames_in: torch.Tensor, input_noise: float = 0.0
+    ) -> torch.Tensor:
+        """Teacher forcing. ``frames_in`` are the note's true frames ``[B, T, D]``; they are shifted here (start
+        patch, then patches 0..S-2) and the output holds the predictions of all T frames ``[B, T, D]``.
+        ``input_noise`` adds N(0, sigma) to the shifted inputs only (a cheap guard against exposure bias)."""
+        t = frames_in.shape[1]
+        patches = self.to_patches(frames_in.float())
+        inp = patches[:, :-1]
+        if input_noise > 0:
+            inp = inp + input_noise * torch.randn_like(inp)
+        h = torch.cat([self.prefix(z, pitch), self.in_proj(inp)], dim=1)  # [B, S+2, d]
+        y = self._run(h, None, 0)[:, 2:]  # outputs at the start patch and after: S predictions
+        return self.from_patches(y, t)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Free-running generation of ``num_frames`` frames (default T) with a KV cache, batched ``[B, T, D]``."""
+        num_frames = num_frames or self.cfg.num_frames
+        s = -(-num_frames // self.cfg.frames_per_step)
+        if s > self.cfg.num_steps:
+            raise ValueError(f"at most {self.cfg.num_frames} frames (asked {num_frames})")
+        p = next(self.parameters())
+        z, pitch = z.to(p.device, p.dtype), pitch.to(p.device)
+        cache = KVCache(self.cfg, z.shape[0], s + 2, p.device, p.dtype)
+        out = self._run(self.prefix(z, pitch), cache, 0)[:, -1:]  # patch 0
+        patches = [out]
+        for i in range(1, s):
+            out = self._run(self.in_proj(out), cache, i + 2)
+            patches.append(out)
+        return self.from_patches(torch.cat(patches, dim=1), num_frames)
+
+    @torch.no_grad()
+    def generate_uncached(self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Reference implementation without a cache (quadratic): the whole prefix is re-run every step."""
+        num_frames = num_frames or self.cfg.num_frames
+        s = -(-num_frames // self.cfg.frames_per_step)
+        pre = self.prefix(z, pitch)
+        patches = torch.zeros(z.shape[0], 0, self.cfg.frames_per_step * self.cfg.dim, device=z.device)
+        for _ in range(s):
+            h = torch.cat([pre, self.in_proj(patches)], dim=1)
+            y = self._run(h, None, 0)[:, -1:]
+            patches = torch.cat([patches, y], dim=1)
+        return self.from_patches(patches, num_frames)
+
+
+def save_generator(model: Generator, out_dir: str | Path, name: str = "generator") -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / f"{name}.pt")
+    model.cfg.save(out / f"{name}.json")
+
+
+def load_generator(path: str | Path, name: str = "generator", map_location="cpu") -> Generator:
+    p = Path(path)
+    model = Generator(GeneratorConfig.load(p / f"{name}.json"))
+    model.load_state_dict(torch.load(p / f"{name}.pt", map_location=map_location, weights_only=True))
+    model.eval()
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+_ = math  # (math kept for callers computing schedules from this module)

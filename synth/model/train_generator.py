@@ -1,0 +1,178 @@
+"""Training loop of the generator: VAE frozen, condition = mu + N(0, cond_noise), MSE with teacher forcing.
+
+Exposure bias: the generator is trained on true previous frames but runs on its own. Two cheap guards: Gaussian
+noise on the teacher-forced INPUT patches (``input_noise``; targets stay clean), so it learns to continue from
+slightly wrong history; and checkpoint selection on FREE-RUNNING error on the valid split (what the player hears),
+not on teacher-forced loss.
+
+Output folder (``runs/gen/<name>/``): ``generator.pt`` + ``generator.json`` (the best checkpoint by free-running
+valid error), ``last.pt`` (state_dict of the latest step), ``ckpt.pt`` (resume: model, optimizer, scheduler, step,
+RNG, best score), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synth.model.data import NoteSet
+from synth.model.generator import Generator, GeneratorConfig, save_generator
+from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
+from synth.model.vae import TimbreVAE
+
+
+@torch.no_grad()
+def encode_mu(vae: TimbreVAE, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """mu of every note; ``x`` is ``[N, T, D]`` standardized (any float dtype)."""
+    vae.eval()
+    dev = next(vae.parameters()).device
+    return torch.cat([vae.encode(x[i : i + chunk].to(dev).float())[0].cpu() for i in range(0, len(x), chunk)])
+
+
+@torch.no_grad()
+def free_running_error(gen: Generator, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor, chunk: int = 64) -> float:
+    """MSE between freely generated and true frames (standardized units)."""
+    gen.eval()
+    dev = next(gen.parameters()).device
+    err, n = 0.0, 0
+    for i in range(0, len(z), chunk):
+        y = gen.generate(z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), x.shape[1])
+        err += F.mse_loss(y.cpu(), x[i : i + chunk].float(), reduction="sum").item()
+        n += y.numel()
+    return err / max(1, n)
+
+
+@torch.no_grad()
+def teacher_forced_error(gen: Generator, z, pitch, x, chunk: int = 64) -> float:
+    gen.eval()
+    dev = next(gen.parameters()).device
+    err, n = 0.0, 0
+    for i in range(0, len(z), chunk):
+        xb = x[i : i + chunk].to(dev).float()
+        y = gen(z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), xb)
+        err += F.mse_loss(y, xb, reduction="sum").item()
+        n += y.numel()
+    return err / max(1, n)
+
+
+def valid_subset(valid: NoteSet, mu: torch.Tensor, n: int, seed: int = 0):
+    """A fixed spread of valid notes (all instruments, mixed pitches) for cheap free-running checks."""
+    idx = np.random.default_rng(seed).permutation(len(valid))[:n]
+    idx = torch.from_numpy(np.sort(idx))
+    return mu[idx], valid.pitch[idx], valid.x[idx]
+
+
+def train_generator(
+    train: NoteSet,
+    valid: NoteSet | None,
+    vae: TimbreVAE,
+    cfg: GeneratorConfig,
+    out_dir: str | Path,
+    minutes: float | None = None,
+    max_steps: int | None = None,
+    valid_every: int = 500,
+    valid_notes: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Generator:
+    """Train or resume until ``minutes`` of wall time, ``max_steps`` (absolute) or ``cfg.total_steps``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    vae = vae.to(device).eval()
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    mu_train = encode_mu(vae, train.x)
+    val = None
+    if valid is not None and len(valid):
+        val = valid_subset(valid, encode_mu(vae, valid.x), valid_notes, cfg.seed)
+    gen = Generator(cfg).to(device)
+    opt = torch.optim.AdamW(gen.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+    sched = cosine_schedule(opt, cfg.total_steps, cfg.warmup_steps)
+    step, best = 0, float("inf")
+    ckpt_path = out / "ckpt.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"] != json.loads(cfg.to_json()):
+            raise RuntimeError(f"{ckpt_path} was made with a different config; use a new --out folder")
+        gen.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        step, best = ck["step"], ck["best"]
+        _set_rng_state(ck["rng"])
+    cfg.save(out / "generator.json")
+    end_step = min(cfg.total_steps, max_steps) if max_steps is not None else cfg.total_steps
+    deadline = time.time() + 60 * minutes if minutes else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=end_step, initial=step, desc="generator", dynamic_ncols=True)
+    gen_rng = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+    running, n_run = 0.0, 0
+
+    def save_ckpt() -> None:
+        torch.save(
+            {
+                "model": gen.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                "best": best, "rng": _rng_state(), "config": json.loads(cfg.to_json()),
+            },
+            ckpt_path,
+        )
+        torch.save(gen.state_dict(), out / "last.pt")
+
+    def validate() -> None:
+        nonlocal best
+        rec = {"step": step, "train_mse": round(running / max(1, n_run), 6), "lr": sched.get_last_lr()[0]}
+        if val is not None:
+            t0 = time.time()
+            rec["valid_tf_mse"] = round(teacher_forced_error(gen, *val), 6)
+            rec["valid_free_mse"] = round(free_running_error(gen, *val), 6)
+            rec["valid_seconds"] = round(time.time() - t0, 1)
+            score = rec["valid_free_mse"]
+        else:
+            score = rec["train_mse"]
+        if score < best:
+            best = score
+            save_generator(gen, out)
+            rec["best"] = True
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        save_ckpt()
+        gen.train()
+
+    gen.train()
+    while step < end_step and (deadline is None or time.time() < deadline):
+        idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen_rng)
+        xb = train.x[idx].to(device).float()
+        z = mu_train[idx].to(device)
+        z = z + cfg.cond_noise * torch.randn_like(z)
+        y = gen(z, train.pitch[idx].to(device), xb, input_noise=cfg.input_noise)
+        loss = F.mse_loss(y, xb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        running += loss.item()
+        n_run += 1
+        if bar is not None:
+            bar.set_postfix(mse=f"{running / n_run:.4f}", best=f"{best:.4f}", refresh=False)
+            bar.update(1)
+        if step % valid_every == 0:
+            validate()
+            running, n_run = 0.0, 0
+    if n_run:
+        validate()
+    if bar is not None:
+        bar.close()
+    if not (out / "generator.pt").exists():
+        save_generator(gen, out)
+    gen.eval()
+    return gen

@@ -1,0 +1,62 @@
+"""``synth train generator``: train the generator on the embedding cache with a frozen VAE (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder")
+    parser.add_argument("--vae", required=True, help="VAE run folder (vae.json + vae.pt)")
+    parser.add_argument("--out", required=True, help="run folder, e.g. runs/gen/base (resumes when it holds ckpt.pt)")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (resume later)")
+    parser.add_argument("--steps", type=int, default=None, help="stop at this absolute step")
+    parser.add_argument("--valid-every", type=int, default=500)
+    parser.add_argument("--valid-notes", type=int, default=64)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from synth.model.data import cache_shape, load_notes, train_instruments
+    from synth.model.generator import GeneratorConfig
+    from synth.model.train_generator import train_generator
+    from synth.model.vae import load_vae
+
+    emb, out = Path(args.emb), Path(args.out)
+    if not emb.exists():
+        print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
+        return 2
+    vae = load_vae(args.vae)
+    _, t, d = cache_shape(emb, "train")
+    if (out / "generator.json").exists():
+        cfg = GeneratorConfig.load(out / "generator.json")
+    else:
+        cfg = GeneratorConfig(num_frames=vae.cfg.num_frames, dim=d, pitch_min=vae.cfg.pitch_min,
+                              pitch_max=vae.cfg.pitch_max)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        cur = getattr(cfg, key)
+        setattr(cfg, key, tuple(type(cur[0])(v) for v in value.split(",")) if isinstance(cur, tuple) else type(cur)(value))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    classes = train_instruments(emb)
+    pr = (cfg.pitch_min, cfg.pitch_max)
+    train = load_notes(emb, "train", classes, cfg.num_frames, 1, pr)
+    try:
+        valid = load_notes(emb, "valid", classes, cfg.num_frames, 1, pr)
+    except Exception as exc:  # a cache without a valid split: select on training error instead
+        print(f"no valid split ({exc}); selecting checkpoints on training error", file=sys.stderr)
+        valid = None
+    print(f"{len(train)} training notes; generator on {device}", file=sys.stderr)
+    train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
+                    valid_every=args.valid_every, valid_notes=args.valid_notes, device=device,
+                    progress=not args.no_progress)
+    (out / "vae_source.txt").write_text(str(Path(args.vae).resolve()) + "\n")
+    print(json.dumps({"out": str(out)}))
+    return 0
