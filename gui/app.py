@@ -1,26 +1,59 @@
-"""Application entry point. Until the instrument window lands this opens a placeholder window."""
+"""Application entry point: ``python run_synth.py [--bundle models/default] [--midi-port NAME] [--device DEV]``.
+
+``--smoke-test`` opens the window offscreen, plays one note through the engine (into JACK when a server runs, else
+without a sound card) and checks that it is not silent: exit 0, or 1 with a message saying what failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_synth.py", description="pGESAM neural synthesizer")
-    parser.add_argument("--smoke-test", action="store_true", help="open the window, then exit 0")
-    args = parser.parse_args(argv)
+    parser.add_argument("--bundle", default="models/default", help="model bundle folder (default: models/default)")
+    parser.add_argument("--midi-port", default=None, help="MIDI keyboard to connect to (name or part of it)")
+    parser.add_argument("--device", default=None, help="audio output device (index, name or part of it, or 'jack')")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="open the window offscreen, play one note, check it is not silent, exit")
+    return parser.parse_args(argv)
 
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QLabel
 
-    import synth
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.smoke_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtWidgets import QApplication
+
+    from gui.engine_adapter import OpenOptions, open_engine
+    from gui.main_window import MainWindow
+    from synth.presets import PresetLibrary
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    label = QLabel(f"pGESAM synth {synth.__version__}: the instrument window is not built yet.")
-    label.setWindowTitle("pGESAM synth")
-    label.resize(480, 120)
-    label.show()
+    app.setApplicationName("pgesam-synth")
+    through_jack = args.smoke_test and _jack_running()
+    options = OpenOptions(bundle=args.bundle, device=args.device, midi_port=args.midi_port,
+                          audio=through_jack or not args.smoke_test, midi=not args.smoke_test)
+    adapter = open_engine(options)
+    window = MainWindow(adapter, PresetLibrary())
+    window.show()
+    if adapter.fallback_reason:
+        print(f"run_synth: {adapter.fallback_reason}", file=sys.stderr)
     if args.smoke_test:
-        QTimer.singleShot(200, app.quit)
-    return app.exec()
+        from gui.smoke import run_smoke_test
+
+        return run_smoke_test(app, window, adapter, through_jack=through_jack)
+    adapter.start()
+    try:
+        return app.exec()
+    finally:
+        adapter.close()
+
+
+def _jack_running() -> bool:
+    from synth.engine.midi_io import jack_server_running
+
+    return jack_server_running()

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QToolTip
 from gui.mapdata import MapPoint, bounds, family_colours, nearest, region_image
 
 ARROW_STEPS = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, 1), Qt.Key_Down: (0, -1)}
+LEGEND_COLUMNS = 6
+LEGEND_ROOM = 0.22  # extra view height below the map for the legend, as a fraction of the map's height
 FINE_STEP = 0.005  # of the visible span per arrow press; Shift multiplies by 10
 
 
@@ -29,6 +31,7 @@ class TimbrePad(pg.PlotWidget):
         self._dragging = False
         self._scatter_items: list[pg.ScatterPlotItem] = []
         self._region: pg.ImageItem | None = None
+        self._empty_label: pg.TextItem | None = None
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(True)
         self._setup_plot()
@@ -50,13 +53,21 @@ class TimbrePad(pg.PlotWidget):
         plot.showGrid(x=True, y=True, alpha=0.12)
         plot.setLabel("bottom", "timbre x")
         plot.setLabel("left", "timbre y")
-        self._legend = plot.addLegend(offset=(8, 8), labelTextColor="#d8dbe2", brush=pg.mkBrush(20, 22, 28, 200))
+        self._legend = plot.addLegend(offset=(6, -6), labelTextColor="#d8dbe2", brush=pg.mkBrush(20, 22, 28, 210),
+                                      colCount=LEGEND_COLUMNS, verSpacing=-6, horSpacing=12)
 
     # ------------------------------------------------------------ content
 
-    def set_instruments(self, points: list[MapPoint], show_regions: bool = True) -> None:
+    def set_instruments(self, points: list[MapPoint], show_regions: bool = True,
+                        empty_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                        empty_text: str = "") -> None:
+        """Draw the map; with no instruments the pad spans ``empty_bounds`` and shows ``empty_text``."""
         self.points = list(points)
         self.extent = bounds(self.points)
+        if not self.points and empty_bounds is not None:
+            (x0, x1), (y0, y1) = empty_bounds
+            self.extent = (x0, x1, y0, y1)
+        self._show_empty_text(empty_text if not self.points else "")
         for item in self._scatter_items:
             self.plotItem.removeItem(item)
         self._scatter_items = []
@@ -66,8 +77,14 @@ class TimbrePad(pg.PlotWidget):
         for family, colour in colours.items():
             self._add_family(family, colour)
         self._add_held_out()
+        self._fit_view()
+
+    def _fit_view(self) -> None:
+        """Show the whole map with room at the bottom for the legend."""
         xmin, xmax, ymin, ymax = self.extent
-        self.plotItem.vb.setRange(QRectF(xmin, ymin, xmax - xmin, ymax - ymin), padding=0)
+        rows = -(-len(self._legend.items) // LEGEND_COLUMNS) if self._legend.items else 0
+        ymin -= (ymax - ymin) * LEGEND_ROOM * rows / 2
+        self.plotItem.vb.setRange(QRectF(xmin, ymin, xmax - xmin, ymax - ymin), padding=0.02)
 
     def _add_family(self, family: str, colour: str) -> None:
         members = [p for p in self.points if p.family == family and not p.held_out]
@@ -85,7 +102,7 @@ class TimbrePad(pg.PlotWidget):
             return
         colours = family_colours(self.points)
         item = pg.ScatterPlotItem(
-            [p.x for p in held], [p.y for p in held], size=12, symbol="star", name="held out (not trained on)",
+            [p.x for p in held], [p.y for p in held], size=12, symbol="star", name="held out",
             pen=[pg.mkPen("#ffffff", width=1.2) for _ in held], brush=[pg.mkBrush(colours[p.family]) for p in held],
         )
         self._add_scatter(item)
@@ -98,14 +115,27 @@ class TimbrePad(pg.PlotWidget):
         if self._region is not None:
             self.plotItem.removeItem(self._region)
             self._region = None
-        image = region_image(self.points, colours, self.extent) if show else None
+        xmin, xmax, ymin, ymax = self.extent
+        width, height = xmax - xmin, ymax - ymin
+        xmin, xmax, ymin, ymax = xmin - width, xmax + width, ymin - height, ymax + height
+        image = region_image(self.points, colours, (xmin, xmax, ymin, ymax), size=240) if show else None
         if image is None:
             return
-        xmin, xmax, ymin, ymax = self.extent
         self._region = pg.ImageItem(image, axisOrder="row-major")
         self._region.setRect(QRectF(xmin, ymin, xmax - xmin, ymax - ymin))
         self._region.setZValue(-10)
         self.plotItem.addItem(self._region, ignoreBounds=True)
+
+    def _show_empty_text(self, text: str) -> None:
+        if self._empty_label is not None:
+            self.plotItem.removeItem(self._empty_label)
+            self._empty_label = None
+        if not text:
+            return
+        xmin, xmax, ymin, ymax = self.extent
+        self._empty_label = pg.TextItem(text, color="#e8a33d", anchor=(0.5, 0.5))
+        self._empty_label.setPos((xmin + xmax) / 2, ymin + 0.9 * (ymax - ymin))
+        self.plotItem.addItem(self._empty_label, ignoreBounds=True)
 
     def set_regions_visible(self, visible: bool) -> None:
         if self._region is not None:

@@ -29,6 +29,7 @@ class PresetBar(QWidget):
         self.error_box: QMessageBox | None = None
         self.combo = QComboBox()
         self.combo.setMinimumWidth(220)
+        self.combo.setPlaceholderText("Choose a preset…")
         self.combo.setToolTip("Presets: yours (★) first, then the factory ones")
         self.combo.activated.connect(self._on_activated)
         self.buttons = {

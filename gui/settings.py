@@ -119,8 +119,8 @@ class SettingsDialog(QDialog):
     def _fill_devices(self) -> None:
         self.device_combo.clear()
         self.device_combo.addItem("Default output", None)
-        for name in self.adapter.audio_devices():
-            self.device_combo.addItem(name, name)
+        for label, index in self.adapter.audio_devices():
+            self.device_combo.addItem(label, index)
 
     def _fill_midi_ports(self) -> None:
         chosen = self.midi_combo.currentData() if self.midi_combo.count() else self.initial.get("midi_port")

@@ -1,0 +1,298 @@
+"""What the window needs from the engine, in one place: ``EngineAdapter`` wraps a ``synth.engine.engine.Engine``.
+
+``open_engine`` loads the bundled model; when it is missing or invalid it falls back to the engine's built-in demo
+source (``Engine.demo``) and says why (``fallback_reason``), so the app always starts and plays. Sample rate, block
+size and device are fixed when an Engine is built, so changing them rebuilds the engine on the same note source,
+carrying the timbre point and the settings over.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from synth.engine.engine import Engine
+
+DEFAULT_SAMPLE_RATE = 48000
+DEFAULT_BLOCK_SIZE = 1024  # 21 ms at 48 kHz: clean under load on 2 cores (see the shared audio notes)
+AUDIO_KEYS = ("device", "samplerate", "blocksize")
+VIRTUAL_PORT = "virtual"
+
+
+@dataclass
+class OpenOptions:
+    bundle: str | Path = "models/default"
+    device: str | int | None = None
+    midi_port: str | None = None
+    audio: bool = True  # False: no audio stream (tests; the smoke test without JACK pumps blocks itself)
+    midi: bool = True  # open the MIDI virtual port (only together with audio)
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    block_size: int = DEFAULT_BLOCK_SIZE
+    use_grid: bool = True
+
+
+def open_engine(options: OpenOptions) -> "EngineAdapter":
+    """The engine on the bundle, or on the demo source with the reason in ``fallback_reason``."""
+    kwargs = dict(sample_rate=options.sample_rate, block_size=options.block_size, device=options.device,
+                  midi=options.audio and options.midi, use_grid=options.use_grid)
+    try:
+        if not Path(options.bundle).is_dir():
+            raise FileNotFoundError("the folder does not exist")
+        engine = Engine.from_bundle(options.bundle, **kwargs)
+        fallback = None
+    except Exception as exc:  # BundleError, a missing folder, a model that fails to build: all fall back
+        engine = Engine.demo(**kwargs)
+        fallback = (f"No usable model at {options.bundle} ({_first_line(exc)}). Playing the built-in demo tones "
+                    f"instead; install or build a model bundle there to play the neural instrument.")
+    adapter = EngineAdapter(engine, fallback_reason=fallback, audio=options.audio)
+    adapter.wanted_midi_port = options.midi_port
+    return adapter
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class EngineAdapter:
+    def __init__(self, engine: Engine, *, fallback_reason: str | None = None, audio: bool = True) -> None:
+        self.engine = engine
+        self.fallback_reason = fallback_reason
+        self.audio = audio
+        self.wanted_midi_port: str | None = None
+        self.master_gain_db = float(engine.settings.master_gain_db)
+        self.preset_gain_db = 0.0
+        self.meters: dict[str, Any] = {}
+        self.audio_error: str | None = None
+        self._connected_port: str | None = None
+        self._errors: list[str] = []
+        self._seen_worker_errors = 0
+
+    # ------------------------------------------------------------ what the model is
+
+    @property
+    def bundle(self):
+        return getattr(self.engine.source, "bundle", None)
+
+    @property
+    def model_name(self) -> str:
+        bundle = self.bundle
+        if bundle is None:
+            return "demo tones (no model)"
+        name = getattr(bundle, "name", None) or Path(str(getattr(bundle, "path", "model"))).name
+        return f"{name} ({str(getattr(bundle, 'hash', ''))[:8]})" if getattr(bundle, "hash", None) else str(name)
+
+    @property
+    def instruments(self) -> list:
+        return list(getattr(self.bundle, "instruments", None) or [])
+
+    @property
+    def pitch_range(self) -> tuple[int, int]:
+        low, high = self.engine.source.pitch_range
+        return int(low), int(high)
+
+    @property
+    def map_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        from synth.engine.sources import source_bounds
+
+        return source_bounds(self.engine.source)
+
+    @property
+    def generation_device(self) -> str:
+        synthesizer = getattr(self.engine.source, "synthesizer", None)
+        device = str(getattr(synthesizer, "device", "cpu"))
+        label = "GPU" if device.startswith("cuda") else "CPU"
+        return label if synthesizer is not None else "CPU (demo tones)"
+
+    # ------------------------------------------------------------ playing
+
+    @property
+    def point(self) -> tuple[float, float]:
+        return self.engine.point
+
+    def set_point(self, x: float, y: float) -> None:
+        self._guard("move the timbre", self.engine.set_point, float(x), float(y))
+
+    def note_on(self, pitch: int, velocity: int = 100) -> None:
+        self._guard("play a note", self.engine.note_on, int(pitch), int(velocity))
+
+    def note_off(self, pitch: int) -> None:
+        self._guard("release a note", self.engine.note_off, int(pitch))
+
+    def panic(self) -> None:
+        self._guard("panic", self.engine.panic)
+
+    def held_notes(self) -> set[int]:
+        """Notes held right now from any source (MIDI keyboard included)."""
+        for _ in range(3):  # the MIDI thread may change the set while we copy it
+            try:
+                return set(self.engine._held) | set(self.engine._pedal_held)
+            except RuntimeError:
+                continue
+        return set()
+
+    def set_sound(self, gain_db: float, attack_ms: float, release_ms: float) -> None:
+        """A preset's gain rides on top of the master gain; attack and release go to every voice."""
+        self.preset_gain_db = float(gain_db)
+        self._guard("set the sound", self.engine.update_settings, attack=max(0.0, attack_ms) / 1000.0,
+                    release=max(0.0, release_ms) / 1000.0, master_gain_db=self._output_gain_db())
+
+    def sound(self) -> tuple[float, float, float]:
+        """(preset gain dB, attack ms, release ms) as the engine plays now."""
+        s = self.engine.settings
+        return self.preset_gain_db, 1000.0 * s.attack, 1000.0 * s.release
+
+    def _output_gain_db(self) -> float:
+        return min(12.0, self.master_gain_db + self.preset_gain_db)
+
+    # ------------------------------------------------------------ meters and status
+
+    def poll_meters(self) -> dict:
+        """Read (and reset) the engine's meters; the window calls this on its timer, the dialogs read ``meters``."""
+        meters = self._guard("read the meters", self.engine.meters) or {}
+        self.meters = meters
+        errors = meters.get("worker_errors") or []
+        total = len(self.engine.worker.errors)
+        if total > self._seen_worker_errors and errors:
+            self._errors.append(f"Generation problem: {errors[-1]}")
+        self._seen_worker_errors = total
+        return meters
+
+    def cache_progress(self) -> tuple[int, int]:
+        done, total = self.engine.cache_progress()
+        return int(done), int(total)
+
+    def peak_db(self) -> float:
+        peak = float(self.meters.get("peak", 0.0))
+        return 20.0 * math.log10(peak) if peak > 1e-6 else -120.0
+
+    def xruns(self) -> int:
+        return int(self.meters.get("xruns", self.engine.xruns))
+
+    def take_error(self) -> str | None:
+        return self._errors.pop(0) if self._errors else None
+
+    # ------------------------------------------------------------ settings
+
+    def settings(self) -> dict:
+        s = self.engine.settings
+        return {
+            "device": self.engine.device, "samplerate": self.engine.sample_rate, "blocksize": self.engine.block_size,
+            "midi_port": self._connected_port or (VIRTUAL_PORT if self.engine.midi_enabled else None),
+            "bend_range": int(round(s.bend_range)), "velocity_curve": s.velocity_curve,
+            "master_gain_db": self.master_gain_db,
+        }
+
+    def apply_settings(self, **changes) -> str | None:
+        """Apply changed settings; returns an error message for the dialog, or None."""
+        try:
+            if any(key in changes for key in AUDIO_KEYS):
+                self._rebuild(**{key: changes[key] for key in AUDIO_KEYS if key in changes})
+            if "master_gain_db" in changes:
+                self.master_gain_db = float(changes["master_gain_db"])
+                self.engine.update_settings(master_gain_db=self._output_gain_db())
+            if "bend_range" in changes:
+                self.engine.update_settings(bend_range=float(changes["bend_range"]))
+            if "velocity_curve" in changes:
+                self.engine.update_settings(velocity_curve=str(changes["velocity_curve"]))
+            if "midi_port" in changes:
+                self._switch_midi_port(changes["midi_port"])
+        except Exception as exc:  # the engine explains what it could not do (e.g. a device that will not open)
+            return f"Could not apply settings: {_first_line(exc)}"
+        return None
+
+    def _rebuild(self, device=None, samplerate=None, blocksize=None) -> None:
+        """A new Engine on the same source with the new audio settings; the old one keeps playing if this fails."""
+        old = self.engine
+        new = Engine(old.source, sample_rate=int(samplerate or old.sample_rate),
+                     block_size=int(blocksize or old.block_size),
+                     device=device if device is not None else old.device, midi=old.midi_enabled,
+                     midi_client=old.midi_client, settings=type(old.settings)(**asdict(old.settings)))
+        new.set_point(*old.point)
+        running = old._running
+        if running:
+            old.stop()
+        self.engine = new
+        self._connected_port = None
+        if running:
+            self.start()
+            if self.audio_error:
+                raise RuntimeError(self.audio_error)
+
+    def _switch_midi_port(self, port: str | None) -> None:
+        midi = self.engine.midi
+        if self._connected_port and midi is not None:
+            midi.disconnect(self._connected_port)
+        self._connected_port = None
+        if port and port != VIRTUAL_PORT:
+            self.engine.connect_midi(port)
+            self._connected_port = port
+
+    def audio_devices(self) -> list[tuple[str, int]]:
+        """(label, device index) of every output device PortAudio lists."""
+        from synth.engine.audio_io import list_output_devices
+
+        try:
+            devices = list_output_devices()
+        except Exception as exc:
+            self._errors.append(f"Cannot list audio devices: {_first_line(exc)}")
+            return []
+        return [(f"{d['name']} — {d['hostapi']}", d["index"]) for d in devices]
+
+    def midi_ports(self) -> list[str]:
+        try:
+            return list(self.engine.midi_ports())
+        except Exception as exc:
+            self._errors.append(f"Cannot list MIDI ports: {_first_line(exc)}")
+            return []
+
+    def virtual_port_name(self) -> str:
+        return self.engine.midi_port_name or f"{self.engine.midi_client}:midi_in"
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Start audio and MIDI. Without a usable device the window still opens and says what is missing."""
+        if not self.audio:
+            self.engine.worker.start()
+            self.engine.worker.request(*self.engine.point)
+            return
+        self.audio_error = None
+        try:
+            self.engine.start()
+        except Exception as exc:
+            self._start_degraded(exc)
+        if self.wanted_midi_port and self.engine.midi is not None:
+            self._guard("connect the MIDI keyboard", self._switch_midi_port, self.wanted_midi_port)
+
+    def _start_degraded(self, exc: Exception) -> None:
+        """Retry without MIDI when MIDI was what failed; without audio the worker still runs (for export, meters)."""
+        engine = self.engine
+        midi_failed = engine.midi_enabled and engine.midi is None
+        engine.stop()
+        if midi_failed:
+            self._errors.append(f"MIDI input is not available ({_first_line(exc)}); playing without it")
+            engine.midi_enabled = False
+            try:
+                engine.start()
+                return
+            except Exception as again:
+                exc = again
+                engine.stop()
+        self.audio_error = f"No audio output: {_first_line(exc)}. Choose a device in File > Settings."
+        self._errors.append(self.audio_error)
+        engine.worker.start()
+        engine.worker.request(*engine.point)
+
+    def close(self) -> None:
+        self._guard("stop the engine", self.engine.stop)
+
+    def _guard(self, what: str, call, *args, **kwargs):
+        """Engine errors become status-bar messages: a glitch must not take the instrument down mid-performance."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            self._errors.append(f"Could not {what}: {_first_line(exc)}")
+            return None

@@ -1,0 +1,306 @@
+"""The instrument window: preset bar on top, the XY pad with a sound panel, the keyboard below, status at the bottom.
+
+Everything it plays goes through the engine adapter (``gui.engine_adapter``). The letter row plays notes whenever
+the window is active and no text field has focus; Esc is panic everywhere in the app.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+    QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QTextEdit, QVBoxLayout, QWidget,
+)
+
+from gui.keyboard import ComputerKeys, PianoKeyboard, note_name
+from gui.mapdata import nearest, to_map_points
+from gui.pad import TimbrePad
+from gui.presetbar import PresetBar
+from gui.settings import SettingsDialog
+from gui.throttle import Throttle
+from synth.presets import Preset, PresetLibrary
+
+POLL_MS = 50
+TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, adapter, library: PresetLibrary, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.adapter = adapter
+        self.setWindowTitle(f"pGESAM synth — {adapter.model_name}")
+        self.gui_held: set[int] = set()
+        self.pad = TimbrePad()
+        self.keyboard = PianoKeyboard(*self._keyboard_range())
+        self.keys = ComputerKeys(self.play_note, self.stop_note)
+        self.keys.on_octave_changed = self._on_octave_changed
+        self.preset_bar = PresetBar(library, self.current_preset)
+        self.point_throttle = Throttle(adapter.set_point, interval_ms=20, parent=self)
+        self._build_sound_panel()
+        self._build_layout()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self._start_pad()
+        self._poll_timer = QTimer(self)
+        self._poll_timer.timeout.connect(self.poll_engine)
+        self._poll_timer.start(POLL_MS)
+        QApplication.instance().installEventFilter(self)
+        self.resize(1120, 760)
+
+    # ------------------------------------------------------------ building
+
+    def _keyboard_range(self) -> tuple[int, int]:
+        """Four octaves from C2 (MIDI 36) to C6, widened to the model's range when it is wider (at most C1-C8)."""
+        low, high = self.adapter.pitch_range
+        low, high = max(24, min(low, 36)), min(108, max(high, 84))
+        return low - low % 12, high - high % 12
+
+    def _build_sound_panel(self) -> None:
+        gain_db, attack_ms, release_ms = self.adapter.sound()
+        self.gain_spin = _spin(-60.0, 12.0, 0.5, " dB", gain_db)
+        self.attack_spin = _spin(0.0, 5000.0, 1.0, " ms", attack_ms)
+        self.release_spin = _spin(0.0, 10000.0, 10.0, " ms", release_ms)
+        self.regions_check = QCheckBox("Show family regions")
+        self.regions_check.setChecked(True)
+        self.nearest_label = QLabel()
+        self.nearest_label.setWordWrap(True)
+        self.nearest_label.setTextFormat(Qt.RichText)
+        self.point_label = QLabel()
+        self.octave_label = QLabel()
+        self.sound_panel = QGroupBox("Sound")
+        form = QFormLayout(self.sound_panel)
+        form.addRow("Gain", self.gain_spin)
+        form.addRow("Attack", self.attack_spin)
+        form.addRow("Release", self.release_spin)
+        form.addRow(self.regions_check)
+        form.addRow("Point", self.point_label)
+        form.addRow("Near", self.nearest_label)
+        form.addRow("Keys", self.octave_label)
+        help_text = QLabel("Drag on the map to move the timbre; arrows nudge it (Shift: more).\n"
+                           "Play: a w s e d f t g y h u j k; z / x: octave down / up. Esc: panic.")
+        help_text.setWordWrap(True)
+        help_text.setStyleSheet("color: #888;")
+        form.addRow(help_text)
+        self.sound_panel.setFixedWidth(270)
+
+    def _build_layout(self) -> None:
+        middle = QHBoxLayout()
+        middle.addWidget(self.pad, 1)
+        middle.addWidget(self.sound_panel)
+        body = QVBoxLayout()
+        body.addWidget(self.preset_bar)
+        body.addLayout(middle, 1)
+        body.addWidget(self.keyboard)
+        central = QWidget()
+        central.setLayout(body)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel(f"Model: {self.adapter.model_name}")
+        self.device_label = QLabel(f"Generation: {self.adapter.generation_device}")
+        self.cache_bar = QProgressBar()
+        self.cache_bar.setFixedWidth(170)
+        self.cache_bar.setFormat("notes %v/%m")
+        self.cache_bar.setToolTip("Notes generated for the current point (the 25-note cache)")
+        self.fallback_label = QLabel()
+        self.fallback_label.setStyleSheet("color: #e8a33d; font-weight: bold;")
+        if self.adapter.fallback_reason:
+            self.fallback_label.setText("Demo sound: no model loaded")
+            self.fallback_label.setToolTip(self.adapter.fallback_reason)
+        for widget in (self.fallback_label, self.model_label, self.device_label, self.cache_bar):
+            bar.addPermanentWidget(widget)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.settings_action = _action(self, "&Settings…", self.open_settings, QKeySequence.Preferences)
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(_action(self, "&Quit", self.close, QKeySequence.Quit))
+        play_menu = self.menuBar().addMenu("&Play")
+        play_menu.addAction(_action(self, "&Panic (all notes off)", self.panic))
+        play_menu.addAction(_action(self, "Octave &down (z)", lambda: self.keys.shift_octave(-1)))
+        play_menu.addAction(_action(self, "Octave &up (x)", lambda: self.keys.shift_octave(1)))
+        self.tools_menu = self.menuBar().addMenu("&Tools")
+        self.tools_menu.menuAction().setVisible(False)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(_action(self, "&About", self._about))
+        panic = QShortcut(QKeySequence(Qt.Key_Escape), self)
+        panic.setContext(Qt.ApplicationShortcut)
+        panic.activated.connect(self.panic)
+
+    def add_tool(self, text: str, slot) -> QAction:
+        """For features that add themselves to the window (export, render, prerender)."""
+        action = _action(self, text, slot)
+        self.tools_menu.addAction(action)
+        self.tools_menu.menuAction().setVisible(True)
+        return action
+
+    def _connect(self) -> None:
+        self.pad.pointChanged.connect(self._on_point)
+        self.keyboard.noteOn.connect(self.play_note)
+        self.keyboard.noteOff.connect(self.stop_note)
+        self.preset_bar.presetChosen.connect(self.apply_preset)
+        self.preset_bar.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        for spin in (self.gain_spin, self.attack_spin, self.release_spin):
+            spin.valueChanged.connect(self._on_sound_changed)
+        self.regions_check.toggled.connect(self.pad.set_regions_visible)
+
+    def _start_pad(self) -> None:
+        empty_text = "Demo tones: no model loaded\n(x: darker to brighter, y: fuller to hollower)"
+        self.pad.set_instruments(to_map_points(self.adapter.instruments), empty_bounds=self.adapter.map_bounds,
+                                 empty_text=empty_text)
+        x, y = self.adapter.point
+        self.pad.set_point(x, y, emit=False)
+        self._show_point(x, y)
+        self._on_octave_changed(self.keys.base)
+        errors = self.preset_bar.library.errors
+        if errors:
+            self.statusBar().showMessage(f"{len(errors)} preset file(s) skipped: {errors[0].message}", 15000)
+
+    # ------------------------------------------------------------ playing
+
+    def play_note(self, pitch: int, velocity: int) -> None:
+        self.gui_held.add(pitch)
+        self.adapter.note_on(pitch, velocity)
+        self._show_held()
+
+    def stop_note(self, pitch: int) -> None:
+        self.gui_held.discard(pitch)
+        self.adapter.note_off(pitch)
+        self._show_held()
+
+    def panic(self) -> None:
+        self.keys.held.clear()
+        self.gui_held.clear()
+        self.adapter.panic()
+        self._show_held()
+        self.statusBar().showMessage("Panic: all notes off", 3000)
+
+    def _show_held(self) -> None:
+        self.keyboard.set_held(self.gui_held | set(self.adapter.held_notes()))
+
+    def _on_octave_changed(self, base: int) -> None:
+        self.keyboard.set_marked_base(base)
+        self.octave_label.setText(f"a = {note_name(base)} (MIDI {base})")
+
+    # ------------------------------------------------------------ timbre and presets
+
+    def _on_point(self, x: float, y: float) -> None:
+        self.point_throttle.push(x, y)
+        self._show_point(x, y)
+
+    def _show_point(self, x: float, y: float) -> None:
+        self.point_label.setText(f"x {x:+.3f}   y {y:+.3f}")
+        names = [f"{p.name} <span style='color:#888'>({p.family})</span>" for p, _ in nearest(self.pad.points, x, y)]
+        self.nearest_label.setText("<br>".join(names) or "—")
+
+    def _on_sound_changed(self) -> None:
+        self.adapter.set_sound(self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value())
+
+    def apply_preset(self, preset: Preset) -> None:
+        for spin, value in ((self.gain_spin, preset.gain_db), (self.attack_spin, preset.attack_ms),
+                            (self.release_spin, preset.release_ms)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._on_sound_changed()
+        self.pad.set_point(preset.x, preset.y)
+        self.point_throttle.flush()
+        self.statusBar().showMessage(f"Preset “{preset.name}”", 4000)
+
+    def current_preset(self, name: str) -> Preset:
+        x, y = self.pad.point
+        near = nearest(self.pad.points, x, y, 1)
+        tags = (near[0][0].family,) if near else ()
+        return Preset(name=name, x=round(x, 4), y=round(y, 4), gain_db=self.gain_spin.value(),
+                      attack_ms=self.attack_spin.value(), release_ms=self.release_spin.value(), tags=tags)
+
+    # ------------------------------------------------------------ engine status
+
+    def poll_engine(self) -> None:
+        self.adapter.poll_meters()
+        done, total = self.adapter.cache_progress()
+        self.cache_bar.setMaximum(max(1, total))
+        self.cache_bar.setValue(min(done, max(1, total)))
+        self.device_label.setText(f"Generation: {self.adapter.generation_device}")
+        self._show_held()
+        error = self.adapter.take_error()
+        if error:
+            self.statusBar().showMessage(error, 10000)
+
+    def open_settings(self) -> SettingsDialog:
+        self.keys.release_all()
+        dialog = SettingsDialog(self.adapter, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        self.settings_dialog = dialog
+        return dialog
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "pGESAM synth", f"pGESAM neural synthesizer\nModel: {self.adapter.model_name}\n"
+                          f"Generation on {self.adapter.generation_device}")
+
+    # ------------------------------------------------------------ computer keyboard and focus
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.KeyPress, QEvent.KeyRelease) and self._keys_for_us(watched):
+            if kind == QEvent.KeyPress:
+                return self.keys.press(event.key(), event.isAutoRepeat())
+            return self.keys.release(event.key(), event.isAutoRepeat())
+        if kind == QEvent.ApplicationDeactivate:
+            self.keys.release_all()
+        return False
+
+    def _keys_for_us(self, watched: QObject) -> bool:
+        if not isinstance(watched, QWidget) or watched.window() is not self:
+            return False
+        if event_modifiers_block():
+            return False
+        focus = QApplication.focusWidget()
+        if isinstance(focus, TEXT_INPUTS) or (isinstance(focus, QComboBox) and focus.isEditable()):
+            return False
+        return True
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.ActivationChange and not self.isActiveWindow():
+            self.keys.release_all()
+        super().changeEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self.keys.release_all()
+        super().focusOutEvent(event)
+
+    def closeEvent(self, event) -> None:
+        self._poll_timer.stop()
+        QApplication.instance().removeEventFilter(self)
+        self.keys.release_all()
+        self.adapter.panic()
+        super().closeEvent(event)
+
+
+def event_modifiers_block() -> bool:
+    """Ctrl/Alt/Meta chords are shortcuts, not notes."""
+    modifiers = QApplication.keyboardModifiers()
+    return bool(modifiers & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier))
+
+
+def _spin(low: float, high: float, step: float, suffix: str, value: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    spin.setKeyboardTracking(False)
+    return spin
+
+
+def _action(parent: QWidget, text: str, slot, shortcut=None) -> QAction:
+    action = QAction(text, parent)
+    action.triggered.connect(slot)
+    if shortcut is not None:
+        action.setShortcut(shortcut)
+    return action
