@@ -1,0 +1,90 @@
+"""``Synthesizer``: (timbre point, pitches) -> audio, the model side of the instrument.
+
+Path: 2D point + pitch -> generator (KV-cached, batched over pitches) -> standardized frames -> destandardize with
+the training statistics -> codec.decode -> waveform at the bundle's sample rate. ``generate_vae`` swaps the
+generator for the VAE decoder: one forward pass, rougher ("flat") sound, useful as an instant preview.
+
+Velocity: the model is trained on velocity-100 notes only, so ``velocity`` does not change the sound here; the
+engine's voices apply the velocity curve as gain. Output rows are finite (a row with NaN/inf becomes silence) and
+peak-safe (scaled down to at most ``PEAK`` when louder; never scaled up).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+PEAK = 0.98
+
+
+class Synthesizer:
+    def __init__(self, bundle, device: str | torch.device | None = None, max_batch: int = 32):
+        self.bundle = bundle
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.vae = bundle.vae.to(self.device).eval()
+        self.generator = bundle.generator.to(self.device).eval()
+        self.codec = bundle.codec.to(self.device) if hasattr(bundle.codec, "to") else bundle.codec
+        self.mean = torch.as_tensor(np.asarray(bundle.stats["mean"], np.float32), device=self.device)
+        self.std = torch.as_tensor(np.asarray(bundle.stats["std"], np.float32), device=self.device)
+        self.sample_rate = int(bundle.sample_rate)
+        self.num_frames = int(bundle.num_frames)
+        self.pitch_range = tuple(bundle.pitch_range)
+        self.max_batch = max_batch
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _inputs(self, xy: Sequence[float], pitches: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = self.pitch_range
+        p = torch.tensor([min(max(int(q), lo), hi) for q in pitches], dtype=torch.long, device=self.device)
+        x, y = float(xy[0]), float(xy[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            x, y = 0.0, 0.0
+        z = torch.tensor([[x, y]], dtype=torch.float32, device=self.device).expand(len(p), 2)
+        return z, p
+
+    def _decode(self, frames: torch.Tensor) -> torch.Tensor:
+        raw = frames.float() * self.std + self.mean
+        return self.codec.decode(raw)
+
+    @staticmethod
+    def _safe(wave: torch.Tensor) -> np.ndarray:
+        w = wave.detach().float().cpu().numpy().astype(np.float32, copy=False)
+        bad = ~np.isfinite(w).all(axis=1)
+        w = np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0)
+        w[bad] = 0.0
+        peak = np.abs(w).max(axis=1, keepdims=True) if w.size else np.zeros((len(w), 1), np.float32)
+        scale = np.where(peak > PEAK, PEAK / np.maximum(peak, 1e-12), 1.0).astype(np.float32)
+        return np.ascontiguousarray(w * scale, dtype=np.float32)
+
+    def _run(self, xy, pitches, frames_fn) -> np.ndarray:
+        if len(pitches) == 0:
+            return np.zeros((0, self.num_samples), np.float32)
+        z, p = self._inputs(xy, pitches)
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(p), self.max_batch):
+                outs.append(self._safe(self._decode(frames_fn(z[i : i + self.max_batch], p[i : i + self.max_batch]))))
+        return np.concatenate(outs, axis=0)
+
+    # -- the contract ----------------------------------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        hop = getattr(self.codec, "hop_length", None) or round(self.sample_rate / self.codec.frame_rate)
+        return int(self.num_frames * hop)
+
+    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """float32 ``[len(pitches), samples]`` at ``sample_rate``: the generator path (the real sound)."""
+        return self._run(xy, pitches, lambda z, p: self.generator.generate(z, p, self.num_frames))
+
+    def generate_vae(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """Same as ``generate`` through the VAE decoder: one pass, fast, rougher."""
+        return self._run(xy, pitches, lambda z, p: self.vae.decode(z, p))
+
+    def nearest_instruments(self, xy: Sequence[float], k: int = 5, split: str | None = None) -> list[dict]:
+        """The ``k`` bundle instruments closest to ``xy`` on the map (each dict gets a ``distance``)."""
+        items = [i for i in self.bundle.instruments if split is None or i.get("split") == split]
+        x, y = float(xy[0]), float(xy[1])
+        ranked = sorted(items, key=lambda i: (i["x"] - x) ** 2 + (i["y"] - y) ** 2)
+        return [{**i, "distance": math.hypot(i["x"] - x, i["y"] - y)} for i in ranked[:k]]
