@@ -1,0 +1,116 @@
+"""Audio output through sounddevice (PortAudio): device, sample rate and block size selectable, latency reported.
+
+``sounddevice`` is imported lazily, on the first call here: PortAudio scans host APIs at import time, and on Linux a
+JACK server must already be running then to be listed (see ../shared/notes/audio-midi-qt-on-ci.md).
+
+Real-time constraints: the stream callback (``AudioOutput._callback``) calls the engine's ``render(out)``, which may
+only mix preallocated buffers: no torch, no allocation, no logging, no blocking locks. Underflows reported by
+PortAudio are counted (``xruns``); the callback's own duration is measured against the block's duration (``load``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+
+class AudioDeviceError(RuntimeError):
+    """The requested output device or setting does not exist or cannot be opened (message lists alternatives)."""
+
+
+def list_output_devices() -> list[dict]:
+    """Output devices as dicts (index, name, hostapi, channels, default_samplerate)."""
+    import sounddevice as sd
+
+    out = []
+    for index, dev in enumerate(sd.query_devices()):
+        if dev["max_output_channels"] > 0:
+            out.append({"index": index, "name": dev["name"],
+                        "hostapi": sd.query_hostapis(dev["hostapi"])["name"],
+                        "channels": dev["max_output_channels"], "default_samplerate": dev["default_samplerate"]})
+    return out
+
+
+def resolve_device(device: int | str | None) -> int | None:
+    """A device index for ``device`` (index, exact name, or a substring; "jack" picks the JACK host API's output);
+    None means PortAudio's default, or the JACK output when a JACK server is running (so ``play`` just works there).
+    Raises AudioDeviceError with the list of devices when nothing matches."""
+    devices = list_output_devices()
+    if not devices:
+        raise AudioDeviceError("no audio output device found (PortAudio lists none). On Linux without a sound card "
+                               "start a JACK server first (jackd -d dummy -r 48000) and then the program.")
+    if device is None:
+        from synth.engine.midi_io import jack_server_running
+
+        if jack_server_running():
+            for d in devices:
+                if "JACK" in d["hostapi"]:
+                    return d["index"]
+        return None
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        index = int(device)
+        if any(d["index"] == index for d in devices):
+            return index
+    else:
+        wanted = device.lower()
+        for test in (lambda d: d["name"].lower() == wanted, lambda d: wanted in d["name"].lower(),
+                     lambda d: wanted in d["hostapi"].lower()):
+            for d in devices:
+                if test(d):
+                    return d["index"]
+    names = ", ".join(f"{d['index']}: {d['name']} ({d['hostapi']})" for d in devices)
+    raise AudioDeviceError(f"audio output device {device!r} not found; available: {names}")
+
+
+class AudioOutput:
+    """A running output stream that pulls blocks from ``render(out[frames, channels])``."""
+
+    def __init__(self, render: Callable[[np.ndarray], None], *, device: int | str | None = None,
+                 sample_rate: int = 48000, block_size: int = 512, channels: int = 2,
+                 latency: str | float = "low") -> None:
+        import sounddevice as sd
+
+        self._render = render
+        self.device = resolve_device(device)
+        self.sample_rate = int(sample_rate)
+        self.block_size = int(block_size)
+        self.channels = int(channels)
+        self.xruns = 0
+        self.callbacks = 0
+        self.load = 0.0  # last callback duration / block duration
+        self.max_load = 0.0
+        self._block_seconds = self.block_size / self.sample_rate
+        try:
+            self.stream = sd.OutputStream(device=self.device, samplerate=self.sample_rate,
+                                          blocksize=self.block_size, channels=self.channels, dtype="float32",
+                                          latency=latency, callback=self._callback)
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(f"cannot open audio output (device={device!r}, rate={sample_rate}, "
+                                   f"block={block_size}): {exc}") from exc
+
+    @property
+    def latency(self) -> float:
+        """Output latency in seconds as PortAudio reports it (buffering between our callback and the DAC)."""
+        return float(self.stream.latency)
+
+    def _callback(self, outdata: np.ndarray, frames: int, _time, status) -> None:
+        t0 = time.perf_counter()
+        if status.output_underflow:
+            self.xruns += 1
+        self._render(outdata)
+        self.callbacks += 1
+        load = (time.perf_counter() - t0) / self._block_seconds
+        self.load = load
+        if load > self.max_load:
+            self.max_load = load
+
+    def start(self) -> None:
+        self.stream.start()
+
+    def stop(self) -> None:
+        try:
+            self.stream.stop()
+        finally:
+            self.stream.close()

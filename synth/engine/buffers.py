@@ -1,0 +1,102 @@
+"""Note buffers as the voices play them: device-rate audio with a crossfaded sustain loop already baked in.
+
+Everything expensive about a note (resampling from the model's 24 kHz to the device rate, sanitising NaN/inf,
+preparing the loop crossfade) happens here, once, when a note enters the cache: never in the audio callback.
+
+A ``BufferSlot`` is the hand-over point between the generation worker and the audio thread: the worker assigns a new
+``NoteBuffer`` to ``slot.buffer`` (a single reference store, atomic under the GIL) and every voice that plays from
+that slot notices the new object at its next block and crossfades to it. No lock is ever taken by the callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import gcd
+from typing import Hashable
+
+import numpy as np
+
+# Zero samples appended after the audio: the linear interpolator reads index+1, and a voice that runs off the
+# end of the note then reads silence instead of needing a bounds check per sample.
+GUARD = 4
+
+
+@dataclass(frozen=True, eq=False)
+class NoteBuffer:
+    """One playable note. ``data`` is float32 ``[length + GUARD]`` at ``sample_rate``; ``pitch`` is the MIDI pitch it
+    sounds at when played at rate 1. While a key (or the pedal) holds the voice, playback wraps from ``loop_end``
+    back to ``loop_start``; ``loop_end == 0`` means the note has no loop (too short)."""
+
+    data: np.ndarray
+    sample_rate: int
+    pitch: int
+    length: int
+    loop_start: int = 0
+    loop_end: int = 0
+    key: Hashable | None = None
+
+    @property
+    def loop_length(self) -> int:
+        return self.loop_end - self.loop_start
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+@dataclass(eq=False)
+class BufferSlot:
+    """A mutable reference to the buffer a pitch should sound with right now (see module docstring)."""
+
+    buffer: NoteBuffer | None = None
+    # Free-form tag for the worker (e.g. the point the buffer belongs to, and whether it is exact or from the grid).
+    tag: tuple = field(default_factory=tuple)
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling (scipy) of the last axis; identity when the rates match."""
+    if source_rate == target_rate:
+        return np.asarray(audio, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    g = gcd(int(source_rate), int(target_rate))
+    out = resample_poly(np.asarray(audio, dtype=np.float32), target_rate // g, source_rate // g, axis=-1)
+    return out.astype(np.float32, copy=False)
+
+
+def prepare_note_buffer(
+    audio: np.ndarray,
+    source_rate: int,
+    target_rate: int,
+    pitch: int,
+    *,
+    held_seconds: float = 3.0,
+    loop_start_s: float = 1.0,
+    loop_end_s: float = 2.5,
+    crossfade_s: float = 0.15,
+    key: Hashable | None = None,
+) -> NoteBuffer:
+    """Resample one note to the device rate and bake in its sustain loop.
+
+    The loop lies inside the held part (NSynth-style notes are held for ``held_seconds`` and then decay). To make the
+    jump from ``loop_end`` back to ``loop_start`` seamless, the last ``crossfade_s`` before ``loop_end`` is blended
+    (equal power) with the audio just before ``loop_start``: at the wrap the signal therefore continues exactly as
+    it did at ``loop_start``. Notes too short for the loop get none (they simply end).
+    """
+    data = resample(np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0),
+                    source_rate, target_rate)
+    length = int(data.shape[-1])
+    padded = np.zeros(length + GUARD, dtype=np.float32)
+    padded[:length] = data
+    ls = int(round(loop_start_s * target_rate))
+    le = int(round(min(loop_end_s, held_seconds) * target_rate))
+    xf = int(round(crossfade_s * target_rate))
+    if xf > 0 and ls >= xf and le - ls >= 2 * xf and le <= length:
+        w = (np.arange(xf, dtype=np.float64) + 0.5) / xf
+        tail = padded[le - xf : le].astype(np.float64)
+        lead = padded[ls - xf : ls].astype(np.float64)
+        padded[le - xf : le] = (tail * np.cos(w * np.pi / 2) + lead * np.sin(w * np.pi / 2)).astype(np.float32)
+    else:
+        ls = le = 0
+    return NoteBuffer(data=padded, sample_rate=int(target_rate), pitch=int(pitch), length=length,
+                      loop_start=ls, loop_end=le, key=key)

@@ -1,0 +1,353 @@
+"""``Engine``: MIDI in -> voices from the note cache -> limiter -> audio out, with the generation worker behind it.
+
+Threads and who touches what:
+
+- the audio callback (PortAudio's thread) owns the ``Mixer`` and the ``PeakLimiter``. At the start of every block it
+  drains ``self._events`` (a deque; append/popleft are atomic) and applies the events to the mixer, then mixes.
+- MIDI (rtmidi's thread), the GUI and the ``play`` command only append events to that deque (``note_on`` and friends
+  below), and update the bookkeeping the worker reads (held and recent pitches). They never touch the mixer.
+- the worker threads fill the 128 ``BufferSlot``s (one per MIDI pitch) with buffers for the current point.
+
+So the callback holds no lock anyone else takes, allocates nothing in steady state, and never calls torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synth.engine.buffers import BufferSlot
+from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
+from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event,
+                                  MidiInput)
+from synth.engine.note_cache import GridStore, NoteCache
+from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash
+from synth.engine.voices import Mixer
+from synth.engine.worker import GenerationWorker
+
+_PANIC = 100  # engine-internal event: all sound off + all notes off
+
+
+@dataclass
+class EngineSettings:
+    """Player-facing settings; change them with ``Engine.update_settings(**changes)`` (any thread)."""
+
+    master_gain_db: float = -12.0  # safe default (FluidSynth uses 0.2 ~ -14 dB for the same reason)
+    attack: float = 0.003  # seconds, added on top of the note's own attack (declicks the start)
+    release: float = 0.25  # seconds of fade after note-off
+    bend_range: float = 2.0  # semitones at full pitch-wheel deflection
+    velocity_curve: str = "linear"  # linear | soft | hard (synth.engine.velocity)
+    midi_channel: int | None = None  # None = omni, else 0-15
+
+
+class ModelNoteSource:
+    """Adapts the model ``Synthesizer`` + its bundle to the ``NoteSource`` protocol (hash, map bounds, range)."""
+
+    def __init__(self, synthesizer, bundle) -> None:
+        self.synthesizer = synthesizer
+        self.bundle = bundle
+        self.sample_rate = int(bundle.sample_rate)
+        lo, hi = bundle.pitch_range
+        self.pitch_range = (int(lo), int(hi))
+        self.hash = str(bundle.hash)
+        self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
+
+    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return np.asarray(self.synthesizer.generate(xy, list(pitches), velocity), dtype=np.float32)
+
+
+def _bounds_of(instruments) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Map region covered by the bundle's instruments (with a 10 % margin), for the prerendered grid."""
+    xs, ys = [], []
+    for item in instruments or ():
+        try:
+            if isinstance(item, dict):
+                x, y = float(item["x"]), float(item["y"])
+            else:
+                x, y = float(getattr(item, "x", item[-2])), float(getattr(item, "y", item[-1]))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if math.isfinite(x) and math.isfinite(y):
+            xs.append(x)
+            ys.append(y)
+    if len(xs) < 2:
+        return None
+    mx = 0.1 * (max(xs) - min(xs)) or 0.5
+    my = 0.1 * (max(ys) - min(ys)) or 0.5
+    return ((min(xs) - mx, max(xs) + mx), (min(ys) - my, max(ys) + my))
+
+
+class Engine:
+    """The real-time instrument. Typical use::
+
+        engine = Engine.from_bundle("models/default")   # or Engine(SineNoteSource()) / Engine.demo()
+        engine.start()                                   # audio + MIDI virtual port "pgesam:midi_in" + worker
+        engine.connect_midi("My Keyboard")               # optional; reconnected automatically when replugged
+        engine.set_point(0.3, -0.5); engine.note_on(60, 100); engine.note_off(60)
+        engine.meters()                                  # peak, xruns, load, voices, latency ...
+        engine.stop()
+    """
+
+    def __init__(self, source: NoteSource, *, sample_rate: int = 48000, block_size: int = 512,
+                 device: int | str | None = None, channels: int = 2, max_voices: int = 32, midi: bool = True,
+                 midi_client: str = "pgesam", grid_root: Path | str | None = None, use_grid: bool = True,
+                 cache_bytes: int = 512 << 20, settings: EngineSettings | None = None,
+                 batch_size: int = 4) -> None:
+        self.source = source
+        self.sample_rate = int(sample_rate)
+        self.block_size = int(block_size)
+        self.device = device
+        self.channels = int(channels)
+        self.midi_enabled = midi
+        self.midi_client = midi_client
+        self.settings = settings or EngineSettings()
+        s = self.settings
+        self.mixer = Mixer(self.sample_rate, self.block_size, max_voices, attack=s.attack, release=s.release,
+                           bend_range=s.bend_range, velocity_curve=s.velocity_curve)
+        self.limiter = PeakLimiter(self.sample_rate, self.block_size, self.channels, master_gain_db=s.master_gain_db)
+        self.slots = [BufferSlot() for _ in range(128)]
+        self.cache = NoteCache(self.sample_rate, max_bytes=cache_bytes,
+                               held_seconds=float(getattr(source, "held_seconds", 3.0)))
+        grid = GridStore(source_hash(source), Path(grid_root) if grid_root else None) if use_grid else None
+        self._held: set[int] = set()
+        self._pedal_held: set[int] = set()
+        self._pedal = False
+        self._recent: deque[int] = deque(maxlen=12)
+        self.worker = GenerationWorker(source, self.cache, self.slots, grid=grid, priority=self._priority,
+                                       batch_size=batch_size)
+        self._events: deque[Event] = deque()
+        self.midi: MidiInput | None = None
+        self.audio = None
+        (x0, x1), (y0, y1) = source_bounds(source)
+        self._point = ((x0 + x1) / 2, (y0 + y1) / 2)
+        self._running = False
+        self._prev_switch = sys.getswitchinterval()
+
+    # ------------------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_bundle(cls, path: str | Path = "models/default", *, device_name: str | None = None, **kwargs) -> "Engine":
+        """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable)."""
+        from synth.engine.synthesizer import Synthesizer
+        from synth.model.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        synth = Synthesizer(bundle, device=device_name) if device_name else Synthesizer(bundle)
+        _leave_a_core_for_audio()
+        return cls(ModelNoteSource(synth, bundle), **kwargs)
+
+    @classmethod
+    def demo(cls, **kwargs) -> "Engine":
+        """An engine on the built-in ``SineNoteSource`` (no model needed): the fallback when no bundle is installed."""
+        return cls(SineNoteSource(), **kwargs)
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> "Engine":
+        """Open MIDI (virtual port ``<midi_client>:midi_in``), start the worker on the current point, open audio."""
+        from synth.engine.audio_io import AudioOutput
+
+        if self._running:
+            return self
+        # The callback competes for the GIL with the worker threads' Python code: a short switch interval bounds
+        # how long it can wait (default 5 ms, a quarter of a 1024-frame block).
+        sys.setswitchinterval(0.001)
+        self.worker.start()
+        self.worker.request(*self._point)
+        if self.midi_enabled:
+            self.midi = MidiInput(self._events, client_name=self.midi_client, channel=self.settings.midi_channel,
+                                  bend_range=self.settings.bend_range, on_event=self._track)
+        self.audio = AudioOutput(self.process_block, device=self.device, sample_rate=self.sample_rate,
+                                 block_size=self.block_size, channels=self.channels)
+        self.audio.start()
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio = None
+        if self.midi is not None:
+            self.midi.close()
+            self.midi = None
+        self.worker.stop()
+        sys.setswitchinterval(self._prev_switch)
+        self._running = False
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------------------ playing
+    def set_point(self, x: float, y: float) -> None:
+        """Move the timbre point: sounding notes follow (grid at once when prerendered, exact when generated)."""
+        self._point = (float(x), float(y))
+        self.worker.request(x, y)
+
+    @property
+    def point(self) -> tuple[float, float]:
+        return self._point
+
+    def note_on(self, pitch: int, velocity: int = 100) -> None:
+        self._post((NOTE_ON, int(pitch), int(velocity)) if velocity > 0 else (NOTE_OFF, int(pitch), 0))
+
+    def note_off(self, pitch: int) -> None:
+        self._post((NOTE_OFF, int(pitch), 0))
+
+    def sustain(self, on: bool) -> None:
+        self._post((SUSTAIN, 1 if on else 0, 0))
+
+    def pitch_bend(self, semitones: float) -> None:
+        self._post((BEND, float(semitones), 0))
+
+    def panic(self) -> None:
+        """Silence everything now (fast fade), release every note, reset pedal and bend."""
+        self._post((_PANIC, 0, 0))
+
+    def _post(self, event: Event) -> None:
+        self._track(event)
+        self._events.append(event)
+
+    def _track(self, event: Event) -> None:
+        """Bookkeeping for the worker's priorities (held, pedal-held, recent). Runs in the MIDI/GUI thread."""
+        kind, a, _ = event
+        if kind == NOTE_ON:
+            self._held.add(int(a))
+            self._recent.append(int(a))
+            if self.slots[int(a)].buffer is None:
+                self.worker.poke()
+        elif kind == NOTE_OFF:
+            self._held.discard(int(a))
+            if self._pedal:
+                self._pedal_held.add(int(a))
+        elif kind == SUSTAIN:
+            self._pedal = bool(a)
+            if not self._pedal:
+                self._pedal_held.clear()
+        elif kind in (ALL_NOTES_OFF, ALL_SOUND_OFF, _PANIC):
+            self._held.clear()
+            self._pedal_held.clear()
+            self._pedal = False
+
+    def _priority(self) -> tuple[list[int], list[int]]:
+        held = sorted(self._held | self._pedal_held)
+        return held, list(reversed(self._recent))
+
+    # ------------------------------------------------------------------------------------------ the callback
+    def process_block(self, out: np.ndarray) -> None:
+        """One audio block: apply queued events, mix the voices, master gain + limiter. Real-time safe.
+
+        Used as the sounddevice callback body; tests and offline tools may call it directly."""
+        events = self._events
+        mixer = self.mixer
+        while events:
+            try:
+                kind, a, b = events.popleft()
+            except IndexError:
+                break
+            if kind == NOTE_ON:
+                mixer.note_on(a, b, self.slots[a])
+            elif kind == NOTE_OFF:
+                mixer.note_off(a)
+            elif kind == SUSTAIN:
+                mixer.sustain(bool(a))
+            elif kind == BEND:
+                mixer.pitch_bend(a)
+            elif kind == ALL_NOTES_OFF:
+                mixer.all_notes_off()
+            elif kind == ALL_SOUND_OFF or kind == _PANIC:
+                mixer.all_sound_off()
+        mixer.render(out)
+        self.limiter.process(out)
+
+    # ------------------------------------------------------------------------------------------ settings
+    def update_settings(self, **changes) -> EngineSettings:
+        """Change settings (names of ``EngineSettings``); unknown names raise TypeError."""
+        for name, value in changes.items():
+            if not hasattr(self.settings, name):
+                raise TypeError(f"unknown engine setting {name!r}; known: {list(asdict(self.settings))}")
+            setattr(self.settings, name, value)
+        s = self.settings
+        # plain float stores: the callback reads them at its next block
+        self.mixer.attack, self.mixer.release, self.mixer.bend_range = float(s.attack), float(s.release), float(
+            s.bend_range)
+        if "velocity_curve" in changes:
+            self.mixer.set_velocity_curve(s.velocity_curve)
+        self.limiter.set_master_gain_db(float(s.master_gain_db))
+        if self.midi is not None:
+            self.midi.set_channel(s.midi_channel)
+            self.midi.set_bend_range(s.bend_range)
+        return s
+
+    # ------------------------------------------------------------------------------------------ MIDI ports
+    def connect_midi(self, name: str, required: bool = True) -> bool:
+        """Read from the MIDI port ``name`` too (kept connected across unplug/replug)."""
+        if self.midi is None:
+            raise RuntimeError("MIDI is not running: start() the engine first (or create it with midi=True)")
+        return self.midi.connect(name, required=required)
+
+    def midi_ports(self) -> list[str]:
+        if self.midi is not None:
+            return self.midi.ports()
+        from synth.engine.midi_io import list_input_ports
+
+        return list_input_ports()
+
+    @property
+    def midi_port_name(self) -> str | None:
+        """Our virtual input, e.g. ``pgesam:midi_in``: what a keyboard or DAW connects to."""
+        return self.midi.virtual_port_name if self.midi is not None else None
+
+    # ------------------------------------------------------------------------------------------ meters
+    @property
+    def xruns(self) -> int:
+        return self.audio.xruns if self.audio is not None else 0
+
+    @property
+    def peak(self) -> float:
+        """Output peak (linear) since the last ``meters()`` call."""
+        return self.limiter.peak
+
+    @property
+    def latency(self) -> float:
+        """Output latency in seconds as the audio device reports it (0 when not running)."""
+        return self.audio.latency if self.audio is not None else 0.0
+
+    def cache_progress(self) -> tuple[int, int]:
+        """(pitches exact for the current point, pitches in the model's range)."""
+        return self.worker.progress()
+
+    def meters(self) -> dict:
+        """Meter readings; resets the peak hold."""
+        peak, reduction = self.limiter.reset_peak()
+        done, total = self.cache_progress()
+        audio = self.audio
+        return {
+            "peak": peak, "peak_db": gain_to_db(peak), "limiter_reduction_db": gain_to_db(reduction),
+            "xruns": audio.xruns if audio else 0, "load": audio.load if audio else 0.0,
+            "max_load": audio.max_load if audio else 0.0, "voices": self.mixer.active_voices,
+            "latency_ms": 1000.0 * self.latency, "bad_blocks": self.limiter.bad_blocks,
+            "cache_done": done, "cache_total": total, "worker_errors": list(self.worker.errors[-3:]),
+            "master_gain": db_to_gain(self.settings.master_gain_db),
+        }
+
+
+def _leave_a_core_for_audio() -> None:
+    """On CPU, torch's intra-op pool would take every core and starve the audio callback; keep one free."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    except Exception:
+        pass
+
+
+__all__ = ["Engine", "EngineSettings", "ModelNoteSource"]

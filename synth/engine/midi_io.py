@@ -1,0 +1,371 @@
+"""MIDI input: a robust byte parser, python-rtmidi ports (virtual input + named keyboards) and hot-plug.
+
+Events are small tuples ``(kind, a, b)`` appended to a ``collections.deque`` that the audio callback drains at the
+start of each block (``deque.append``/``popleft`` are atomic in CPython, so neither side ever blocks):
+
+- ``(NOTE_ON, pitch, velocity)`` with velocity 1-127 (a note-on with velocity 0 becomes NOTE_OFF)
+- ``(NOTE_OFF, pitch, 0)``
+- ``(SUSTAIN, on, 0)`` from CC64 (on when value >= 64)
+- ``(BEND, semitones, 0)`` from pitch bend, scaled to +-``bend_range`` semitones (default 2)
+- ``(ALL_NOTES_OFF, 0, 0)`` from CC123 (and CC124-127, which imply it), ``(ALL_SOUND_OFF, 0, 0)`` from CC120
+
+The parser takes raw bytes, so it copes with whatever arrives: running status, several messages in one packet,
+real-time bytes interleaved (ignored), sysex (skipped up to F7), truncated messages and stray data bytes (dropped).
+Channel filter: ``channel=None`` (omni, the default) or 0-15.
+
+Known transport limit: rtmidi's JACK input holds back everything after an unterminated SysEx start (F0 without F7)
+until some later event ends with F7; the parser then recovers every message from that stretch. A flood of garbage
+therefore delays, but never loses, the note-offs that follow it, once any well-formed SysEx or F7 arrives.
+
+Ports: with a JACK server running, rtmidi's JACK API is used (that is also what the test bus and the benchmark run
+on); otherwise the platform default (ALSA on Linux, CoreMIDI, WinMM). ``MidiInput`` always opens a virtual input port
+(``<client>:midi_in``) that a keyboard or DAW can connect to, and can also connect to keyboards by name; a poller
+thread notices when a named keyboard disappears and reconnects it when it comes back (hot-plug without a restart).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF = range(6)
+EVENT_NAMES = ("note_on", "note_off", "sustain", "bend", "all_notes_off", "all_sound_off")
+
+Event = tuple[int, float, int]
+
+# data bytes that follow each channel-voice status (high nibble)
+_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+# system common: data bytes after F1..F7 (F4/F5 undefined, F7 ends sysex)
+_SYS_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF4: 0, 0xF5: 0, 0xF6: 0, 0xF7: 0}
+
+
+class MidiParser:
+    """Stateful MIDI byte-stream parser -> engine events (see module docstring). One per input source."""
+
+    def __init__(self, channel: int | None = None, bend_range: float = 2.0) -> None:
+        self.channel = channel
+        self.bend_range = float(bend_range)
+        self._status = 0  # running status (0: none)
+        self._data: list[int] = []
+        self._in_sysex = False
+
+    def reset(self) -> None:
+        self._status, self._data, self._in_sysex = 0, [], False
+
+    def feed(self, data: Iterable[int]) -> list[Event]:
+        events: list[Event] = []
+        for byte in data:
+            try:
+                byte = int(byte) & 0xFF
+            except (TypeError, ValueError):
+                continue
+            if byte >= 0xF8:  # real-time (clock, start, active sensing...): may interleave anywhere; ignore
+                continue
+            if byte == 0xF0:
+                self._in_sysex, self._status, self._data = True, 0, []
+                continue
+            if byte >= 0x80:
+                self._in_sysex = False
+                self._data = []
+                # system common cancels running status; its own data bytes are swallowed by _status 0xF?
+                self._status = byte
+                if byte >= 0xF0 and _SYS_LEN.get(byte, 0) == 0:
+                    self._status = 0
+                continue
+            if self._in_sysex or self._status == 0:
+                continue  # sysex payload or a stray data byte without a status: drop
+            self._data.append(byte)
+            status = self._status
+            need = _DATA_LEN.get(status & 0xF0) if status < 0xF0 else _SYS_LEN.get(status, 0)
+            if need is None or len(self._data) < need:
+                continue
+            data_bytes, self._data = self._data, []
+            if status >= 0xF0:
+                self._status = 0  # system common has no running status
+                continue
+            event = self._decode(status, data_bytes)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def feed_message(self, message: Iterable[int]) -> list[Event]:
+        """One complete message as rtmidi delivers it; a truncated one must not leak into the next, so partial
+        data is dropped at the end (running status is kept)."""
+        events = self.feed(message)
+        self._data = []
+        self._in_sysex = False
+        return events
+
+    def _decode(self, status: int, data: list[int]) -> Event | None:
+        kind, channel = status & 0xF0, status & 0x0F
+        if self.channel is not None and channel != self.channel:
+            return None
+        if kind == 0x90:
+            return (NOTE_ON, data[0], data[1]) if data[1] > 0 else (NOTE_OFF, data[0], 0)
+        if kind == 0x80:
+            return (NOTE_OFF, data[0], 0)
+        if kind == 0xE0:
+            value = (data[0] | (data[1] << 7)) - 8192  # -8192..8191
+            return (BEND, value / (8192.0 if value < 0 else 8191.0) * self.bend_range, 0)
+        if kind == 0xB0:
+            cc, value = data
+            if cc == 64:
+                return (SUSTAIN, 1 if value >= 64 else 0, 0)
+            if cc == 120:
+                return (ALL_SOUND_OFF, 0, 0)
+            if cc in (123, 124, 125, 126, 127):  # all notes off; omni/mono/poly mode changes imply it
+                return (ALL_NOTES_OFF, 0, 0)
+        return None  # aftertouch, program change, other CCs: not used by this instrument
+
+
+# ---------------------------------------------------------------------------------------------------- ports
+_jack_lib: ctypes.CDLL | None = None
+
+
+def jack_server_running() -> bool:
+    """True when a JACK server answers (checked through libjack with JackNoStartServer, so none is spawned)."""
+    global _jack_lib
+    try:
+        if _jack_lib is None:
+            name = ctypes.util.find_library("jack")
+            if name is None:
+                return False
+            _jack_lib = ctypes.CDLL(name)
+            _jack_lib.jack_client_open.restype = ctypes.c_void_p
+            _jack_lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            _jack_lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        client = _jack_lib.jack_client_open(b"pgesam-probe", 0x01, ctypes.byref(status))  # JackNoStartServer
+        if not client:
+            return False
+        _jack_lib.jack_client_close(client)
+        return True
+    except OSError:
+        return False
+
+
+def default_api() -> int:
+    import rtmidi
+
+    if rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api() and jack_server_running():
+        return rtmidi.API_UNIX_JACK
+    return rtmidi.API_UNSPECIFIED
+
+
+def list_input_ports(api: int | None = None) -> list[str]:
+    """Names of the MIDI output ports of other programs/devices that we can read from."""
+    import rtmidi
+
+    probe = rtmidi.MidiIn(default_api() if api is None else api, name="pgesam-list")
+    try:
+        return list(probe.get_ports())
+    finally:
+        probe.delete()
+
+
+def _match(ports: list[str], name: str) -> int | None:
+    """Index of the port called ``name``: exact first, then a port ending with or containing it."""
+    for test in (lambda p: p == name, lambda p: p.endswith(name), lambda p: name in p):
+        for i, p in enumerate(ports):
+            if test(p):
+                return i
+    return None
+
+
+class MidiInput:
+    """The engine's MIDI input: a virtual port plus keyboards opened by name, all feeding one event queue."""
+
+    def __init__(self, queue: deque, *, client_name: str = "pgesam", port_name: str = "midi_in",
+                 channel: int | None = None, bend_range: float = 2.0, api: int | None = None,
+                 virtual: bool = True, poll_interval: float = 0.25,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        import rtmidi
+
+        self._rtmidi = rtmidi
+        self.queue = queue
+        self.client_name = client_name
+        self.api = default_api() if api is None else api
+        self.channel = channel
+        self.bend_range = bend_range
+        self.poll_interval = poll_interval
+        self.on_event = on_event
+        self._parsers: list[MidiParser] = []
+        self._parser_of: dict[int, MidiParser] = {}
+        self._virtual = None
+        self._wanted: dict[str, object | None] = {}  # keyboard name -> open MidiIn (None while unplugged)
+        self._lock = threading.Lock()  # guards _wanted between the poller and API calls (never the audio thread)
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.reconnects = 0
+        if virtual:
+            self._virtual = self._new_midi_in(f"{client_name}")
+            self._virtual.open_virtual_port(port_name)
+        self.virtual_port_name = f"{client_name}:{port_name}" if virtual else None
+
+    # -------------------------------------------------------------------------------------- settings
+    def set_channel(self, channel: int | None) -> None:
+        self.channel = channel
+        for p in self._parsers:
+            p.channel = channel
+
+    def set_bend_range(self, semitones: float) -> None:
+        self.bend_range = float(semitones)
+        for p in self._parsers:
+            p.bend_range = self.bend_range
+
+    # -------------------------------------------------------------------------------------- ports
+    def _new_midi_in(self, name: str):
+        midi_in = self._rtmidi.MidiIn(self.api, name=name)
+        # SysEx is NOT filtered by rtmidi: its JACK backend treats every event after an unterminated F0 as SysEx
+        # continuation until some event ends with F7, so with its filter on, note-offs in that stretch would be
+        # lost (stuck notes). Unfiltered, such a stretch arrives as one blob and our parser recovers the channel
+        # messages inside it (any status byte ends a SysEx).
+        midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
+        parser = MidiParser(self.channel, self.bend_range)
+        self._parsers.append(parser)
+
+        def callback(event, _data=None, parser=parser):
+            # rtmidi's own thread. Parsing is cheap; events go to the lock-free deque.
+            try:
+                for ev in parser.feed_message(event[0]):
+                    self.queue.append(ev)
+                    if self.on_event is not None:
+                        self.on_event(ev)
+            except Exception:  # a bad message must never kill the MIDI thread
+                parser.reset()
+
+        midi_in.set_callback(callback)
+        self._parser_of[id(midi_in)] = parser
+        return midi_in
+
+    def ports(self) -> list[str]:
+        """Ports we could connect to (our own virtual port excluded)."""
+        probe = self._rtmidi.MidiIn(self.api, name=f"{self.client_name}-list")
+        try:
+            names = list(probe.get_ports())
+        finally:
+            probe.delete()
+        own = self.virtual_port_name
+        return [n for n in names if n != own and not n.startswith(f"{self.client_name}")]
+
+    def connect(self, name: str, *, required: bool = True) -> bool:
+        """Connect to the keyboard port called ``name`` (exact or a suffix/substring) and keep it connected:
+        if it disappears, the poller reconnects it when it comes back. Raises LookupError when it does not exist
+        now and ``required``; otherwise it is connected as soon as it appears."""
+        with self._lock:
+            self._wanted.setdefault(name, None)
+        ok = self._try_open(name)
+        if not ok and required:
+            with self._lock:
+                self._wanted.pop(name, None)
+            raise LookupError(f"MIDI port {name!r} not found; available: {self.ports()}")
+        self._ensure_poller()
+        return ok
+
+    def disconnect(self, name: str) -> None:
+        with self._lock:
+            midi_in = self._wanted.pop(name, None)
+        if midi_in is not None:
+            self._close(midi_in)
+
+    @property
+    def connected(self) -> dict[str, bool]:
+        with self._lock:
+            return {name: m is not None for name, m in self._wanted.items()}
+
+    def _try_open(self, name: str) -> bool:
+        probe_names = self._rtmidi.MidiIn(self.api, name=f"{self.client_name}-list")
+        try:
+            ports = list(probe_names.get_ports())
+        finally:
+            probe_names.delete()
+        index = _match(ports, name)
+        if index is None:
+            return False
+        midi_in = self._new_midi_in(f"{self.client_name}-in{len(self._parsers)}")
+        try:
+            # the port list may have changed since the probe: re-resolve on the object that opens it
+            ports = list(midi_in.get_ports())
+            index = _match(ports, name)
+            if index is None:
+                raise OSError("port vanished")
+            midi_in.open_port(index, name="in")
+        except Exception:
+            self._close(midi_in)
+            return False
+        with self._lock:
+            if name in self._wanted:
+                old = self._wanted[name]
+                self._wanted[name] = midi_in
+            else:
+                old = midi_in
+        if old is not None and old is not midi_in:
+            self._close(old)
+        return True
+
+    def _close(self, midi_in) -> None:
+        try:
+            midi_in.cancel_callback()
+            midi_in.close_port()
+            parser = self._parser_of.pop(id(midi_in), None)
+            if parser in self._parsers:
+                self._parsers.remove(parser)
+            midi_in.delete()
+        except Exception:
+            pass
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or not self._poller.is_alive():
+            self._stop.clear()
+            self._poller = threading.Thread(target=self._poll, name="midi-hotplug", daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        """Hot-plug: a wanted keyboard whose port vanished is marked lost and reopened when it reappears."""
+        probe = self._rtmidi.MidiIn(self.api, name=f"{self.client_name}-poll")
+        try:
+            while not self._stop.wait(self.poll_interval):
+                try:
+                    ports = list(probe.get_ports())
+                except Exception:
+                    continue
+                with self._lock:
+                    wanted = list(self._wanted.items())
+                for name, midi_in in wanted:
+                    present = _match(ports, name) is not None
+                    if midi_in is not None and not present:
+                        with self._lock:
+                            if self._wanted.get(name) is midi_in:
+                                self._wanted[name] = None
+                        self._close(midi_in)
+                    elif midi_in is None and present:
+                        if self._try_open(name):
+                            self.reconnects += 1
+        finally:
+            probe.delete()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2.0)
+        with self._lock:
+            opened = [m for m in self._wanted.values() if m is not None]
+            self._wanted.clear()
+        for m in opened:
+            self._close(m)
+        if self._virtual is not None:
+            self._close(self._virtual)
+            self._virtual = None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
