@@ -1,0 +1,167 @@
+"""Rendering a MIDI file made here (two tracks, chords, sustain, pitch bend, tempo change) with the engine's demo
+note source (deterministic harmonic tones at exactly the requested pitch) through the real mixer and limiter.
+
+Each note is checked in the audio itself: its fundamental must start at the onset the file says (across the tempo
+change), the pedal must hold a released key, the bend must move the pitch, and velocity must scale the level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile
+
+from synth.engine.sources import SineNoteSource
+from synth.midi_file import MidiFileError
+from synth.render import (NoteBank, ProgramMap, RenderCancelled, Timbre, apply_overrides, default_program_map,
+                          family_for_program, render_midi)
+from tests.test_midi_file import SONG, beat_time, write_song
+
+SR = 48000
+PIANO = Timbre("piano-ish", -0.5, 0.5, attack_ms=2.0, release_ms=200.0)
+STRINGS = Timbre("strings-ish", 0.5, -0.5, attack_ms=2.0, release_ms=400.0)
+
+
+def hz(pitch: float) -> float:
+    return 440.0 * 2.0 ** ((pitch - 69) / 12.0)
+
+
+def tone_level(audio: np.ndarray, freq: float, t0: float, t1: float) -> float:
+    """Amplitude of one frequency in [t0, t1) (Hann-windowed correlation)."""
+    lead = max(0, -int(round(t0 * SR)))  # before the file starts there is silence
+    seg = np.concatenate([np.zeros(lead), audio[max(0, int(round(t0 * SR))):int(round(t1 * SR))]])
+    t = np.arange(len(seg)) / SR
+    window = np.hanning(len(seg))
+    return 2.0 * abs(np.sum(seg * window * np.exp(-2j * np.pi * freq * t))) / np.sum(window)
+
+
+def onset(audio: np.ndarray, freq: float, expected: float, hop: float = 0.002, width: float = 0.1) -> float:
+    """Where the tone crosses halfway from its level before ``expected`` to its level after, as the centre of a
+    symmetric window (a step at time t is at half level when the window is centred on t)."""
+    before = tone_level(audio, freq, expected - 0.02 - width, expected - 0.02)
+    after = tone_level(audio, freq, expected + 0.02, expected + 0.02 + width)
+    assert after > 3 * before, f"no rise of {freq:.1f} Hz near {expected:.3f} s"
+    threshold = before + 0.5 * (after - before)
+    t = expected - 0.1 - width / 2
+    while t < expected + 0.1:
+        if tone_level(audio, freq, t, t + width) >= threshold:
+            return t + width / 2
+        t += hop
+    return math.inf
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("render")
+    song = write_song(folder / "song.mid")
+    source = SineNoteSource()
+    bank = NoteBank(source, SR)
+    program_map = ProgramMap(family_timbres={}, overrides={0: PIANO, 40: STRINGS})
+    result = render_midi(song, folder / "song.wav", source, program_map, sample_rate=SR, bank=bank)
+    audio, rate = soundfile.read(folder / "song.wav", dtype="float32")
+    return {"folder": folder, "song": song, "source": source, "bank": bank, "map": program_map, "result": result,
+            "audio": audio, "rate": rate}
+
+
+def test_length_is_the_file_plus_the_longest_release(rendered):
+    audio = rendered["audio"]
+    assert rendered["rate"] == SR
+    assert len(audio) == math.ceil((beat_time(6.5) + STRINGS.release_ms / 1000.0) * SR)
+    assert rendered["result"].notes == len(SONG)
+    assert np.max(np.abs(audio[-SR // 100:])) < 1e-3  # every voice has faded by the end
+
+
+@pytest.mark.parametrize("channel, pitch, velocity, start_beat, end_beat, program", SONG)
+def test_each_note_starts_on_time_at_its_pitch(rendered, channel, pitch, velocity, start_beat, end_beat, program):
+    audio = rendered["audio"]
+    start = beat_time(start_beat)
+    found = onset(audio, hz(pitch), start)
+    assert abs(found - start) < 0.015, f"pitch {pitch}: onset {found:.3f} s, file says {start:.3f} s"
+    level = tone_level(audio, hz(pitch), start + 0.02, start + 0.27)
+    assert level > 0.01
+    for wrong in (pitch - 1, pitch + 1):  # the right pitch, not a neighbour
+        assert tone_level(audio, hz(wrong), start + 0.02, start + 0.27) < 0.2 * level
+
+
+def test_sustain_pedal_holds_a_released_key(rendered):
+    audio = rendered["audio"]
+    f = hz(62)  # key up at beat 1.5 (0.75 s), pedal up at beat 2 (1.0 s), release 0.2 s
+    held = tone_level(audio, f, 0.90, 0.98)
+    assert held > 0.5 * tone_level(audio, f, 0.55, 0.63)
+    assert tone_level(audio, f, 1.25, 1.33) < 0.05 * held
+
+
+def test_pitch_bend_moves_the_pitch(rendered):
+    audio = rendered["audio"]
+    # G3 (55) is bent up a semitone from beat 3 (1.5 s) until beat 4 (2.0 s)
+    before = tone_level(audio, hz(55), 1.2, 1.45), tone_level(audio, hz(56), 1.2, 1.45)
+    during = tone_level(audio, hz(55), 1.6, 1.95), tone_level(audio, hz(56), 1.6, 1.95)
+    assert before[0] > 5 * before[1]
+    assert during[1] > 5 * during[0]
+
+
+def test_velocity_scales_the_level(rendered):
+    audio = rendered["audio"]
+    loud, soft = tone_level(audio, hz(60), 0.1, 0.4), tone_level(audio, hz(64), 0.1, 0.4)  # velocities 100 and 90
+    assert soft / loud == pytest.approx(0.9, rel=0.08)
+
+
+def test_programs_choose_timbres_and_notes_are_generated_once(rendered):
+    result = rendered["result"]
+    assert result.channel_timbres == {0: PIANO.name, 1: STRINGS.name}
+    assert result.notes_generated == len({(c, n) for c, n, *_ in SONG})
+    assert result.peak_dbfs <= -0.3 + 1e-3
+
+
+def test_warm_cache_generates_nothing_and_sounds_the_same(rendered):
+    again = render_midi(rendered["song"], None, rendered["source"], rendered["map"], sample_rate=SR,
+                        bank=rendered["bank"])
+    assert again.notes_generated == 0
+    np.testing.assert_allclose(again.audio, rendered["result"].audio, atol=2e-7)
+
+
+def test_cancel_writes_nothing(rendered, tmp_path):
+    with pytest.raises(RenderCancelled):
+        render_midi(rendered["song"], tmp_path / "x.wav", SineNoteSource(), rendered["map"], sample_rate=SR,
+                    cancelled=lambda: True)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_corrupt_midi_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "corrupt.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x10\x00\x90\x3c")
+    with pytest.raises(MidiFileError, match="corrupt.mid"):
+        render_midi(bad, tmp_path / "out.wav", SineNoteSource(), sample_rate=SR)
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_general_midi_families_and_overrides():
+    assert family_for_program(0) == "keyboard" and family_for_program(40) == "string"
+    assert family_for_program(33) == "bass" and family_for_program(120) == "synth_lead"
+    instruments = [("a", "string", 1.0, 1.0, "train"), ("b", "string", 3.0, 1.0, "train"),
+                   ("c", "string", 9.0, 9.0, "valid"), ("d", "keyboard", -1.0, 0.0, "train")]
+    program_map = default_program_map(instruments, presets=[])
+    violin = program_map.timbre_for(40)
+    assert (violin.x, violin.y) == (2.0, 1.0)  # centroid of the training instruments only
+    assert (program_map.timbre_for(1).x, program_map.timbre_for(1).y) == (-1.0, 0.0)
+    apply_overrides(program_map, ["40=0.25,-0.5"])
+    assert (program_map.timbre_for(40).x, program_map.timbre_for(40).y) == (0.25, -0.5)
+    assert program_map.timbre_for(41).x == 2.0  # only program 40 was overridden
+    with pytest.raises(ValueError, match="neither a program"):
+        apply_overrides(program_map, ["drums=0,0"])
+
+
+def test_render_command_line(tmp_path, capsys):
+    from synth.cli import main
+
+    song = write_song(tmp_path / "song.mid")
+    assert main(["render", str(song), "-o", str(tmp_path / "a.wav"), "--demo", "--quiet", "--json",
+                 "--preset", "0.1,0.2"]) == 0
+    assert (tmp_path / "a.wav").exists()
+    assert main(["render", str(song), "-o", str(tmp_path / "a.wav"), "--demo", "--quiet"]) == 1
+    assert "--force" in capsys.readouterr().err
+    (tmp_path / "bad.mid").write_bytes(b"garbage")
+    assert main(["render", str(tmp_path / "bad.mid"), "--demo", "--quiet"]) == 1
+    assert "bad.mid" in capsys.readouterr().err
