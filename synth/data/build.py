@@ -1,0 +1,317 @@
+"""Build the SoundFont note dataset in NSynth's layout: render, gate, deduplicate, split, write.
+
+Incremental by design: each instrument's measurements live in ``<root>/.build/<instrument_str>.json`` (written
+atomically after its audio), so a rerun renders and gates only notes it has not measured, and an interrupted build
+(Ctrl-C) keeps every finished instrument. ``examples.json`` of each split is rewritten atomically after each font and
+at the end, always from the instrument records, so it never lists a file that is not there.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from synth.data.families import FAMILIES, GM_NAMES, SOURCES, drop_reason, family_of_program, source_of_program
+from synth.data.gate import GateConfig, NoteMeasure, decide, measure, note_status
+from synth.data.render import SYNTHETIC_FONTS, FontRenderer, RenderConfig, SoundFont, resolve_fonts
+from synth.data.splits import SPLITS, split_of_program
+
+PEAK_LIMIT = 0.99
+PROBE_SECONDS = 1.0
+STATE_VERSION = 1
+
+
+@dataclass
+class BuildConfig:
+    root: Path
+    fonts: list[str] | None = None
+    programs: list[int] | None = None
+    pitches: tuple[int, ...] = tuple(range(48, 73))
+    velocities: tuple[int, ...] = (100,)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    duplicate_corr: float = 0.99
+    progress: bool = True
+
+
+def instrument_name(font: SoundFont, program: int) -> str:
+    return f"{font.short}_{program:03d}_{GM_NAMES[program]}"
+
+
+def note_name(instrument_str: str, pitch: int, velocity: int) -> str:
+    return f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+
+
+def _atomic_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _atomic_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+
+
+class Instrument:
+    """One (font, program): its record on disk and the audio rendered in this run."""
+
+    def __init__(self, cfg: BuildConfig, font: SoundFont, program: int) -> None:
+        self.cfg, self.font, self.program = cfg, font, program
+        self.name = instrument_name(font, program)
+        self.path = cfg.root / ".build" / f"{self.name}.json"
+        self.audio: dict[str, np.ndarray] = {}
+        self.state = self._load()
+
+    def _fingerprint(self) -> str:
+        return f"v{STATE_VERSION}-{self.cfg.render.fingerprint()}-{self.cfg.gate.fingerprint()}-{self.font.path}"
+
+    def _load(self) -> dict:
+        fresh = {"instrument_str": self.name, "fingerprint": self._fingerprint(), "notes": {}, "written": {},
+                 "scale": 1.0}
+        if not self.path.exists():
+            return fresh
+        with open(self.path) as f:
+            state = json.load(f)
+        return state if state.get("fingerprint") == fresh["fingerprint"] else fresh
+
+    def grid(self) -> list[tuple[str, int, int]]:
+        return [(note_name(self.name, p, v), p, v) for v in self.cfg.velocities for p in self.cfg.pitches]
+
+    def measures(self) -> list[NoteMeasure]:
+        return [NoteMeasure.from_dict(self.state["notes"][n]["measure"]) for n, _, _ in self.grid()]
+
+    def save(self) -> None:
+        _atomic_json(self.path, self.state)
+
+
+@dataclass
+class Timings:
+    render: float = 0.0
+    gate: float = 0.0
+    write: float = 0.0
+    notes_rendered: int = 0
+    notes_gated: int = 0
+
+
+class Builder:
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.cfg = cfg
+        self.t = Timings()
+        self.kept: list[Instrument] = []
+        self.dropped: dict[str, dict] = {}
+        self.skipped_programs: dict[str, list] = defaultdict(list)
+        self.probes: list[np.ndarray] = []
+        self.probe_names: list[str] = []
+
+    # -- one instrument ---------------------------------------------------------------------------------------
+    def _render(self, renderer: FontRenderer, inst: Instrument, notes: list[tuple[str, int, int]]) -> None:
+        t0 = time.perf_counter()
+        for note, pitch, velocity in notes:
+            if note not in inst.audio:
+                inst.audio[note] = renderer.render(inst.program, pitch, velocity)
+                self.t.notes_rendered += 1
+        self.t.render += time.perf_counter() - t0
+
+    def _gate(self, renderer: FontRenderer, inst: Instrument) -> None:
+        todo = [g for g in inst.grid() if g[0] not in inst.state["notes"]]
+        if not todo:
+            return
+        self._render(renderer, inst, todo)
+        t0 = time.perf_counter()
+        audio = np.stack([inst.audio[n] for n, _, _ in todo])
+        rc = self.cfg.render
+        results = measure(audio, [p for _, p, _ in todo], rc.sample_rate, rc.held, self.cfg.gate)
+        for (note, pitch, velocity), m in zip(todo, results):
+            inst.state["notes"][note] = {"pitch": pitch, "velocity": velocity, "measure": m.to_dict()}
+        self.t.gate += time.perf_counter() - t0
+        self.t.notes_gated += len(todo)
+
+    def _probe(self, renderer: FontRenderer, inst: Instrument) -> np.ndarray:
+        """The first second of the note nearest middle C, normalized: compared to find duplicate presets before
+        spending the pitch tracker on them (MuseScore General Lite renders sample-identical to Full)."""
+        note, pitch, velocity = min(inst.grid(), key=lambda g: (abs(g[1] - 60), g[2]))
+        self._render(renderer, inst, [(note, pitch, velocity)])
+        x = inst.audio[note][: int(PROBE_SECONDS * self.cfg.render.sample_rate)].astype(np.float32)
+        return x / max(float(np.linalg.norm(x)), 1e-12)
+
+    def _duplicate_of(self, probe: np.ndarray) -> tuple[str | None, float]:
+        if not self.probes:
+            return None, 0.0
+        corr = np.abs(np.stack(self.probes) @ probe)
+        i = int(np.argmax(corr))
+        return (self.probe_names[i] if corr[i] >= self.cfg.duplicate_corr else None), float(corr[i])
+
+    def _write(self, renderer: FontRenderer, inst: Instrument, keep: list[bool], split: str) -> None:
+        kept = [g for g, k in zip(inst.grid(), keep) if k]
+        peak = max(inst.state["notes"][n]["measure"]["peak"] for n, _, _ in kept)
+        scale = min(1.0, PEAK_LIMIT / max(peak, 1e-12))
+        audio_dir = self.cfg.root / f"nsynth-{split}" / "audio"
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        written = inst.state["written"]
+        stale = inst.state.get("scale") != scale
+        todo = [g for g in kept if stale or written.get(g[0]) != split or not (audio_dir / f"{g[0]}.wav").exists()]
+        self._render(renderer, inst, todo)
+        t0 = time.perf_counter()
+        for note, _, _ in todo:
+            if written.get(note) not in (None, split):  # the split rule changed: move, do not duplicate
+                (self.cfg.root / f"nsynth-{written[note]}" / "audio" / f"{note}.wav").unlink(missing_ok=True)
+            _atomic_wav(audio_dir / f"{note}.wav", inst.audio[note] * scale, self.cfg.render.sample_rate)
+            written[note] = split
+        self._remove(inst, keep_notes={g[0] for g in kept})
+        inst.state["scale"] = scale
+        self.t.write += time.perf_counter() - t0
+
+    def _remove(self, inst: Instrument, keep_notes: set[str]) -> None:
+        """Delete audio this instrument wrote earlier that is no longer part of the dataset."""
+        written = inst.state["written"]
+        for note, split in list(written.items()):
+            if note not in keep_notes:
+                path = self.cfg.root / f"nsynth-{split}" / "audio" / f"{note}.wav"
+                path.unlink(missing_ok=True)
+                del written[note]
+
+    def instrument(self, renderer: FontRenderer, program: int) -> None:
+        font = renderer.font
+        inst = Instrument(self.cfg, font, program)
+        if renderer.preset_name(program) is None:
+            self.dropped[inst.name] = {"reason": "no_preset"}
+            return
+        probe = self._probe(renderer, inst)
+        dup, corr = self._duplicate_of(probe)
+        if dup is not None:
+            reason, detail = "duplicate", {"duplicate_of": dup, "corr": round(corr, 4)}
+            keep = [False] * len(inst.grid())
+        else:
+            self._gate(renderer, inst)
+            measures = inst.measures()
+            reason, keep = decide(measures, self.cfg.gate)
+            detail = {"status": dict(Counter(note_status(m, self.cfg.gate) for m in measures))}
+        if dup is None:  # duplicates of dropped presets are caught too, before the tracker runs
+            self.probes.append(probe)
+            self.probe_names.append(inst.name)
+        if reason is None:
+            self._write(renderer, inst, keep, split_of_program(program))
+            inst.state.update(kept=True, keep=keep, split=split_of_program(program), preset=renderer.preset_name(program))
+            self.kept.append(inst)
+        else:
+            self._remove(inst, keep_notes=set())
+            inst.state.update(kept=False, keep=keep, drop=reason, detail=detail)
+            self.dropped[inst.name] = {"reason": reason, **detail}
+        inst.audio.clear()
+        inst.save()
+
+    # -- whole build --------------------------------------------------------------------------------------------
+    def programs(self) -> list[int]:
+        chosen = self.cfg.programs if self.cfg.programs is not None else range(128)
+        out = []
+        for program in chosen:
+            if family_of_program(program) is None:
+                self.skipped_programs[drop_reason(program)].append(program)
+            else:
+                out.append(program)
+        return out
+
+    def run(self, fonts: list[SoundFont]) -> dict:
+        from tqdm import tqdm
+
+        t_start = time.perf_counter()
+        for tmp in glob.glob(str(self.cfg.root / "**" / "*.tmp"), recursive=True):
+            os.unlink(tmp)
+        programs = self.programs()
+        bar = tqdm(total=len(fonts) * len(programs), unit="inst", disable=not self.cfg.progress)
+        try:
+            for font in fonts:
+                bar.set_description(font.short)
+                with FontRenderer(font, self.cfg.render) as renderer:
+                    for program in programs:
+                        self.instrument(renderer, program)
+                        bar.update(1)
+                write_examples(self.cfg, self.kept)
+        finally:
+            bar.close()
+            write_examples(self.cfg, self.kept)
+        report = self.report(fonts, time.perf_counter() - t_start)
+        _atomic_json(self.cfg.root / "build_report.json", report)
+        return report
+
+    def report(self, fonts: list[SoundFont], total: float) -> dict:
+        notes_dropped: Counter = Counter()
+        counts: dict = {s: {f: {"instruments": 0, "notes": 0} for f in FAMILIES} for s in SPLITS}
+        peaks, scaled = [], {}
+        for inst in self.kept:
+            split, family = inst.state["split"], family_of_program(inst.program)
+            counts[split][family]["instruments"] += 1
+            counts[split][family]["notes"] += sum(inst.state["keep"])
+            for m, k in zip(inst.measures(), inst.state["keep"]):
+                peaks.append(m.peak)
+                if not k:
+                    notes_dropped[note_status(m, self.cfg.gate)] += 1
+            if inst.state["scale"] < 1.0:
+                scaled[inst.name] = round(inst.state["scale"], 4)
+        n_notes = {s: sum(c["notes"] for c in counts[s].values()) for s in SPLITS}
+        n_inst = {s: sum(c["instruments"] for c in counts[s].values()) for s in SPLITS}
+        return {
+            "config": {"root": str(self.cfg.root), "pitches": [min(self.cfg.pitches), max(self.cfg.pitches)],
+                       "velocities": list(self.cfg.velocities), "render": asdict(self.cfg.render),
+                       "gate": asdict(self.cfg.gate), "duplicate_corr": self.cfg.duplicate_corr},
+            "fonts": [asdict(f) for f in fonts],
+            "programs_not_rendered": {k: v for k, v in self.skipped_programs.items()},
+            "instruments_kept": len(self.kept),
+            "instruments_dropped": dict(Counter(d["reason"] for d in self.dropped.values())),
+            "dropped": self.dropped,
+            "notes_kept": n_notes,
+            "instruments_per_split": n_inst,
+            "notes_dropped_in_kept_instruments": dict(notes_dropped),
+            "counts": counts,
+            "peak": {"max": float(max(peaks, default=0.0)), "p50": float(np.median(peaks)) if peaks else 0.0,
+                     "gain": self.cfg.render.gain, "instruments_scaled_down": scaled},
+            "timings_s": {"total": round(total, 1), "render": round(self.t.render, 1), "gate": round(self.t.gate, 1),
+                          "write": round(self.t.write, 1), "notes_rendered": self.t.notes_rendered,
+                          "notes_gated": self.t.notes_gated,
+                          "gate_ms_per_note": round(1000 * self.t.gate / max(self.t.notes_gated, 1), 1)},
+        }
+
+
+def example_fields(inst: Instrument, note: str, instrument_id: int) -> dict:
+    entry = inst.state["notes"][note]
+    family = family_of_program(inst.program)
+    source = source_of_program(inst.program, inst.font.short in SYNTHETIC_FONTS)
+    m = entry["measure"]
+    return {
+        "note_str": note, "instrument_str": inst.name, "instrument": instrument_id,
+        "instrument_family": FAMILIES.index(family), "instrument_family_str": family,
+        "instrument_source": SOURCES.index(source), "instrument_source_str": source,
+        "pitch": entry["pitch"], "velocity": entry["velocity"], "sample_rate": inst.cfg.render.sample_rate,
+        "soundfont": inst.font.short, "program": inst.program, "f0_hz": round(m["f0"], 2),
+        "gain": round(inst.state["scale"], 4),
+    }
+
+
+def write_examples(cfg: BuildConfig, kept: list[Instrument]) -> None:
+    """examples.json of each split from the kept instruments (instrument ids: sorted order of instrument_str)."""
+    ids = {name: i for i, name in enumerate(sorted(inst.name for inst in kept))}
+    per_split: dict[str, dict] = {s: {} for s in SPLITS}
+    for inst in sorted(kept, key=lambda i: i.name):
+        for (note, _, _), k in zip(inst.grid(), inst.state["keep"]):
+            if k:
+                per_split[inst.state["split"]][note] = example_fields(inst, note, ids[inst.name])
+    for split, examples in per_split.items():
+        _atomic_json(cfg.root / f"nsynth-{split}" / "examples.json", examples)
+
+
+def build(cfg: BuildConfig) -> dict:
+    """Render, gate and write the dataset; returns the build report (also saved as build_report.json)."""
+    cfg.root.mkdir(parents=True, exist_ok=True)
+    return Builder(cfg).run(resolve_fonts(cfg.fonts))
