@@ -1,0 +1,43 @@
+"""The window opens on the engine, shows the map, model and generation device, and Esc is panic."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from synth.engine.engine import _PANIC
+
+
+def test_window_opens_on_the_engine(window, adapter, tiny_bundle):
+    assert window.isVisible()
+    assert adapter.model_name in window.windowTitle()
+    assert "Generation:" in window.device_label.text()
+    assert window.cache_bar.maximum() >= 1
+    if tiny_bundle is not None:
+        assert adapter.fallback_reason is None, adapter.fallback_reason
+        assert window.pad.points, "the bundle's instruments are drawn on the pad"
+    else:
+        assert adapter.fallback_reason and "demo" in adapter.fallback_reason
+        assert window.fallback_label.text(), "the status bar says the app runs on the fallback source"
+
+
+def test_status_bar_follows_cache_progress(window, adapter, qtbot):
+    adapter.engine.worker.start()
+    adapter.set_point(0.1, 0.2)
+    qtbot.waitUntil(lambda: window.cache_bar.value() >= 1, timeout=15000)
+    assert window.cache_bar.maximum() == adapter.cache_progress()[1]
+
+
+def test_escape_is_panic(window, adapter, qtbot):
+    qtbot.keyPress(window.pad, Qt.Key_A)
+    assert 48 in adapter.held_notes()
+    qtbot.keyClick(window.pad, Qt.Key_Escape)
+    assert adapter.held_notes() == set()
+    assert any(event[0] == _PANIC for event in adapter.engine._events)
+    assert window.keys.held == {}
+
+
+def test_no_export_or_render_items_until_those_features_add_them(window):
+    titles = [action.text() for action in window.menuBar().actions() if action.isVisible()]
+    assert "&Tools" not in titles
+    window.add_tool("Export…", lambda: None)
+    assert window.tools_menu.menuAction().isVisible()
