@@ -150,7 +150,9 @@ class NoteBank:
         self.source = source
         self.sample_rate = int(sample_rate)
         held = float(getattr(source, "held_seconds", 3.0))
-        self.cache = cache if cache is not None else NoteCache(self.sample_rate, held_seconds=held, max_bytes=4 << 30)
+        if cache is None or cache.sample_rate != self.sample_rate:  # a live cache at another rate cannot serve
+            cache = NoteCache(self.sample_rate, held_seconds=held, max_bytes=4 << 30)
+        self.cache = cache
         self.song: dict[tuple[float, float, int], NoteBuffer] = {}
         self.generated = 0
         self.generate_seconds = 0.0
@@ -390,11 +392,13 @@ def open_source(bundle: str | Path | None = None, demo: bool = False) -> OpenedS
             raise SourceError(f"{path}: not a model bundle (no bundle.json); use --demo for the built-in sound")
         return OpenedSource(SineNoteSource(), None, f"built-in demo source (no model bundle at {path})")
     try:
+        from synth.engine.engine import ModelNoteSource
         from synth.engine.synthesizer import Synthesizer
         from synth.model.bundle import load_bundle
 
         loaded = load_bundle(path)
-        return OpenedSource(Synthesizer(loaded), list(loaded.instruments), f"model bundle {path} ({loaded.hash})")
+        source = ModelNoteSource(Synthesizer(loaded), loaded)  # the live engine's adapter: same hash, same loops
+        return OpenedSource(source, list(loaded.instruments), f"model bundle {path} ({loaded.hash})")
     except ImportError as exc:
         raise SourceError(f"cannot load model bundles in this checkout ({exc}); use --demo") from exc
     except Exception as exc:  # BundleError and friends: the bundle's own message says what is wrong
