@@ -71,9 +71,9 @@ def prepare_note_buffer(
     pitch: int,
     *,
     held_seconds: float = 3.0,
-    loop_start_s: float = 1.0,
-    loop_end_s: float = 2.5,
-    crossfade_s: float = 0.15,
+    loop_start_s: float | None = None,
+    loop_end_s: float | None = None,
+    crossfade_s: float | None = None,
     key: Hashable | None = None,
 ) -> NoteBuffer:
     """Resample one note to the device rate and bake in its sustain loop.
@@ -81,8 +81,12 @@ def prepare_note_buffer(
     The loop lies inside the held part (NSynth-style notes are held for ``held_seconds`` and then decay). To make the
     jump from ``loop_end`` back to ``loop_start`` seamless, the last ``crossfade_s`` before ``loop_end`` is blended
     (equal power) with the audio just before ``loop_start``: at the wrap the signal therefore continues exactly as
-    it did at ``loop_start``. Notes too short for the loop get none (they simply end).
+    it did at ``loop_start``. Notes too short for the loop get none (they simply end). Defaults scale with the held
+    part: the loop spans 1/3 .. 5/6 of it (1.0-2.5 s for NSynth's 3 s), the crossfade is 0.15 s or 1/10 of it.
     """
+    loop_start_s = held_seconds / 3.0 if loop_start_s is None else loop_start_s
+    loop_end_s = held_seconds * 5.0 / 6.0 if loop_end_s is None else loop_end_s
+    crossfade_s = min(0.15, held_seconds / 10.0) if crossfade_s is None else crossfade_s
     data = resample(np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0),
                     source_rate, target_rate)
     length = int(data.shape[-1])

@@ -58,6 +58,10 @@ class ModelNoteSource:
         self.pitch_range = (int(lo), int(hi))
         self.hash = str(bundle.hash)
         self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
+        samples = getattr(synthesizer, "num_samples", None)
+        duration = float(samples) / self.sample_rate if samples else 4.0
+        # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
+        self.held_seconds = min(3.0, 0.75 * duration)
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return np.asarray(self.synthesizer.generate(xy, list(pitches), velocity), dtype=np.float32)

@@ -27,6 +27,13 @@ def gain_to_db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0 else float("-inf")
 
 
+def _scale_columns(block: np.ndarray, gain: np.ndarray) -> None:
+    """block[:, c] *= gain for every channel. (``block *= gain[:, None]`` makes numpy allocate a broadcast buffer.)"""
+    for c in range(block.shape[1]):
+        col = block[:, c]
+        np.multiply(col, gain, out=col)
+
+
 class PeakLimiter:
     """In-place master gain + limiter over float32 ``[frames, channels]`` blocks."""
 
@@ -75,7 +82,7 @@ class PeakLimiter:
             np.multiply(ramp, step / frames, out=g)
             np.add(g, now, out=g)
             self._master_now = now + step
-            block *= g[:, None]
+            _scale_columns(block, g)
         elif now != 1.0:
             block *= now
 
@@ -97,8 +104,9 @@ class PeakLimiter:
             np.add(g, cur, out=g)
         self._gain = new
         if new < 1.0 or cur < 1.0:
-            block *= g[:, None]
-        np.clip(block, -self.ceiling, self.ceiling, out=block)
+            _scale_columns(block, g)
+        np.minimum(block, self.ceiling, out=block)  # np.clip allocates for scalar bounds; these do not
+        np.maximum(block, -self.ceiling, out=block)
         np.abs(block, out=absb)
         out_peak = float(absb.max()) if frames else 0.0
         if out_peak > self.peak:
