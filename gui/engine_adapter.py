@@ -81,7 +81,8 @@ class EngineAdapter:
         bundle = self.bundle
         if bundle is None:
             return "demo tones (no model)"
-        name = getattr(bundle, "name", None) or Path(str(getattr(bundle, "path", "model"))).name
+        info = getattr(bundle, "info", None) or {}
+        name = info.get("name") or Path(str(getattr(bundle, "path", "model"))).name
         return f"{name} ({str(getattr(bundle, 'hash', ''))[:8]})" if getattr(bundle, "hash", None) else str(name)
 
     @property

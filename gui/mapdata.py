@@ -77,8 +77,13 @@ def region_image(
     centroids = np.array([_centroid(train, family) for family in families])
     xmin, xmax, ymin, ymax = extent
     gx, gy = np.meshgrid(np.linspace(xmin, xmax, size), np.linspace(ymin, ymax, size))
-    cells = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    owner = np.argmin(((cells[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+    best = np.full(gx.size, np.inf)
+    owner = np.zeros(gx.size, dtype=np.intp)
+    for index, (cx, cy) in enumerate(centroids):  # one family at a time keeps memory at a few grid-sized arrays
+        distance = (gx.ravel() - cx) ** 2 + (gy.ravel() - cy) ** 2
+        closer = distance < best
+        best[closer] = distance[closer]
+        owner[closer] = index
     rgb = np.array([_rgb(colours[f]) for f in families], dtype=np.uint8)
     image = np.empty((size * size, 4), dtype=np.uint8)
     image[:, :3] = rgb[owner]

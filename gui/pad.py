@@ -118,7 +118,7 @@ class TimbrePad(pg.PlotWidget):
         xmin, xmax, ymin, ymax = self.extent
         width, height = xmax - xmin, ymax - ymin
         xmin, xmax, ymin, ymax = xmin - width, xmax + width, ymin - height, ymax + height
-        image = region_image(self.points, colours, (xmin, xmax, ymin, ymax), size=240) if show else None
+        image = region_image(self.points, colours, (xmin, xmax, ymin, ymax), size=480) if show else None
         if image is None:
             return
         self._region = pg.ImageItem(image, axisOrder="row-major")

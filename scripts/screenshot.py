@@ -1,0 +1,103 @@
+"""Screenshots of the instrument window for the README: ``python scripts/screenshot.py``.
+
+Writes docs/screenshot.png (Qt offscreen) and docs/screenshot-xvfb.png (a real X server under xvfb-run, when
+installed). Uses the bundled model at models/default; when it is missing, a tiny random bundle (its map has only a
+few instruments: rerun this once a trained model is bundled). No audio device or MIDI port is opened.
+
+    python scripts/screenshot.py                       # both screenshots
+    python scripts/screenshot.py --platform offscreen --out docs/screenshot.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHORD = (60, 64, 67)  # shown held on the keyboard
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default=str(ROOT / "models" / "default"))
+    parser.add_argument("--platform", choices=("offscreen", "xcb"), default=None,
+                        help="take one screenshot on this Qt platform (default: offscreen, then xcb under xvfb-run)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.platform is None:
+        return take_both(args.bundle)
+    out = Path(args.out or ROOT / "docs" / ("screenshot.png" if args.platform == "offscreen" else "screenshot-xvfb.png"))
+    return take(args.platform, Path(args.bundle), out)
+
+
+def take_both(bundle: str) -> int:
+    script = [sys.executable, str(Path(__file__).resolve()), "--bundle", bundle]
+    status = subprocess.call(script + ["--platform", "offscreen", "--out", str(ROOT / "docs" / "screenshot.png")])
+    if shutil.which("xvfb-run") is None:
+        print("xvfb-run is not installed: skipped docs/screenshot-xvfb.png", file=sys.stderr)
+        return status
+    xvfb = ["xvfb-run", "-a", "-s", "-screen 0 1280x900x24"]
+    return status or subprocess.call(xvfb + script + ["--platform", "xcb",
+                                                      "--out", str(ROOT / "docs" / "screenshot-xvfb.png")])
+
+
+def take(platform: str, bundle: Path, out: Path) -> int:
+    os.environ["QT_QPA_PLATFORM"] = platform
+    sys.path.insert(0, str(ROOT))
+    from PySide6.QtWidgets import QApplication
+
+    from gui.engine_adapter import OpenOptions, open_engine
+    from gui.main_window import MainWindow
+    from synth.presets import PresetLibrary
+
+    app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as scratch:
+        if not (bundle / "bundle.json").is_file():
+            bundle = tiny_bundle(Path(scratch))
+        adapter = open_engine(OpenOptions(bundle=bundle, audio=False, use_grid=False))
+        window = MainWindow(adapter, PresetLibrary(user_dir=Path(scratch) / "presets"))
+        window.resize(1180, 760)
+        window.show()
+        stage(app, window, adapter)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ok = window.grab().save(str(out))
+        adapter.close()
+    print(f"{out}: {'saved' if ok else 'FAILED'} ({platform}, model {adapter.model_name})")
+    return 0 if ok else 1
+
+
+def tiny_bundle(folder: Path) -> Path:
+    from synth.model.bundle import build_tiny_bundle
+
+    print("models/default has no bundle: using a tiny random bundle for the screenshot", file=sys.stderr)
+    return Path(build_tiny_bundle(folder / "tiny"))
+
+
+def stage(app, window, adapter) -> None:
+    """A point near an instrument, a chord held, the cache filling: what a player sees mid-performance."""
+    points = window.pad.points
+    target = points[len(points) // 2] if points else None
+    if target is not None:
+        window.pad.set_point(target.x + 0.05, target.y + 0.03)
+    adapter.start()  # without audio: the generation worker only
+    for pitch in CHORD:
+        window.play_note(pitch, 100)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        app.processEvents()
+        done, total = adapter.cache_progress()
+        if total and done >= total:
+            break
+        time.sleep(0.05)
+    window.poll_engine()
+    app.processEvents()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
