@@ -1,0 +1,206 @@
+"""``synth eval generate``: pitch accuracy and spectral distances of generated notes (issue 5).
+
+On held-out instruments (``--split test``), each at its OWN latent point (centroid of the VAE's mu over its notes):
+- pitch accuracy (torchcrepe, ``synth.eval.audio_metrics``) of: the real notes ("ground truth raw"), codec round
+  trips of the cached embeddings ("ground truth encoded"), generated notes, VAE-decoder notes, and the baseline
+  "mean of the 5 nearest training instruments" (their standardized embeddings at the same pitch averaged, then
+  decoded: what interpolating known instruments would give);
+- multi-resolution STFT and log-mel L1 distances of each of these to the real note (codec round trip = ceiling);
+- the same on a sample of TRAINING instruments (generalization gap);
+- pitch accuracy at ``--random-points`` random points of the pad (uniform in the instruments' bounding box), one
+  random pitch each: the player is not limited to where instruments sit.
+Notes are a seeded sample (``--max-notes``) because crepe is the cost of this eval on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", default="models/default", help="model bundle folder")
+    parser.add_argument("--emb", default="data/emb/default", help="embedding cache (same codec as the bundle)")
+    parser.add_argument("--data", default="data/notes", help="dataset root (real audio, NSynth layout)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-notes", type=int, default=100, help="notes sampled from the split")
+    parser.add_argument("--train-notes", type=int, default=50, help="notes sampled from train (overfitting check)")
+    parser.add_argument("--random-points", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true")
+
+
+def _decode(synth, frames):
+    import torch
+
+    with torch.inference_mode():
+        return torch.from_numpy(synth._safe(synth._decode(frames)))
+
+
+def _generate(synth, z, p, chunk: int = 25):
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(z), chunk):
+            f = synth.generator.generate(z[i : i + chunk].to(synth.device), p[i : i + chunk].to(synth.device),
+                                         synth.num_frames)
+            out.append(_decode(synth, f))
+    return torch.cat(out)
+
+
+def _vae(synth, z, p):
+    import torch
+
+    with torch.inference_mode():
+        return _decode(synth, synth.vae.decode(z.to(synth.device), p.to(synth.device)))
+
+
+def _points(vae, emb, split, classes):
+    from synth.eval.latent import centroids, encode_notes
+    from synth.model.data import load_notes
+
+    pr = (vae.cfg.pitch_min, vae.cfg.pitch_max)
+    notes = load_notes(emb, split, classes, vae.cfg.num_frames, vae.cfg.time_pool, pr)
+    mu, _ = encode_notes(vae, notes)
+    names, cents, _ = centroids(mu, notes.instrument_names, notes.family.numpy())
+    return dict(zip(names, cents))
+
+
+def _real_audio(data_root, split, note_strs, sample_rate, num_samples):
+    """Real waves for the given note_strs (None where the audio is not there)."""
+    from synth.codec.notes import load_note_audio, read_notes
+
+    try:
+        by_name = {n.note_str: n for n in read_notes(data_root, split)}
+    except Exception as exc:
+        print(f"real audio unavailable for {split}: {exc}", file=sys.stderr)
+        return [None] * len(note_strs)
+    out = []
+    for s in note_strs:
+        n = by_name.get(s)
+        out.append(None if n is None else load_note_audio(n, sample_rate, num_samples))
+    return out
+
+
+def _conditions(synth, emb, split, rows, points, train_points, train_cache, data_root):
+    """Waves of every condition for the chosen rows of ``split``."""
+    import torch
+
+    from synth.model.data import open_cache
+
+    cache = open_cache(emb, split)
+    meta = [cache.meta[i] for i in rows]
+    pitch = torch.tensor([int(m["pitch"]) for m in meta])
+    z = torch.tensor(np.stack([points[m["instrument_str"]] for m in meta]), dtype=torch.float32)
+    std_rows = torch.from_numpy((np.asarray(cache.embeddings[rows], np.float32) - cache.mean) / cache.std)
+    t = synth.num_frames
+    std_rows = std_rows[:, :t]
+    waves = {"codec": _decode(synth, std_rows), "generated": _generate(synth, z, pitch), "vae": _vae(synth, z, pitch)}
+    # 5 nearest training instruments (excluding the instrument itself when it is a training one)
+    tnames = sorted(train_points)
+    tc = np.stack([train_points[n] for n in tnames])
+    t_index = {}
+    for i, m in enumerate(train_cache.meta):
+        t_index[(m["instrument_str"], int(m["pitch"]))] = i
+    nn_frames = []
+    for m, zz in zip(meta, z.numpy()):
+        order = np.argsort(((tc - zz) ** 2).sum(1))
+        picks = []
+        for j in order:
+            if tnames[j] == m["instrument_str"]:
+                continue
+            r = t_index.get((tnames[j], int(m["pitch"])))
+            if r is not None:
+                picks.append(r)
+            if len(picks) == 5:
+                break
+        e = (np.asarray(train_cache.embeddings[sorted(picks)], np.float32) - train_cache.mean) / train_cache.std
+        nn_frames.append(torch.from_numpy(e[:, :t].mean(0)))
+    waves["nearest5"] = _decode(synth, torch.stack(nn_frames))
+    real = _real_audio(data_root, split, [m["note_str"] for m in meta], synth.sample_rate, waves["codec"].shape[1])
+    if all(r is not None for r in real):
+        waves["real"] = torch.from_numpy(np.stack(real))
+    return waves, pitch.numpy()
+
+
+def _measure(waves, pitch, sample_rate) -> dict:
+    from synth.eval.audio_metrics import log_mel_l1, mrstft_distance, pitch_accuracy
+
+    res = {"notes": int(len(pitch)), "pitch_accuracy": {}, "mrstft_to_real": {}, "logmel_l1_to_real": {}}
+    for name, w in waves.items():
+        res["pitch_accuracy"][name] = pitch_accuracy(w, sample_rate, pitch)["accuracy"]
+    if "real" in waves:
+        for name, w in waves.items():
+            if name == "real":
+                continue
+            res["mrstft_to_real"][name] = mrstft_distance(w, waves["real"])
+            res["logmel_l1_to_real"][name] = log_mel_l1(w, waves["real"], sample_rate)
+    return res
+
+
+def evaluate(args) -> dict:
+    import torch
+
+    from synth.engine.synthesizer import Synthesizer
+    from synth.model.bundle import load_bundle
+    from synth.model.data import open_cache, train_instruments
+
+    t0 = time.time()
+    bundle = load_bundle(args.bundle, device=args.device)
+    synth = Synthesizer(bundle, device=args.device)
+    classes = train_instruments(args.emb)
+    rng = np.random.default_rng(args.seed)
+    train_cache = open_cache(args.emb, "train")
+    train_points = _points(bundle.vae, args.emb, "train", classes)
+    out = {"bundle": str(args.bundle), "hash": bundle.hash, "split": args.split}
+    lo, hi = bundle.pitch_range
+    for split, n in ((args.split, args.max_notes), ("train", args.train_notes)):
+        if n <= 0:
+            continue
+        cache = open_cache(args.emb, split)
+        ok = [i for i, m in enumerate(cache.meta) if lo <= int(m["pitch"]) <= hi]
+        rows = np.sort(rng.choice(ok, size=min(n, len(ok)), replace=False))
+        points = train_points if split == "train" else _points(bundle.vae, args.emb, split, classes)
+        waves, pitch = _conditions(synth, args.emb, split, rows, points, train_points, train_cache, args.data)
+        out["train" if split == "train" else "held_out"] = _measure(waves, pitch, synth.sample_rate)
+    if args.random_points > 0:
+        allc = np.stack(list(train_points.values()))
+        (x0, y0), (x1, y1) = allc.min(0), allc.max(0)
+        z = torch.tensor(np.stack([rng.uniform(x0, x1, args.random_points), rng.uniform(y0, y1, args.random_points)], 1),
+                         dtype=torch.float32)
+        p = torch.tensor(rng.integers(lo, hi + 1, args.random_points))
+        from synth.eval.audio_metrics import pitch_accuracy
+
+        out["random_points"] = {"points": args.random_points,
+                                "pitch_accuracy": pitch_accuracy(_generate(synth, z, p), synth.sample_rate,
+                                                                 p.numpy())["accuracy"]}
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def _clean(obj):
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else round(obj, 5)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    return obj
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (Path(args.bundle) / "bundle.json").exists():
+        print(f"no model bundle at {args.bundle} (build one: python -m synth bundle build)", file=sys.stderr)
+        return 2
+    res = _clean(evaluate(args))
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(json.dumps(res, indent=1))
+    return 0
