@@ -166,4 +166,5 @@ def _summary(source: str, cold: tuple, warm: list[tuple], fluid: dict) -> dict:
         "fluidsynth": fluid,
         "target_warm_realtime_factor": 50,
         "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_1min": round(os.getloadavg()[0], 2),  # the machine may be shared: read the numbers with it
     }
