@@ -41,6 +41,8 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
+        from gui.export_dialogs import install_export_actions  # Tools: export timbre, render MIDI file
+        install_export_actions(self)
         self._connect()
         self._start_pad()
         self._poll_timer = QTimer(self)
