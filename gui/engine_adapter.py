@@ -31,12 +31,13 @@ class OpenOptions:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     block_size: int = DEFAULT_BLOCK_SIZE
     use_grid: bool = True
+    grid_root: str | Path | None = None  # None: the user cache folder
 
 
 def open_engine(options: OpenOptions) -> "EngineAdapter":
     """The engine on the bundle, or on the demo source with the reason in ``fallback_reason``."""
     kwargs = dict(sample_rate=options.sample_rate, block_size=options.block_size, device=options.device,
-                  midi=options.audio and options.midi, use_grid=options.use_grid)
+                  midi=options.audio and options.midi, use_grid=options.use_grid, grid_root=options.grid_root)
     try:
         if not Path(options.bundle).is_dir():
             raise FileNotFoundError("the folder does not exist")
@@ -48,6 +49,7 @@ def open_engine(options: OpenOptions) -> "EngineAdapter":
                     f"instead; install or build a model bundle there to play the neural instrument.")
     adapter = EngineAdapter(engine, fallback_reason=fallback, audio=options.audio)
     adapter.wanted_midi_port = options.midi_port
+    adapter.grid_root = options.grid_root
     return adapter
 
 
@@ -62,6 +64,7 @@ class EngineAdapter:
         self.fallback_reason = fallback_reason
         self.audio = audio
         self.wanted_midi_port: str | None = None
+        self.grid_root: str | Path | None = None
         self.master_gain_db = float(engine.settings.master_gain_db)
         self.preset_gain_db = 0.0
         self.meters: dict[str, Any] = {}
@@ -210,7 +213,8 @@ class EngineAdapter:
         new = Engine(old.source, sample_rate=int(samplerate or old.sample_rate),
                      block_size=int(blocksize or old.block_size),
                      device=device if device is not None else old.device, midi=old.midi_enabled,
-                     midi_client=old.midi_client, settings=type(old.settings)(**asdict(old.settings)))
+                     midi_client=old.midi_client, settings=type(old.settings)(**asdict(old.settings)),
+                     grid_root=self.grid_root)
         new.set_point(*old.point)
         running = old._running
         if running:
@@ -251,6 +255,19 @@ class EngineAdapter:
 
     def virtual_port_name(self) -> str:
         return self.engine.midi_port_name or f"{self.engine.midi_client}:midi_in"
+
+    # ------------------------------------------------------------ the prerendered grid
+
+    def grid_store(self):
+        from synth.engine.note_cache import GridStore
+        from synth.engine.sources import source_hash
+
+        return GridStore(source_hash(self.engine.source), Path(self.grid_root) if self.grid_root else None)
+
+    def use_grid(self, store) -> None:
+        """Let the running worker answer pad moves from a freshly prerendered grid."""
+        if store.spec is not None:
+            self.engine.worker.grid = store
 
     # ------------------------------------------------------------ life cycle
 

@@ -71,3 +71,39 @@ def test_throttle_forwards_first_and_last(qtbot):
     assert calls == [0]
     qtbot.waitUntil(lambda: calls[-1] == 49, timeout=1000)
     assert len(calls) == 2
+
+
+def test_prerender_job_fills_the_grid_and_can_be_cancelled(qtbot, adapter, tmp_path):
+    from gui.prerender import prerender_work
+
+    adapter.grid_root = tmp_path / "grid"
+    store = adapter.grid_store()
+    thread = JobThread(prerender_work(adapter.engine.source, store, size=2))
+    with qtbot.waitSignal(thread.succeeded, timeout=60000) as signal:
+        thread.start()
+    thread.wait(2000)
+    assert signal.args[0]["points"] == 4 and store.progress() == (4, 4)
+    adapter.use_grid(store)
+    assert adapter.engine.worker.grid is store
+
+    big = adapter.grid_store()
+    thread = JobThread(prerender_work(adapter.engine.source, big, size=40))
+    seen = []
+    thread.progress.connect(lambda done, total, text: seen.append(done))
+    with qtbot.waitSignal(thread.cancelled, timeout=60000):
+        thread.start()
+        qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30000)
+        thread.cancel()
+    thread.wait(5000)
+    done, total = big.progress()
+    assert 0 < done < total == 1600, "finished points are kept, the rest is left for next time"
+
+
+def test_prerender_menu_entry_runs_with_progress_and_reports(window, adapter, qtbot, tmp_path):
+    adapter.grid_root = tmp_path / "grid"
+    job = window.prerender_grid()
+    messages = []
+    window.statusBar().messageChanged.connect(messages.append)
+    job.progress.connect(lambda done, total, text: job.cancel() if done >= 1 else None)
+    qtbot.waitUntil(lambda: any("Prerender cancelled" in m or "Grid ready" in m for m in messages), timeout=60000)
+    assert adapter.grid_store().progress()[0] >= 1
