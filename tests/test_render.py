@@ -7,6 +7,7 @@ change), the pedal must hold a released key, the bend must move the pitch, and v
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -165,3 +166,21 @@ def test_render_command_line(tmp_path, capsys):
     (tmp_path / "bad.mid").write_bytes(b"garbage")
     assert main(["render", str(tmp_path / "bad.mid"), "--demo", "--quiet"]) == 1
     assert "bad.mid" in capsys.readouterr().err
+
+
+def test_render_and_export_through_a_tiny_model_bundle(tmp_path, capsys):
+    """The model path end to end: bundle -> Synthesizer -> the engine's ModelNoteSource -> voices -> WAV / SFZ."""
+    from synth.cli import main
+    from synth.model.bundle import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "bundle")
+    song = write_song(tmp_path / "song.mid")
+    assert main(["render", str(song), "-o", str(tmp_path / "song.wav"), "--bundle", str(bundle), "--quiet",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["notes"] == len(SONG) and summary["notes_generated"] == len(SONG)
+    audio, rate = soundfile.read(tmp_path / "song.wav", dtype="float32")
+    assert rate == SR and np.all(np.isfinite(audio)) and len(audio) / SR == pytest.approx(summary["duration_s"])
+    assert main(["export", "--xy", "0.1", "0.1", "--pitches", "60-62", "-o", str(tmp_path / "pack"), "--bundle",
+                 str(bundle), "--quiet"]) == 0
+    assert len(list((tmp_path / "pack" / "samples").glob("*.wav"))) == 3
