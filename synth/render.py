@@ -214,6 +214,7 @@ class RenderResult:
     peak_dbfs: float
     out_path: Path | None = None
     channel_timbres: dict[int, str] = field(default_factory=dict)
+    skipped_drum_notes: int = 0
 
     @property
     def realtime_factor(self) -> float:
@@ -262,7 +263,8 @@ def render_timeline(timeline: MidiTimeline, bank: NoteBank, program_map: Program
                         notes=len(timeline.notes()), notes_generated=bank.generated - generated,
                         generate_seconds=bank.generate_seconds - gen_seconds,
                         mix_seconds=time.perf_counter() - started, peak_dbfs=peak_dbfs(audio),
-                        channel_timbres={c: ch.timbre.name for c, ch in channels.items()})
+                        channel_timbres={c: ch.timbre.name for c, ch in channels.items()},
+                        skipped_drum_notes=timeline.skipped_drum_notes)
 
 
 def tail_seconds(timeline: MidiTimeline, program_map: ProgramMap) -> float:

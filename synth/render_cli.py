@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {output}: {summary['duration_s']:.2f} s, {summary['notes']} notes, peak "
               f"{summary['peak_dbfs']} dBFS, {summary['realtime_factor']:.1f}x real time "
               f"({summary['notes_generated']} notes generated)")
+        if result.skipped_drum_notes:
+            print(f"note: {result.skipped_drum_notes} drum notes on channel 10 were skipped (no drum kit on the map)")
     return 0
 
 
@@ -74,6 +76,7 @@ def _summary(result, args) -> dict:
         "peak_dbfs": round(peak, 2) if peak > -1e9 else None,
         "channels": {str(c): name for c, name in result.channel_timbres.items()},
         "sample_rate": args.sample_rate,
+        "skipped_drum_notes": result.skipped_drum_notes,
     }
 
 

@@ -184,3 +184,15 @@ def test_render_and_export_through_a_tiny_model_bundle(tmp_path, capsys):
     assert main(["export", "--xy", "0.1", "0.1", "--pitches", "60-62", "-o", str(tmp_path / "pack"), "--bundle",
                  str(bundle), "--quiet"]) == 0
     assert len(list((tmp_path / "pack" / "samples").glob("*.wav"))) == 3
+
+
+def test_pitches_outside_the_model_range_play_from_the_nearest_note(tmp_path):
+    import mido
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=48, velocity=100),
+                                       mido.Message("note_off", note=48, time=960)]))
+    midi.save(tmp_path / "low.mid")
+    source = SineNoteSource(pitch_range=(60, 72))
+    result = render_midi(tmp_path / "low.mid", None, source, ProgramMap({}, everything=PIANO), sample_rate=SR)
+    assert tone_level(result.audio, hz(48), 0.2, 0.8) > 10 * tone_level(result.audio, hz(60), 0.2, 0.8)
