@@ -28,6 +28,7 @@ class OpenOptions:
     midi_port: str | None = None
     audio: bool = True  # False: no audio stream (tests; the smoke test without JACK pumps blocks itself)
     midi: bool = True  # open the MIDI virtual port (only together with audio)
+    midi_client: str = "pgesam"  # JACK/ALSA client name: the virtual port is <midi_client>:midi_in
     sample_rate: int = DEFAULT_SAMPLE_RATE
     block_size: int = DEFAULT_BLOCK_SIZE
     use_grid: bool = True
@@ -37,7 +38,8 @@ class OpenOptions:
 def open_engine(options: OpenOptions) -> "EngineAdapter":
     """The engine on the bundle, or on the demo source with the reason in ``fallback_reason``."""
     kwargs = dict(sample_rate=options.sample_rate, block_size=options.block_size, device=options.device,
-                  midi=options.audio and options.midi, use_grid=options.use_grid, grid_root=options.grid_root)
+                  midi=options.audio and options.midi, midi_client=options.midi_client, use_grid=options.use_grid,
+                  grid_root=options.grid_root)
     try:
         if not Path(options.bundle).is_dir():
             raise FileNotFoundError("the folder does not exist")

@@ -1,0 +1,80 @@
+"""The whole instrument on the real bus: the window's engine plays through JACK into a recorder, from the computer
+keyboard, the on-screen keyboard and a MIDI keyboard (the demo source: exact pitches, no model needed)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.conftest import unique_name
+from tests.jackbus import Recorder, cents, dominant_tone, jack_output_device, midi_to_hz, new_output_ports, output_ports
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def live(jack_server, qtbot, tmp_path, library):
+    from gui.engine_adapter import OpenOptions, open_engine
+    from gui.main_window import MainWindow
+
+    rec = Recorder(name=unique_name("guirec"))
+    before = output_ports()
+    adapter = open_engine(OpenOptions(bundle=tmp_path / "no-model", device=jack_output_device(), use_grid=False,
+                                      midi_client=unique_name("pgesamgui")))
+    window = MainWindow(adapter, library)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        adapter.start()
+        assert adapter.audio_error is None, adapter.audio_error
+        rec.connect_from(*new_output_ports(before)[:2])
+        rec.start()
+        window.pad.setFocus()
+        yield window, adapter, rec
+    finally:
+        window.close()
+        adapter.close()
+        rec.close()
+
+
+def hold(qtbot, adapter, pitch, press, release, rec, seconds=0.5):
+    """Wait until the pitch's notes are generated, then play it and return its onset frame."""
+    qtbot.waitUntil(lambda: adapter.engine.slots[pitch].buffer is not None, timeout=30000)
+    onset = rec.frame_time
+    press()
+    qtbot.wait(int(seconds * 1000))
+    release()
+    return onset
+
+
+def assert_heard(rec, onset, pitch, seconds=0.5):
+    rate = rec.samplerate
+    start, end = onset + int(0.12 * rate), onset + int(seconds * rate)
+    deadline = time.monotonic() + 2
+    while rec.frame_time < end + rec.client.blocksize and time.monotonic() < deadline:
+        time.sleep(0.02)
+    tone = dominant_tone(rec.audio(start, end), rate)
+    assert tone.rms > 0.005, tone
+    assert abs(cents(tone.frequency, midi_to_hz(pitch))) < 10, (pitch, tone)
+
+
+def test_computer_keyboard_on_screen_keys_and_midi_keyboard_all_sound(live, qtbot, keyboard):
+    window, adapter, rec = live
+    onset = hold(qtbot, adapter, 48, lambda: qtbot.keyPress(window.pad, Qt.Key_A),
+                 lambda: qtbot.keyRelease(window.pad, Qt.Key_A), rec)
+    assert_heard(rec, onset, 48)
+
+    centre = window.keyboard.key_rect(64).center().toPoint()
+    onset = hold(qtbot, adapter, 64, lambda: qtbot.mousePress(window.keyboard, Qt.LeftButton, pos=centre),
+                 lambda: qtbot.mouseRelease(window.keyboard, Qt.LeftButton, pos=centre), rec)
+    assert_heard(rec, onset, 64)
+
+    keyboard.connect(adapter.virtual_port_name())
+    qtbot.wait(300)
+    shown = []
+    onset = hold(qtbot, adapter, 67, lambda: keyboard.note_on(67, 100),
+                 lambda: (shown.append(67 in window.keyboard.held), keyboard.note_off(67)), rec)
+    assert shown == [True], "a note held on the MIDI keyboard lights the on-screen key"
+    assert_heard(rec, onset, 67)
