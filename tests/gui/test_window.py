@@ -38,6 +38,7 @@ def test_escape_is_panic(window, adapter, qtbot):
 
 def test_tools_menu_holds_only_working_entries(window):
     tools = [action.text() for action in window.tools_menu.actions()]
-    assert tools == ["&Prerender map grid…"]
-    window.add_tool("Export…", lambda: None)
-    assert window.tools_menu.actions()[-1].text() == "Export…"
+    assert "&Prerender map grid…" in tools
+    assert all(action.isEnabled() for action in window.tools_menu.actions())
+    window.add_tool("Something else…", lambda: None)
+    assert window.tools_menu.actions()[-1].text() == "Something else…"
