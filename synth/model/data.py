@@ -140,17 +140,25 @@ def cache_stats(emb_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(c.mean, np.float32), np.asarray(c.std, np.float32)
 
 
-def instrument_batches(instrument_names: list[str], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches made of whole instruments (all their pitches), shuffled: every batch holds many same-instrument
-    pairs, which the neighbour loss needs (random 1024-note batches of ~400 instruments hold few)."""
+def instrument_batches(
+    instrument_names: list[str], batch_size: int, rng: np.random.Generator, group: int = 8
+) -> list[np.ndarray]:
+    """Batches made of groups of ``group`` notes of one instrument (each instrument's notes shuffled and cut into
+    groups; groups shuffled), covering every note once per epoch. Every batch then holds many same-instrument pairs
+    for the neighbour loss's attraction AND about batch/group different instruments for its repulsion (random
+    batches hold few same-instrument pairs; whole-instrument batches hold few instruments)."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(instrument_names):
         groups.setdefault(name, []).append(i)
-    names = sorted(groups)
-    order = rng.permutation(len(names))
+    chunks: list[np.ndarray] = []
+    for name in sorted(groups):
+        idx = rng.permutation(np.asarray(groups[name]))
+        g = max(1, group)
+        chunks.extend(idx[s : s + g] for s in range(0, len(idx), g))
+    order = rng.permutation(len(chunks))
     batches, cur = [], []
     for j in order:
-        cur.extend(groups[names[j]])
+        cur.extend(chunks[j].tolist())
         if len(cur) >= batch_size:
             batches.append(np.array(cur[:batch_size]))
             cur = cur[batch_size:]

@@ -1,4 +1,4 @@
-"""Training loop of the timbre VAE: AdamW + warmup/cosine schedule (built once), whole-instrument batches,
+"""Training loop of the timbre VAE: AdamW + warmup/cosine schedule (built once), batches of same-instrument groups,
 checkpoints that resume exactly (model, optimizer, scheduler, epoch, RNG states), a progress bar with every term.
 
 Output folder (``runs/vae/<name>/``): ``vae.pt`` + ``vae.json`` (state_dict + config), ``instruments.json`` (the
@@ -63,7 +63,7 @@ def train_vae(
 ) -> TimbreVAE:
     """Train (or resume) a VAE on ``train`` (prepared layout ``[N, D, T']``); returns the model in eval mode.
 
-    ``max_steps`` stops early (tests). Batches are whole instruments (see ``instrument_batches``); their order is
+    ``max_steps`` stops early (tests). Batches are groups of notes per instrument (see ``instrument_batches``); their order is
     drawn from ``(seed, epoch)`` so a resumed run sees the same batches as an uninterrupted one.
     """
     out = Path(out_dir)
@@ -71,7 +71,9 @@ def train_vae(
     seed_everything(cfg.seed)
     model = TimbreVAE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
-    steps_per_epoch = len(instrument_batches(train.instrument_names, cfg.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(
+        instrument_batches(train.instrument_names, cfg.batch_size, np.random.default_rng(0), cfg.notes_per_instrument)
+    )
     total = steps_per_epoch * cfg.epochs
     sched = cosine_schedule(opt, total, steps_per_epoch * cfg.warmup_epochs)
     start_epoch = 0
@@ -96,7 +98,9 @@ def train_vae(
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        batches = instrument_batches(train.instrument_names, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        batches = instrument_batches(
+            train.instrument_names, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), cfg.notes_per_instrument
+        )
         running: dict[str, float] = {}
         t0 = time.time()
         for i, b in enumerate(batches):

@@ -59,7 +59,8 @@ class VAEConfig:
     lr: float = 6e-4
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
-    batch_size: int = 1024
+    batch_size: int = 512
+    notes_per_instrument: int = 8  # batches are groups of this many notes of one instrument (neighbour loss)
     epochs: int = 300
     warmup_epochs: int = 5
     seed: int = 0

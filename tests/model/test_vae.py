@@ -40,9 +40,12 @@ def test_instrument_batches_hold_whole_instruments():
     names = ["b"] * 3 + ["a"] * 3 + ["c"] * 3
     import numpy as np
 
-    batches = instrument_batches(names, 6, np.random.default_rng(0))
+    batches = instrument_batches(names, 6, np.random.default_rng(0), group=3)
     assert sorted(int(i) for b in batches for i in b) == list(range(9))
     assert len({names[i] for i in batches[0]}) == 2
+    small = instrument_batches(names, 4, np.random.default_rng(0), group=2)
+    covered = sorted(int(i) for b in small for i in b)
+    assert len(covered) >= 8 and len(set(covered)) == len(covered)  # a last single note is dropped
 
 
 def test_training_steps_reduce_loss_and_resume(tmp_path):
