@@ -309,6 +309,9 @@ def sfz_text(request: ExportRequest, notes: Sequence[NoteFile], root: Path) -> s
         "<global>",
         f"ampeg_attack={request.attack_ms / 1000.0:.4f}",
         f"ampeg_release={request.release_ms / 1000.0:.4f}",
+        "// velocity scales the amplitude linearly, like the live instrument's default velocity curve",
+        "amp_velcurve_1=0.0079",
+        "amp_velcurve_127=1",
         "",
     ]
     for note in sorted(notes, key=lambda n: n.pitch):

@@ -76,6 +76,7 @@ def test_sfz_regions_point_at_existing_samples_with_the_right_key_centres(pack):
         assert region["loop_mode"] == "loop_continuous"
         assert 0 < int(region["loop_start"]) < int(region["loop_end"]) < info.frames
         assert float(region["ampeg_release"]) == pytest.approx(0.4)
+        assert float(region["amp_velcurve_127"]) == 1.0  # linear velocity, as the live default curve
     assert covered == list(range(PITCHES[0] - 12, PITCHES[-1] + 13))  # every key once, no gaps, no overlaps
 
 
