@@ -91,6 +91,13 @@ class EngineAdapter:
         return f"{name} ({str(getattr(bundle, 'hash', ''))[:8]})" if getattr(bundle, "hash", None) else str(name)
 
     @property
+    def map_hash(self) -> str:
+        """Identifies the map presets' x, y refer to: the bundle's hash (the demo source's own for demo tones)."""
+        from synth.engine.sources import source_hash
+
+        return source_hash(self.engine.source)
+
+    @property
     def instruments(self) -> list:
         return list(getattr(self.bundle, "instruments", None) or [])
 

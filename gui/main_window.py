@@ -19,7 +19,7 @@ from gui.pad import TimbrePad
 from gui.presetbar import PresetBar
 from gui.settings import SettingsDialog
 from gui.throttle import Throttle
-from synth.presets import Preset, PresetLibrary
+from synth.presets import Preset, PresetEntry, PresetLibrary, family_centroids, on_map
 
 POLL_MS = 50
 TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)
@@ -36,6 +36,7 @@ class MainWindow(QMainWindow):
         self.keys = ComputerKeys(self.play_note, self.stop_note)
         self.keys.on_octave_changed = self._on_octave_changed
         self.preset_bar = PresetBar(library, self.current_preset)
+        self.preset_bar.place = self._place_on_map
         self.point_throttle = Throttle(adapter.set_point, interval_ms=20, parent=self)
         self._build_sound_panel()
         self._build_layout()
@@ -239,12 +240,19 @@ class MainWindow(QMainWindow):
         self.point_throttle.flush()
         self.statusBar().showMessage(f"Preset “{preset.name}”", 4000)
 
+    def _place_on_map(self, entry: PresetEntry) -> Preset:
+        """Factory presets made for another model's map sit at their family's centroid on this one."""
+        if entry.is_user:
+            return entry.preset
+        return on_map(entry.preset, family_centroids(self.adapter.instruments), self.adapter.map_hash)
+
     def current_preset(self, name: str) -> Preset:
         x, y = self.pad.point
         near = nearest(self.pad.points, x, y, 1)
         tags = (near[0][0].family,) if near else ()
         return Preset(name=name, x=round(x, 4), y=round(y, 4), gain_db=self.gain_spin.value(),
-                      attack_ms=self.attack_spin.value(), release_ms=self.release_spin.value(), tags=tags)
+                      attack_ms=self.attack_spin.value(), release_ms=self.release_spin.value(), tags=tags,
+                      map_hash=self.adapter.map_hash)
 
     # ------------------------------------------------------------ engine status
 

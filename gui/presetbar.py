@@ -11,7 +11,7 @@ from typing import Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QLabel, QMessageBox, QPushButton, QWidget
 
-from synth.presets import Preset, PresetError, PresetLibrary
+from synth.presets import Preset, PresetEntry, PresetError, PresetLibrary
 
 USER_MARK = "★ "
 
@@ -25,6 +25,7 @@ class PresetBar(QWidget):
         self.library = library
         self._current_state = current_state
         self.current_name: str | None = None
+        self.place: Callable[[PresetEntry], Preset] = lambda entry: entry.preset  # the window puts it on its map
         self.last_error: str | None = None
         self.error_box: QMessageBox | None = None
         self.combo = QComboBox()
@@ -81,13 +82,12 @@ class PresetBar(QWidget):
         self.buttons["delete"].setEnabled(user)
 
     def load(self, name: str) -> None:
-        try:
-            preset = self.library.get(name)
-        except PresetError as exc:
-            self._error(str(exc))
+        entry = self.library.find(name)
+        if entry is None:
+            self._error(f"no preset named {name!r}")
             return
         self._select(name)
-        self.presetChosen.emit(preset)
+        self.presetChosen.emit(self.place(entry))
 
     def _on_activated(self, index: int) -> None:
         self.load(self.combo.itemData(index))

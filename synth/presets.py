@@ -45,6 +45,7 @@ class Preset:
     release_ms: float = 300.0
     notes: str = ""
     tags: tuple[str, ...] = ()
+    map_hash: str = ""  # the model bundle whose map x, y refer to ("" = unknown)
     version: int = PRESET_VERSION
 
     def to_dict(self) -> dict:
@@ -68,6 +69,7 @@ class Preset:
             release_ms=_number(data, "release_ms", 300.0),
             notes=_text(data, "notes", ""),
             tags=_tags(data),
+            map_hash=_text(data, "map_hash", ""),
             version=PRESET_VERSION,
         )
         preset.validate()
@@ -371,16 +373,27 @@ def place_at_centroids(presets: Sequence[Preset], centroids: dict[str, tuple[flo
     return placed
 
 
-def place_factory_presets(instruments: Iterable, factory_dir: Path = FACTORY_DIR) -> list[Preset]:
-    """Rewrite the factory preset files so each sits at its family's centroid on this map."""
+def place_factory_presets(instruments: Iterable, factory_dir: Path = FACTORY_DIR, map_hash: str = "") -> list[Preset]:
+    """Rewrite the factory preset files so each sits at its family's centroid on this map (the bundle ``map_hash``)."""
     centroids = family_centroids(instruments)
     library = PresetLibrary(user_dir=Path(factory_dir) / ".none", factory_dir=factory_dir)
     moved = []
     for entry in library.entries:
         (preset,) = place_at_centroids([entry.preset], centroids)
+        if preset.family in centroids:
+            preset = replace(preset, map_hash=map_hash)
         write_preset(preset, entry.path)
         moved.append(preset)
     return moved
+
+
+def on_map(preset: Preset, centroids: dict[str, tuple[float, float]], map_hash: str) -> Preset:
+    """A factory preset as it sits on the current map: placed for another map (or none), it moves to its family's
+    centroid on this one, so factory presets stay meaningful when the model is retrained."""
+    if not map_hash or preset.map_hash == map_hash or preset.family not in centroids:
+        return preset
+    (placed,) = place_at_centroids([preset], centroids)
+    return replace(placed, map_hash=map_hash)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -395,7 +408,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from synth.model.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
-    for preset in place_factory_presets(bundle.instruments, Path(args.factory_dir)):
+    for preset in place_factory_presets(bundle.instruments, Path(args.factory_dir), map_hash=bundle.hash):
         print(f"{preset.name}: ({preset.x:.3f}, {preset.y:.3f}) [{preset.family}]")
     return 0
 

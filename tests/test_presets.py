@@ -170,6 +170,23 @@ def test_factory_presets_placed_at_family_centroids(tmp_path, dirs):
     assert centroids == {"keyboard": (2.0, 3.0), "bass": (-2.0, -2.0)}
     lonely = Preset("Flute", 9.0, 9.0, tags=("flute",))
     assert place_at_centroids([lonely], centroids) == [lonely]
-    moved = {p.name: (p.x, p.y) for p in place_factory_presets(instruments, dirs[1])}
+    moved = {p.name: (p.x, p.y) for p in place_factory_presets(instruments, dirs[1], map_hash="m1")}
     assert moved == {"Keys": (2.0, 3.0), "Bass": (-2.0, -2.0)}
-    assert read_preset(dirs[1] / "Keys.json") == replace(Preset("Keys", 2.0, 3.0, tags=("keyboard",)))
+    assert read_preset(dirs[1] / "Keys.json") == Preset("Keys", 2.0, 3.0, tags=("keyboard",), map_hash="m1")
+
+
+def test_factory_presets_follow_the_current_map():
+    from synth.presets import on_map
+
+    centroids = {"keyboard": (2.0, 3.0)}
+    old = Preset("Keys", 0.5, 0.5, tags=("keyboard",), map_hash="oldmap")
+    assert (on_map(old, centroids, "newmap").x, on_map(old, centroids, "newmap").y) == (2.0, 3.0)
+    assert on_map(old, centroids, "oldmap") == old, "a preset placed for this map stays put"
+    assert on_map(Preset("Odd", 1.0, 1.0, tags=("organ",)), centroids, "newmap").x == 1.0
+    assert on_map(old, centroids, "") == old
+
+
+def test_map_hash_round_trips(tmp_path):
+    preset = Preset("P", 0.0, 0.0, map_hash="abc123")
+    write_preset(preset, tmp_path / "p.json")
+    assert read_preset(tmp_path / "p.json").map_hash == "abc123"

@@ -98,3 +98,19 @@ def test_failed_save_shows_an_error_and_keeps_the_old_file(window, library, monk
     assert bar.error_box is not None and bar.error_box.isVisible(), "the error is shown without blocking"
     assert path.read_bytes() == before
     bar.error_box.close()
+
+
+def test_factory_preset_from_another_map_lands_on_its_family_centroid(window, adapter, library):
+    from synth.presets import family_centroids
+
+    centroids = family_centroids(adapter.instruments)
+    factory = [e for e in library.entries if not e.is_user and e.preset.family in centroids]
+    if not factory:
+        pytest.skip("this map has none of the factory presets' families")
+    entry = factory[0]
+    window.preset_bar.load(entry.name)
+    cx, cy = centroids[entry.preset.family]
+    xmin, xmax, ymin, ymax = window.pad.extent
+    assert window.pad.point == pytest.approx((min(max(cx, xmin), xmax), min(max(cy, ymin), ymax)), abs=1e-3)
+    saved = window.current_preset("copy")
+    assert saved.map_hash == adapter.map_hash
