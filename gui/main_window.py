@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self._poll_timer.start(POLL_MS)
         QApplication.instance().installEventFilter(self)
         self.resize(1120, 760)
+        self.pad.setFocus()  # typing plays at once
 
     # ------------------------------------------------------------ building
 

@@ -12,9 +12,11 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from synth.engine.velocity import CURVES
+
 SAMPLE_RATES = (44100, 48000, 88200, 96000)
 BLOCK_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
-VELOCITY_CURVES = ("linear", "soft", "hard")
+VELOCITY_CURVES = tuple(CURVES)
 METER_FLOOR_DB = -60.0
 
 
