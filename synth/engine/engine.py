@@ -3,9 +3,12 @@
 Threads and who touches what:
 
 - the audio callback (PortAudio's thread) owns the ``Mixer`` and the ``PeakLimiter``. At the start of every block it
-  drains ``self._events`` (a deque; append/popleft are atomic) and applies the events to the mixer, then mixes.
-- MIDI (rtmidi's thread), the GUI and the ``play`` command only append events to that deque (``note_on`` and friends
-  below), and update the bookkeeping the worker reads (held and recent pitches). They never touch the mixer.
+  pulls waiting MIDI messages straight from rtmidi's lock-free queues (``MidiInput.drain``: no thread hop, so a note
+  that arrived during the previous period sounds in this one), then drains ``self._events`` (a deque; append/popleft
+  are atomic) and applies both to the mixer, then mixes.
+- the GUI and the ``play`` command only append events to that deque (``note_on`` and friends below) and update the
+  bookkeeping the worker reads (held and recent pitches; MIDI events reach it through ``_seen``, folded in by the
+  worker threads). They never touch the mixer.
 - the worker threads fill the 128 ``BufferSlot``s (one per MIDI pitch) with buffers for the current point.
 
 So the callback holds no lock anyone else takes, allocates nothing in steady state, and never calls torch.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,6 +128,8 @@ class Engine:
         self._pedal_held: set[int] = set()
         self._pedal = False
         self._recent: deque[int] = deque(maxlen=12)
+        self._seen: deque[Event] = deque(maxlen=4096)  # MIDI events the callback applied, for the bookkeeping
+        self._track_lock = threading.Lock()  # bookkeeping between worker threads only; never the callback
         self.worker = GenerationWorker(source, self.cache, self.slots, grid=grid, priority=self._priority,
                                        batch_size=batch_size)
         self._events: deque[Event] = deque()
@@ -164,8 +170,9 @@ class Engine:
         self.worker.start()
         self.worker.request(*self._point)
         if self.midi_enabled:
+            # pull mode: the callback itself reads rtmidi's queue at the start of each block (see MidiInput.drain)
             self.midi = MidiInput(self._events, client_name=self.midi_client, channel=self.settings.midi_channel,
-                                  bend_range=self.settings.bend_range, on_event=self._track)
+                                  bend_range=self.settings.bend_range, pull=True)
         self.audio = AudioOutput(self.process_block, device=self.device, sample_rate=self.sample_rate,
                                  block_size=self.block_size, channels=self.channels)
         self.audio.start()
@@ -219,13 +226,13 @@ class Engine:
         self._track(event)
         self._events.append(event)
 
-    def _track(self, event: Event) -> None:
+    def _track(self, event: Event, poke: bool = True) -> None:
         """Bookkeeping for the worker's priorities (held, pedal-held, recent). Runs in the MIDI/GUI thread."""
         kind, a, _ = event
         if kind == NOTE_ON:
             self._held.add(int(a))
             self._recent.append(int(a))
-            if self.slots[int(a)].buffer is None:
+            if poke and self.slots[int(a)].buffer is None:
                 self.worker.poke()
         elif kind == NOTE_OFF:
             self._held.discard(int(a))
@@ -241,35 +248,52 @@ class Engine:
             self._pedal = False
 
     def _priority(self) -> tuple[list[int], list[int]]:
-        held = sorted(self._held | self._pedal_held)
-        return held, list(reversed(self._recent))
+        """Worker threads: fold in what the callback saw from MIDI, then report held and recent pitches."""
+        with self._track_lock:
+            while self._seen:
+                try:
+                    self._track(self._seen.popleft(), poke=False)
+                except IndexError:
+                    break
+            held = sorted(self._held | self._pedal_held)
+            return held, list(reversed(self._recent))
 
     # ------------------------------------------------------------------------------------------ the callback
     def process_block(self, out: np.ndarray) -> None:
         """One audio block: apply queued events, mix the voices, master gain + limiter. Real-time safe.
 
         Used as the sounddevice callback body; tests and offline tools may call it directly."""
+        midi = self.midi
+        if midi is not None:
+            midi.drain(self._from_midi)
         events = self._events
-        mixer = self.mixer
         while events:
             try:
                 kind, a, b = events.popleft()
             except IndexError:
                 break
-            if kind == NOTE_ON:
-                mixer.note_on(a, b, self.slots[a])
-            elif kind == NOTE_OFF:
-                mixer.note_off(a)
-            elif kind == SUSTAIN:
-                mixer.sustain(bool(a))
-            elif kind == BEND:
-                mixer.pitch_bend(a)
-            elif kind == ALL_NOTES_OFF:
-                mixer.all_notes_off()
-            elif kind == ALL_SOUND_OFF or kind == _PANIC:
-                mixer.all_sound_off()
-        mixer.render(out)
+            self._apply(kind, a, b)
+        self.mixer.render(out)
         self.limiter.process(out)
+
+    def _from_midi(self, event: Event) -> None:
+        self._apply(*event)
+        self._seen.append(event)  # for the worker's priorities (folded in by _priority, off the audio thread)
+
+    def _apply(self, kind: int, a, b) -> None:
+        mixer = self.mixer
+        if kind == NOTE_ON:
+            mixer.note_on(a, b, self.slots[a])
+        elif kind == NOTE_OFF:
+            mixer.note_off(a)
+        elif kind == SUSTAIN:
+            mixer.sustain(bool(a))
+        elif kind == BEND:
+            mixer.pitch_bend(a)
+        elif kind == ALL_NOTES_OFF:
+            mixer.all_notes_off()
+        elif kind == ALL_SOUND_OFF or kind == _PANIC:
+            mixer.all_sound_off()
 
     # ------------------------------------------------------------------------------------------ settings
     def update_settings(self, **changes) -> EngineSettings:

@@ -182,7 +182,7 @@ class MidiInput:
     def __init__(self, queue: deque, *, client_name: str = "pgesam", port_name: str = "midi_in",
                  channel: int | None = None, bend_range: float = 2.0, api: int | None = None,
                  virtual: bool = True, poll_interval: float = 0.25,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, pull: bool = False) -> None:
         import rtmidi
 
         self._rtmidi = rtmidi
@@ -193,8 +193,12 @@ class MidiInput:
         self.bend_range = bend_range
         self.poll_interval = poll_interval
         self.on_event = on_event
+        self.pull = pull
         self._parsers: list[MidiParser] = []
         self._parser_of: dict[int, MidiParser] = {}
+        # (MidiIn, parser) pairs that drain() reads; replaced as a whole (atomic reference swap), never mutated
+        self._active: tuple = ()
+        self._drains = 0
         self._virtual = None
         self._wanted: dict[str, object | None] = {}  # keyboard name -> open MidiIn (None while unplugged)
         self._lock = threading.Lock()  # guards _wanted between the poller and API calls (never the audio thread)
@@ -204,6 +208,7 @@ class MidiInput:
         if virtual:
             self._virtual = self._new_midi_in(f"{client_name}")
             self._virtual.open_virtual_port(port_name)
+            self._publish(self._virtual, add=True)
         self.virtual_port_name = f"{client_name}:{port_name}" if virtual else None
 
     # -------------------------------------------------------------------------------------- settings
@@ -238,9 +243,34 @@ class MidiInput:
             except Exception:  # a bad message must never kill the MIDI thread
                 parser.reset()
 
-        midi_in.set_callback(callback)
+        if not self.pull:
+            midi_in.set_callback(callback)
         self._parser_of[id(midi_in)] = parser
         return midi_in
+
+    def _publish(self, midi_in, add: bool) -> None:
+        with self._lock:
+            rest = tuple(pair for pair in self._active if pair[0] is not midi_in)
+            parser = self._parser_of.get(id(midi_in))
+            self._active = rest + ((midi_in, parser),) if add and parser is not None else rest
+
+    def drain(self, sink: Callable[[Event], None]) -> None:
+        """Pull mode: parse every message waiting in rtmidi's queues and hand the events to ``sink``.
+
+        Called by the engine at the start of each audio block, so an event that arrived during the previous JACK
+        cycle is played in this one (a callback thread would add a thread hop and often a whole period). rtmidi's
+        queue is a lock-free ring; with no input waiting this allocates nothing."""
+        for midi_in, parser in self._active:  # a tuple snapshot: the hot-plug thread swaps it, never mutates it
+            try:
+                while True:
+                    msg = midi_in.get_message()
+                    if msg is None:
+                        break
+                    for ev in parser.feed_message(msg[0]):
+                        sink(ev)
+            except Exception:  # never let a bad message or a closing port reach the audio callback
+                parser.reset()
+        self._drains += 1
 
     def ports(self) -> list[str]:
         """Ports we could connect to (our own virtual port excluded)."""
@@ -303,13 +333,23 @@ class MidiInput:
                 self._wanted[name] = midi_in
             else:
                 old = midi_in
+        if old is not midi_in:
+            self._publish(midi_in, add=True)
         if old is not None and old is not midi_in:
             self._close(old)
         return True
 
     def _close(self, midi_in) -> None:
+        if any(pair[0] is midi_in for pair in self._active):
+            self._publish(midi_in, add=False)
+            if self.pull:  # let a drain() that may still hold the old tuple finish before the port goes away
+                seen = self._drains
+                deadline = time.monotonic() + 0.5
+                while self._drains == seen and time.monotonic() < deadline:
+                    time.sleep(0.002)
         try:
-            midi_in.cancel_callback()
+            if not self.pull:
+                midi_in.cancel_callback()
             midi_in.close_port()
             parser = self._parser_of.pop(id(midi_in), None)
             if parser in self._parsers:
