@@ -254,7 +254,8 @@ def generate_notes(source, xy: tuple[float, float], pitches: Sequence[int], velo
     instrument loops, crossfade included, so the loop is seamless in any player.
     """
     waves = np.asarray(source.generate(xy, list(pitches), velocity), dtype=np.float32)
-    return [prepare_note_buffer(wave, int(source.sample_rate), int(sample_rate), pitch)
+    held = float(getattr(source, "held_seconds", 3.0))
+    return [prepare_note_buffer(wave, int(source.sample_rate), int(sample_rate), pitch, held_seconds=held)
             for pitch, wave in zip(pitches, waves)]
 
 

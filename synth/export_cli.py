@@ -74,7 +74,7 @@ def _request(args: argparse.Namespace):
         x, y, name = preset.x, preset.y, preset.name
         gain, attack, release = preset.gain_db, preset.attack_ms, preset.release_ms
     else:
-        (x, y), name = args.xy, f"pgesam_{args.xy[0]:+.3f}_{args.xy[1]:+.3f}"
+        (x, y), name = args.xy, f"pgesam_x{args.xy[0]:.3f}_y{args.xy[1]:.3f}"
         gain, attack, release = 0.0, 5.0, 300.0
     return ExportRequest(x=x, y=y, out_dir=args.output, pitches=parse_pitches(args.pitches), velocity=args.velocity,
                          format=args.format, name=args.name or name,

@@ -184,6 +184,9 @@ def test_render_and_export_through_a_tiny_model_bundle(tmp_path, capsys):
     assert main(["export", "--xy", "0.1", "0.1", "--pitches", "60-62", "-o", str(tmp_path / "pack"), "--bundle",
                  str(bundle), "--quiet"]) == 0
     assert len(list((tmp_path / "pack" / "samples").glob("*.wav"))) == 3
+    (sfz_path,) = (tmp_path / "pack").glob("*.sfz")
+    sfz = sfz_path.read_text()
+    assert sfz.count("loop_mode=loop_continuous") == 3  # loops scale with the model's (short) held part
 
 
 def test_pitches_outside_the_model_range_play_from_the_nearest_note(tmp_path):
