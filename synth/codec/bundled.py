@@ -1,0 +1,174 @@
+"""The codec trained by this project: a SEANet encoder and either the harmonic-plus-noise decoder or a slim SEANet
+decoder (the baseline), saved as a folder ``config.json`` + ``codec.pt`` (a state_dict only; never pickled modules).
+
+Why a continuous embedding (no quantizer): the generator regresses frames with MSE, so a smooth space helps it more
+than discrete codes would. The encoder output goes through tanh so the scale of the space is fixed and known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from synth.codec.base import Codec, CodecError
+from synth.codec.harmonic import HarmonicDecoder
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "codec.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to rebuild the network; saved as JSON next to the weights."""
+
+    arch: str = "harmonic"  # "harmonic" | "seanet"
+    name: str = "bundled"
+    sample_rate: int = 24_000
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])  # hop 320 -> 75 frames/s at 24 kHz
+    dim: int = 64
+    enc_filters: int = 8
+    enc_lstm: int = 1
+    emb_tanh: bool = True
+    # harmonic decoder
+    hidden: int = 128
+    n_blocks: int = 4
+    n_harmonics: int = 80
+    n_noise_bands: int = 64
+    midi_min: float = 20.0
+    midi_max: float = 110.0
+    noise_seed: int = 0
+    # seanet baseline decoder
+    dec_filters: int = 8
+    dec_lstm: int = 0
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def hop_length(self) -> int:
+        hop = 1
+        for r in self.ratios:
+            hop *= r
+        return hop
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CodecConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CodecError(f"codec config has unknown fields {sorted(unknown)} (written by a newer version?)")
+        return cls(**data)
+
+
+class CodecModel(nn.Module):
+    """Encoder + decoder as one trainable module."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        from encodec.modules import SEANetDecoder, SEANetEncoder
+
+        self.config = config
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
+            self.encoder = SEANetEncoder(channels=1, dimension=config.dim, n_filters=config.enc_filters,
+                                         ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)
+            if config.arch == "harmonic":
+                self.decoder = HarmonicDecoder(config.dim, config.hop_length, config.sample_rate, hidden=config.hidden,
+                                               n_blocks=config.n_blocks, n_harmonics=config.n_harmonics,
+                                               n_noise_bands=config.n_noise_bands, midi_min=config.midi_min,
+                                               midi_max=config.midi_max, noise_seed=config.noise_seed)
+            elif config.arch == "seanet":
+                self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
+                                             ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)
+            else:
+                raise CodecError(f"unknown codec arch {config.arch!r} (harmonic or seanet)")
+
+    def encode(self, wave: torch.Tensor) -> torch.Tensor:
+        """``wave[B, S]`` (S a multiple of the hop) -> ``emb[B, T, D]``."""
+        emb = self.encoder(wave[:, None]).transpose(1, 2)
+        return torch.tanh(emb) if self.config.emb_tanh else emb
+
+    def decode(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """``emb[B, T, D]`` -> ``(wave[B, T*hop], controls)``; controls are empty for the SEANet decoder."""
+        if self.config.arch == "harmonic":
+            return self.decoder(emb, f0_hz)
+        return self.decoder(emb.transpose(1, 2))[:, 0], {}
+
+
+class BundledCodec(Codec):
+    """The trained codec behind the ``Codec`` contract."""
+
+    def __init__(self, config: CodecConfig, model: CodecModel | None = None):
+        self.config = config
+        self.model = (model or CodecModel(config)).eval()
+        self.name = config.name
+        self.sample_rate = config.sample_rate
+        self.hop_length = config.hop_length
+        self.dim = config.dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "BundledCodec":
+        self.model.to(device)
+        return self
+
+    @torch.inference_mode()
+    def encode(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(self.pad_to_frames(wave.to(self.device, torch.float32)))
+
+    @torch.inference_mode()
+    def decode(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(emb.to(self.device, torch.float32))[0]
+
+    @torch.inference_mode()
+    def controls(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Synthesis controls of the harmonic decoder (f0_midi, amp, harm, noise); for inspection and eval."""
+        if self.config.arch != "harmonic":
+            raise CodecError("only the harmonic codec has synthesis controls")
+        return self.model.decoder.controls(emb.to(self.device, torch.float32))
+
+    def describe(self) -> dict:
+        return {**super().describe(), "arch": self.config.arch}
+
+    def save(self, folder: str | Path) -> Path:
+        return save_codec(self.model, folder)
+
+
+def save_codec(model: CodecModel, folder: str | Path) -> Path:
+    """Write ``config.json`` + ``codec.pt`` (float32 state_dict) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(model.config.to_json() + "\n")
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(folder / WEIGHTS_FILE)
+    return folder
+
+
+def load_bundled(folder: str | Path, device: str | torch.device = "cpu") -> BundledCodec:
+    """Load a codec folder; raise ``CodecError`` saying what is missing or wrong."""
+    folder = Path(folder)
+    cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise CodecError(f"{folder} is not a codec folder: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    config = CodecConfig.from_dict(json.loads(cfg_path.read_text()))
+    if config.format_version > FORMAT_VERSION:
+        raise CodecError(f"{folder}: codec format {config.format_version} is newer than this code ({FORMAT_VERSION})")
+    model = CodecModel(config)
+    state = torch.load(w_path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CodecError(f"{w_path} does not match {cfg_path}: {exc}") from exc
+    return BundledCodec(config, model).to(device)

@@ -1,0 +1,156 @@
+"""Codec evaluation on held-out instruments: how much of the sound and the pitch survives a round trip, and what
+a decode costs on this CPU.
+
+Why these numbers: the codec is the ceiling of everything the instrument can sound like ("ground truth encoded"),
+and the instrument re-decodes 25 four-second notes whenever the timbre point moves, so decode time of that batch is
+a product requirement, not a curiosity.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth.codec.base import Codec
+from synth.codec.notes import load_note_audio, read_notes
+from synth.eval import audio_metrics as am
+
+
+def pick_notes(notes: list, max_notes: int | None) -> list:
+    """A deterministic, evenly spread subset (notes are sorted by name, so this spans instruments and pitches)."""
+    if not max_notes or max_notes >= len(notes):
+        return notes
+    idx = np.linspace(0, len(notes) - 1, max_notes).round().astype(int)
+    return [notes[i] for i in idx]
+
+
+def time_decode(codec: Codec, emb: torch.Tensor, repeats: int = 3) -> float:
+    """Median wall seconds to decode ``emb`` (one batch) after a warm-up call."""
+    codec.decode(emb)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        codec.decode(emb)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+@torch.no_grad()
+def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_notes: int | None = None,
+                   seconds: float = 4.0, batch: int = 25, pitch_cfg: am.PitchConfig | None = None,
+                   progress: bool = True, skip_pitch: bool = False) -> tuple[dict, dict]:
+    """Return (metrics JSON-able, arrays: 'audio', 'recon', 'notes') for the chosen notes of ``split``."""
+    from tqdm import tqdm
+
+    notes = pick_notes(read_notes(data, split), max_notes)
+    if not notes:
+        raise FileNotFoundError(f"no notes in split {split!r} of {data}")
+    sr = codec.sample_rate
+    n_samples = int(round(seconds * sr))
+    audio = torch.from_numpy(np.stack([load_note_audio(n, sr, n_samples) for n in notes]))
+    pitches = np.array([int(n.pitch) for n in notes])
+    embs, recons = [], []
+    enc_time = dec_time = 0.0
+    for i in tqdm(range(0, len(notes), batch), desc=f"round trips ({split})", disable=not progress):
+        x = audio[i:i + batch]
+        t0 = time.perf_counter()
+        e = codec.encode(x)
+        t1 = time.perf_counter()
+        y = codec.decode(e)[:, :n_samples]
+        t2 = time.perf_counter()
+        enc_time += t1 - t0
+        dec_time += t2 - t1
+        embs.append(e.cpu())
+        recons.append(y.float().cpu())
+    emb = torch.cat(embs)
+    recon = torch.cat(recons)
+    bench = emb[:batch]
+    if len(bench) < batch:  # the benchmark is always 25 notes: repeat notes when the split is smaller
+        bench = bench.repeat((batch + len(bench) - 1) // len(bench), 1, 1)[:batch]
+    decode_batch_s = time_decode(codec, bench)
+    mrstft = float(np.mean([am.mrstft_distance(recon[i:i + batch], audio[i:i + batch])
+                            for i in range(0, len(notes), batch)]))
+    mel = float(np.mean([am.log_mel_l1(recon[i:i + batch], audio[i:i + batch], sr)
+                         for i in range(0, len(notes), batch)]))
+    result = {
+        "codec": codec.describe(), "split": split, "notes": len(notes),
+        "instruments": len({n.instrument_str for n in notes}), "seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "mrstft": round(mrstft, 4), "log_mel_l1": round(mel, 4),
+        "decode_s_25_notes": round(decode_batch_s, 3), "decode_s_per_note": round(decode_batch_s / batch, 4),
+        "decode_realtime_factor": round(decode_batch_s / (batch * seconds), 5),
+        "encode_s_per_note": round(enc_time / len(notes), 4), "roundtrip_decode_s_per_note": round(dec_time / len(notes), 4),
+        "embedding_shape": list(emb.shape[1:]),
+    }
+    if hasattr(codec, "controls"):
+        try:
+            result.update(_harmonic_stats(codec, emb, pitches, audio, n_samples))
+        except Exception as exc:  # the SEANet baseline has no controls
+            if "controls" not in str(exc):
+                raise
+    if not skip_pitch:
+        cfg = pitch_cfg or am.PitchConfig()
+        t0 = time.perf_counter()
+        raw = am.pitch_accuracy(audio, sr, pitches, cfg)
+        enc = am.pitch_accuracy(recon, sr, pitches, cfg)
+        cents = am.cents_off(enc["f0"], pitches)
+        result.update({
+            "pitch_accuracy_raw": round(raw["accuracy"], 4), "pitch_accuracy_encoded": round(enc["accuracy"], 4),
+            "pitch_accuracy_encoded_where_raw_correct": round(float(enc["correct"][raw["correct"]].mean()), 4)
+            if raw["correct"].any() else None,
+            "median_abs_cents_encoded": am.nan_to_none(round(float(np.nanmedian(np.abs(cents))), 2))
+            if np.isfinite(cents).any() else None,
+            "pitch_tracker": {"model": cfg.model, "window_s": [cfg.start_s, cfg.end_s], "hop_s": cfg.hop_s,
+                              "voiced_threshold": cfg.voiced_threshold, "tolerance_cents": cfg.tolerance_cents},
+            "pitch_eval_s": round(time.perf_counter() - t0, 1),
+        })
+    return result, {"audio": audio, "recon": recon, "notes": notes}
+
+
+def _harmonic_stats(codec, emb: torch.Tensor, pitches: np.ndarray, audio: torch.Tensor, n_samples: int) -> dict:
+    """What the harmonic decoder's own controls say: f0-head accuracy and the harmonic/noise energy balance."""
+    heads, harm_e, noise_e = [], 0.0, 0.0
+    dec = codec.model.decoder
+    for i in range(0, len(emb), 25):
+        ctrl = codec.controls(emb[i:i + 25])
+        rms = audio[i:i + 25, : ctrl["f0_midi"].shape[1] * codec.hop_length]
+        frames = rms.reshape(rms.shape[0], -1, codec.hop_length).square().mean(-1).sqrt()
+        loud = frames > 3e-3
+        f0 = ctrl["f0_midi"]
+        for j in range(len(f0)):
+            sel = f0[j][loud[j][: f0.shape[1]]] if loud[j].any() else f0[j]
+            heads.append(float(sel.median()))
+        from synth.codec.harmonic import harmonic_synth, midi_to_hz
+
+        f0_hz = midi_to_hz(f0)
+        h = harmonic_synth(f0_hz, dec.harmonic_amps(f0_hz, ctrl["amp"], ctrl["harm"]), dec.hop, dec.sample_rate)
+        nz = dec.noise(ctrl["noise"])
+        harm_e += float(h.square().sum())
+        noise_e += float(nz.square().sum())
+    err = np.abs(np.array(heads) - pitches) * 100
+    return {"f0_head_accuracy": round(float((err <= 50).mean()), 4),
+            "f0_head_median_abs_cents": round(float(np.median(err)), 2),
+            "noise_energy_share": round(noise_e / max(harm_e + noise_e, 1e-12), 4)}
+
+
+def write_examples(arrays: dict, folder: str | Path, sample_rate: int, count: int = 8, seconds: float = 2.0) -> list[str]:
+    """Round trips of ``count`` notes spread over the evaluated set, ``seconds`` long, 16-bit WAV; names say the note."""
+    import soundfile as sf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    notes = arrays["notes"]
+    idx = np.linspace(0, len(notes) - 1, min(count, len(notes))).round().astype(int)
+    written = []
+    n = int(seconds * sample_rate)
+    for k, i in enumerate(idx):
+        wave = arrays["recon"][i, :n].numpy()
+        fade = min(len(wave), int(0.02 * sample_rate))
+        wave[-fade:] *= np.linspace(1, 0, fade)
+        name = f"{k:02d}_{notes[i].note_str}_roundtrip.wav"
+        sf.write(folder / name, np.clip(wave, -1, 1), sample_rate, subtype="PCM_16")
+        written.append(name)
+    return written

@@ -1,0 +1,65 @@
+"""``python -m synth codec train``: train the bundled codec (harmonic or SEANet baseline), resuming when ``--out``
+already holds a checkpoint. Prints a JSON summary as its last line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from synth.codec.bundled import CodecConfig
+    from synth.codec.train import TrainConfig
+
+    t, c = TrainConfig(), CodecConfig()
+    parser.add_argument("--data", default=t.data, help="dataset root in NSynth layout (default %(default)s)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoint, log.jsonl, codec/), e.g. runs/codec/harmonic")
+    parser.add_argument("--arch", choices=("harmonic", "seanet"), default="harmonic")
+    parser.add_argument("--minutes", type=float, default=t.minutes, help="training wall-clock budget, across resumes")
+    parser.add_argument("--steps", type=int, default=t.steps, help="step budget (0 = none)")
+    parser.add_argument("--batch-size", type=int, default=t.batch_size)
+    parser.add_argument("--crop-seconds", type=float, default=t.crop_seconds)
+    parser.add_argument("--lr", type=float, default=t.lr)
+    parser.add_argument("--w-f0", type=float, default=t.w_f0)
+    parser.add_argument("--teacher-f0-steps", type=int, default=t.teacher_f0_steps)
+    parser.add_argument("--emb-noise", type=float, default=t.emb_noise)
+    parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads ran ~10x slower per step)")
+    parser.add_argument("--seed", type=int, default=t.seed)
+    parser.add_argument("--audio-cache", default=t.audio_cache, help="where the int16 note arrays are cached")
+    parser.add_argument("--notes-file", default="", help="train only on these note_strs (e.g. another run's train_notes.txt)")
+    parser.add_argument("--dim", type=int, default=c.dim, help="embedding size D")
+    parser.add_argument("--enc-filters", type=int, default=c.enc_filters)
+    parser.add_argument("--enc-lstm", type=int, default=c.enc_lstm)
+    parser.add_argument("--hidden", type=int, default=c.hidden, help="harmonic decoder width")
+    parser.add_argument("--n-blocks", type=int, default=c.n_blocks)
+    parser.add_argument("--n-harmonics", type=int, default=c.n_harmonics)
+    parser.add_argument("--n-noise-bands", type=int, default=c.n_noise_bands)
+    parser.add_argument("--dec-filters", type=int, default=c.dec_filters, help="SEANet baseline decoder width")
+    parser.add_argument("--dec-lstm", type=int, default=c.dec_lstm)
+    parser.add_argument("--name", default=None, help="codec name stored in its config (default: the arch)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    parser.add_argument("--export", default=None, help="also write the shipping folder here, e.g. models/default/codec")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from synth.codec.bundled import CodecConfig
+    from synth.codec.train import TrainConfig, train
+
+    cfg = TrainConfig(data=args.data, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
+                      crop_seconds=args.crop_seconds, lr=args.lr, w_f0=args.w_f0,
+                      teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, ckpt_minutes=args.ckpt_minutes,
+                      threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
+                      notes_file=args.notes_file)
+    codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
+                            enc_filters=args.enc_filters, enc_lstm=args.enc_lstm, hidden=args.hidden,
+                            n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
+                            dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
+    if not args.minutes and not args.steps:
+        print("synth codec train: give --minutes and/or --steps")
+        return 2
+    summary = train(cfg, codec_cfg, args.out, fresh=args.fresh, export=args.export, progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: measurements shared by the codec, generator and latent-map stages."""
