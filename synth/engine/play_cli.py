@@ -27,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--point", type=float, nargs=2, default=None, metavar=("X", "Y"), help="timbre point")
     parser.add_argument("--channel", type=int, default=None, help="MIDI channel 1-16 (default: omni)")
     parser.add_argument("--gain-db", type=float, default=-12.0, help="master gain in dB (default -12)")
+    parser.add_argument("--midi-client", default="pgesam", help="JACK/ALSA client name of the MIDI input")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--list", action="store_true", help="list audio outputs and MIDI ports, then exit")
 
@@ -36,7 +37,8 @@ def _make_engine(args: argparse.Namespace):
 
     settings = EngineSettings(master_gain_db=args.gain_db,
                               midi_channel=None if args.channel is None else args.channel - 1)
-    kw = dict(sample_rate=args.samplerate, block_size=args.blocksize, device=args.device, settings=settings)
+    kw = dict(sample_rate=args.samplerate, block_size=args.blocksize, device=args.device, settings=settings,
+              midi_client=args.midi_client)
     if not args.demo and (Path(args.bundle) / "bundle.json").exists():
         return Engine.from_bundle(args.bundle, **kw), f"model {args.bundle}"
     if not args.demo:
