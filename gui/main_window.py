@@ -9,8 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-    QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QTextEdit, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
+    QTextEdit, QVBoxLayout, QWidget,
 )
 
 from gui.keyboard import ComputerKeys, PianoKeyboard, note_name
@@ -18,6 +18,8 @@ from gui.mapdata import nearest, to_map_points
 from gui.pad import TimbrePad
 from gui.presetbar import PresetBar
 from gui.settings import SettingsDialog
+from gui.sound_panel import SoundPanel
+from gui.status import EngineStatus
 from gui.throttle import Throttle
 from synth.presets import Preset, PresetEntry, PresetLibrary, family_centroids, on_map
 
@@ -38,7 +40,7 @@ class MainWindow(QMainWindow):
         self.preset_bar = PresetBar(library, self.current_preset)
         self.preset_bar.place = self._place_on_map
         self.point_throttle = Throttle(adapter.set_point, interval_ms=20, parent=self)
-        self._build_sound_panel()
+        self.sound_panel = SoundPanel(*adapter.sound())
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
@@ -61,34 +63,6 @@ class MainWindow(QMainWindow):
         low, high = max(24, min(low, 36)), min(108, max(high, 84))
         return low - low % 12, high - high % 12
 
-    def _build_sound_panel(self) -> None:
-        gain_db, attack_ms, release_ms = self.adapter.sound()
-        self.gain_spin = _spin(-60.0, 12.0, 0.5, " dB", gain_db)
-        self.attack_spin = _spin(0.0, 5000.0, 1.0, " ms", attack_ms)
-        self.release_spin = _spin(0.0, 10000.0, 10.0, " ms", release_ms)
-        self.regions_check = QCheckBox("Show family regions")
-        self.regions_check.setChecked(True)
-        self.nearest_label = QLabel()
-        self.nearest_label.setWordWrap(True)
-        self.nearest_label.setTextFormat(Qt.RichText)
-        self.point_label = QLabel()
-        self.octave_label = QLabel()
-        self.sound_panel = QGroupBox("Sound")
-        form = QFormLayout(self.sound_panel)
-        form.addRow("Gain", self.gain_spin)
-        form.addRow("Attack", self.attack_spin)
-        form.addRow("Release", self.release_spin)
-        form.addRow(self.regions_check)
-        form.addRow("Point", self.point_label)
-        form.addRow("Near", self.nearest_label)
-        form.addRow("Keys", self.octave_label)
-        help_text = QLabel("Drag on the map to move the timbre; arrows nudge it (Shift: more).\n"
-                           "Play: a w s e d f t g y h u j k; z / x: octave down / up. Esc: panic.")
-        help_text.setWordWrap(True)
-        help_text.setStyleSheet("color: #888;")
-        form.addRow(help_text)
-        self.sound_panel.setFixedWidth(270)
-
     def _build_layout(self) -> None:
         middle = QHBoxLayout()
         middle.addWidget(self.pad, 1)
@@ -102,20 +76,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.model_label = QLabel(f"Model: {self.adapter.model_name}")
-        self.device_label = QLabel(f"Generation: {self.adapter.generation_device}")
-        self.cache_bar = QProgressBar()
-        self.cache_bar.setFixedWidth(170)
-        self.cache_bar.setFormat("notes %v/%m")
-        self.cache_bar.setToolTip("Notes generated for the current point (the 25-note cache)")
-        self.fallback_label = QLabel()
-        self.fallback_label.setStyleSheet("color: #e8a33d; font-weight: bold;")
-        if self.adapter.fallback_reason:
-            self.fallback_label.setText("Demo sound: no model loaded")
-            self.fallback_label.setToolTip(self.adapter.fallback_reason)
-        for widget in (self.fallback_label, self.model_label, self.device_label, self.cache_bar):
-            bar.addPermanentWidget(widget)
+        self.status = EngineStatus(self.statusBar(), self.adapter)
+        self.cache_bar = self.status.cache_bar
+        self.device_label = self.status.device_label
+        self.fallback_label = self.status.fallback_label
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -174,9 +138,8 @@ class MainWindow(QMainWindow):
         self.keyboard.noteOff.connect(self.stop_note)
         self.preset_bar.presetChosen.connect(self.apply_preset)
         self.preset_bar.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        for spin in (self.gain_spin, self.attack_spin, self.release_spin):
-            spin.valueChanged.connect(self._on_sound_changed)
-        self.regions_check.toggled.connect(self.pad.set_regions_visible)
+        self.sound_panel.soundChanged.connect(self.adapter.set_sound)
+        self.sound_panel.regions_check.toggled.connect(self.pad.set_regions_visible)
 
     def _start_pad(self) -> None:
         empty_text = "Demo tones: no model loaded\n(x: darker to brighter, y: fuller to hollower)"
@@ -214,7 +177,7 @@ class MainWindow(QMainWindow):
 
     def _on_octave_changed(self, base: int) -> None:
         self.keyboard.set_marked_base(base)
-        self.octave_label.setText(f"a = {note_name(base)} (MIDI {base})")
+        self.sound_panel.show_octave(f"a = {note_name(base)} (MIDI {base})")
 
     # ------------------------------------------------------------ timbre and presets
 
@@ -223,20 +186,11 @@ class MainWindow(QMainWindow):
         self._show_point(x, y)
 
     def _show_point(self, x: float, y: float) -> None:
-        self.point_label.setText(f"x {x:+.3f}   y {y:+.3f}")
-        names = [f"{p.name} <span style='color:#888'>({p.family})</span>" for p, _ in nearest(self.pad.points, x, y)]
-        self.nearest_label.setText("<br>".join(names) or "—")
-
-    def _on_sound_changed(self) -> None:
-        self.adapter.set_sound(self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value())
+        near = [(p.name, p.family) for p, _ in nearest(self.pad.points, x, y)]
+        self.sound_panel.show_point(x, y, near)
 
     def apply_preset(self, preset: Preset) -> None:
-        for spin, value in ((self.gain_spin, preset.gain_db), (self.attack_spin, preset.attack_ms),
-                            (self.release_spin, preset.release_ms)):
-            spin.blockSignals(True)
-            spin.setValue(value)
-            spin.blockSignals(False)
-        self._on_sound_changed()
+        self.sound_panel.set_sound(preset.gain_db, preset.attack_ms, preset.release_ms)
         self.pad.set_point(preset.x, preset.y)
         self.point_throttle.flush()
         self.statusBar().showMessage(f"Preset “{preset.name}”", 4000)
@@ -251,18 +205,15 @@ class MainWindow(QMainWindow):
         x, y = self.pad.point
         near = nearest(self.pad.points, x, y, 1)
         tags = (near[0][0].family,) if near else ()
-        return Preset(name=name, x=round(x, 4), y=round(y, 4), gain_db=self.gain_spin.value(),
-                      attack_ms=self.attack_spin.value(), release_ms=self.release_spin.value(), tags=tags,
-                      map_hash=self.adapter.map_hash)
+        gain_db, attack_ms, release_ms = self.sound_panel.sound()
+        return Preset(name=name, x=round(x, 4), y=round(y, 4), gain_db=gain_db, attack_ms=attack_ms,
+                      release_ms=release_ms, tags=tags, map_hash=self.adapter.map_hash)
 
     # ------------------------------------------------------------ engine status
 
     def poll_engine(self) -> None:
         self.adapter.poll_meters()
-        done, total = self.adapter.cache_progress()
-        self.cache_bar.setMaximum(max(1, total))
-        self.cache_bar.setValue(min(done, max(1, total)))
-        self.device_label.setText(f"Generation: {self.adapter.generation_device}")
+        self.status.update(self.adapter)
         self._show_held()
         error = self.adapter.take_error()
         if error:
@@ -323,16 +274,6 @@ def event_modifiers_block() -> bool:
     """Ctrl/Alt/Meta chords are shortcuts, not notes."""
     modifiers = QApplication.keyboardModifiers()
     return bool(modifiers & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier))
-
-
-def _spin(low: float, high: float, step: float, suffix: str, value: float) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(low, high)
-    spin.setSingleStep(step)
-    spin.setSuffix(suffix)
-    spin.setValue(value)
-    spin.setKeyboardTracking(False)
-    return spin
 
 
 def _action(parent: QWidget, text: str, slot, shortcut=None) -> QAction:

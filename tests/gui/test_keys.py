@@ -54,7 +54,7 @@ def test_octave_keys_shift_and_release_held_notes(window, adapter, qtbot):
     qtbot.keyClick(window.pad, Qt.Key_Z)
     qtbot.keyPress(window.pad, Qt.Key_A)
     assert adapter.held_notes() == {36}
-    assert "C2" in window.octave_label.text()
+    assert "C2" in window.sound_panel.octave_label.text()
 
 
 def test_focus_loss_releases_computer_keys(window, adapter, qtbot):
@@ -67,7 +67,7 @@ def test_focus_loss_releases_computer_keys(window, adapter, qtbot):
 def test_letters_typed_into_a_text_field_do_not_play(window, adapter, qtbot, monkeypatch):
     import gui.main_window
 
-    spin = window.gain_spin
+    spin = window.sound_panel.gain_spin
     monkeypatch.setattr(gui.main_window.QApplication, "focusWidget", staticmethod(lambda: spin))
     qtbot.keyPress(spin, Qt.Key_A)
     assert adapter.held_notes() == set()

@@ -37,7 +37,7 @@ def test_dragging_the_pad_moves_the_engine_point(window, adapter, qtbot):
 
     qtbot.waitUntil(at_end, timeout=2000)  # the throttle delivers the last position
     assert abs(pad.point[0] - end[0]) < tolerance
-    assert "x " in window.point_label.text()
+    assert "x " in window.sound_panel.point_label.text()
 
 
 def test_pad_moves_are_throttled_but_the_last_one_arrives(window, adapter, qtbot, monkeypatch):

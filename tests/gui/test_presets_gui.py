@@ -19,9 +19,9 @@ def test_save_as_and_load_round_trip(window, adapter, library, qtbot, monkeypatc
     xmin, xmax, ymin, ymax = window.pad.extent
     saved_point = (xmin + 0.3 * (xmax - xmin), ymin + 0.6 * (ymax - ymin))
     window.pad.set_point(*saved_point)
-    window.gain_spin.setValue(-4.5)
-    window.attack_spin.setValue(25.0)
-    window.release_spin.setValue(900.0)
+    window.sound_panel.gain_spin.setValue(-4.5)
+    window.sound_panel.attack_spin.setValue(25.0)
+    window.sound_panel.release_spin.setValue(900.0)
     monkeypatch.setattr(bar, "_ask_name", lambda title, suggestion: "My Test Sound")
     qtbot.mouseClick(bar.buttons["save_as"], Qt.LeftButton)
     entry = library.find("My Test Sound")
@@ -30,13 +30,13 @@ def test_save_as_and_load_round_trip(window, adapter, library, qtbot, monkeypatc
     assert bar.buttons["delete"].isEnabled()
 
     window.pad.set_point(xmin, ymin)
-    window.gain_spin.setValue(0.0)
+    window.sound_panel.gain_spin.setValue(0.0)
     bar.step(1)  # away and back: previous/next walk the list
     bar.step(-1)
     assert bar.current_name == "My Test Sound"
     assert window.pad.point == pytest.approx(saved_point, abs=1e-3)
     qtbot.waitUntil(lambda: adapter.engine.point == pytest.approx(saved_point, abs=1e-3), timeout=1000)
-    assert window.gain_spin.value() == -4.5
+    assert window.sound_panel.gain_spin.value() == -4.5
     assert adapter.engine.settings.attack == pytest.approx(0.025)
     assert adapter.engine.settings.release == pytest.approx(0.9)
     assert adapter.engine.settings.master_gain_db == pytest.approx(adapter.master_gain_db - 4.5)

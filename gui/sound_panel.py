@@ -1,0 +1,76 @@
+"""The panel beside the pad: the preset's sound (gain, attack, release), where the cursor is, what is near it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel
+
+HELP = ("Drag on the map to move the timbre; arrows nudge it (Shift: more).\n"
+        "Play: a w s e d f t g y h u j k; z / x: octave down / up. Esc: panic.")
+
+
+class SoundPanel(QGroupBox):
+    soundChanged = Signal(float, float, float)  # gain dB, attack ms, release ms
+
+    def __init__(self, gain_db: float, attack_ms: float, release_ms: float, parent=None) -> None:
+        super().__init__("Sound", parent)
+        self.gain_spin = _spin(-60.0, 12.0, 0.5, " dB", gain_db)
+        self.attack_spin = _spin(0.0, 5000.0, 1.0, " ms", attack_ms)
+        self.release_spin = _spin(0.0, 10000.0, 10.0, " ms", release_ms)
+        self.regions_check = QCheckBox("Show family regions")
+        self.regions_check.setChecked(True)
+        self.point_label = QLabel()
+        self.nearest_label = QLabel()
+        self.nearest_label.setWordWrap(True)
+        self.nearest_label.setTextFormat(Qt.RichText)
+        self.octave_label = QLabel()
+        self._lay_out()
+        for spin in (self.gain_spin, self.attack_spin, self.release_spin):
+            spin.valueChanged.connect(self._emit_sound)
+        self.setFixedWidth(270)
+
+    def _lay_out(self) -> None:
+        form = QFormLayout(self)
+        form.addRow("Gain", self.gain_spin)
+        form.addRow("Attack", self.attack_spin)
+        form.addRow("Release", self.release_spin)
+        form.addRow(self.regions_check)
+        form.addRow("Point", self.point_label)
+        form.addRow("Near", self.nearest_label)
+        form.addRow("Keys", self.octave_label)
+        help_text = QLabel(HELP)
+        help_text.setWordWrap(True)
+        help_text.setStyleSheet("color: #888;")
+        form.addRow(help_text)
+
+    def sound(self) -> tuple[float, float, float]:
+        return self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value()
+
+    def set_sound(self, gain_db: float, attack_ms: float, release_ms: float) -> None:
+        """Show a preset's values; emits ``soundChanged`` once."""
+        for spin, value in ((self.gain_spin, gain_db), (self.attack_spin, attack_ms), (self.release_spin, release_ms)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._emit_sound()
+
+    def show_point(self, x: float, y: float, near: list[tuple[str, str]]) -> None:
+        self.point_label.setText(f"x {x:+.3f}   y {y:+.3f}")
+        names = [f"{name} <span style='color:#888'>({family})</span>" for name, family in near]
+        self.nearest_label.setText("<br>".join(names) or "—")
+
+    def show_octave(self, text: str) -> None:
+        self.octave_label.setText(text)
+
+    def _emit_sound(self) -> None:
+        self.soundChanged.emit(*self.sound())
+
+
+def _spin(low: float, high: float, step: float, suffix: str, value: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    spin.setKeyboardTracking(False)
+    return spin
