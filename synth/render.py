@@ -275,20 +275,35 @@ def tail_seconds(timeline: MidiTimeline, program_map: ProgramMap) -> float:
 
 def _play(timeline: MidiTimeline, channels: dict[int, _Channel], bank: NoteBank, program_map: ProgramMap,
           master_gain_db: float, progress, cancelled) -> np.ndarray:
-    """The block loop: mix up to each event time, apply the events, go on; finish with the release tail."""
+    """Each channel plays its own events into the shared mix (its blocks split only at its own events, so they
+    stay long), then the master limiter runs over the sum in fixed blocks, as the live audio callback does."""
     sr = bank.sample_rate
     total = int(math.ceil((timeline.duration + tail_seconds(timeline, program_map)) * sr))
     out = np.zeros((total, 1), dtype=np.float32)
-    limiter = PeakLimiter(sr, BLOCK, channels=1, master_gain_db=master_gain_db)
-    position = 0
-    for when, group in _grouped(timeline.events, sr):
-        position = _mix(channels, limiter, out, position, min(when, total), progress, cancelled)
-        for event in group:
-            _apply(channels, event, bank, program_map)
-    for channel in channels.values():  # the file ended: release keys and pedals, let the tails ring out
-        channel.mixer.all_notes_off()
-    _mix(channels, limiter, out, position, total, progress, cancelled)
+    work = _Progress(progress, total * (len(channels) + 1))
+    for number, channel in channels.items():
+        events = [e for e in timeline.events if e.channel == number]
+        position = 0
+        for when, group in _grouped(events, sr):
+            position = _mix(channel, out, position, min(when, total), work, cancelled)
+            for event in group:
+                _apply(channel, event, bank, program_map)
+        channel.mixer.all_notes_off()  # the file ended: release keys and pedal, let the tails ring out
+        _mix(channel, out, position, total, work, cancelled)
+    _limit(out, PeakLimiter(sr, BLOCK, channels=1, master_gain_db=master_gain_db), work, cancelled)
     return out[:, 0]
+
+
+class _Progress:
+    """Frames of work done (every channel, then the limiter) reported as one count."""
+
+    def __init__(self, report, total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+
+    def add(self, frames: int) -> None:
+        self.done += frames
+        if self.report is not None:
+            self.report(self.done, self.total)
 
 
 def _grouped(events: Sequence[MidiEvent], sr: int):
@@ -306,32 +321,35 @@ def _grouped(events: Sequence[MidiEvent], sr: int):
         yield when, group
 
 
-def _mix(channels: dict[int, _Channel], limiter: PeakLimiter, out: np.ndarray, start: int, stop: int,
-         progress, cancelled) -> int:
-    """Mix frames [start, stop) in blocks of at most BLOCK; returns stop."""
+def _mix(channel: _Channel, out: np.ndarray, start: int, stop: int, work: _Progress, cancelled) -> int:
+    """Add one channel's frames [start, stop) to ``out`` in blocks of at most BLOCK; returns stop."""
     position = start
     while position < stop:
         if cancelled is not None and cancelled():
             raise RenderCancelled("render cancelled")
+        if not channel.mixer.active_voices:  # silence until the next event: nothing to add
+            work.add(stop - position)
+            return stop
         frames = min(BLOCK, stop - position)
-        block = out[position:position + frames]
-        for channel in channels.values():
-            if channel.mixer.active_voices:
-                scratch = channel.scratch[:frames]
-                channel.mixer.render(scratch)
-                scratch *= channel.gain
-                block += scratch
-        limiter.process(block)
+        scratch = channel.scratch[:frames]
+        channel.mixer.render(scratch)
+        scratch *= channel.gain
+        out[position:position + frames] += scratch
         position += frames
-        if progress is not None:
-            progress(position, len(out))
+        work.add(frames)
     return position
 
 
-def _apply(channels: dict[int, _Channel], event: MidiEvent, bank: NoteBank, program_map: ProgramMap) -> None:
-    channel = channels.get(event.channel)
-    if channel is None:
-        return
+def _limit(out: np.ndarray, limiter: PeakLimiter, work: _Progress, cancelled) -> None:
+    for position in range(0, len(out), BLOCK):
+        if cancelled is not None and cancelled():
+            raise RenderCancelled("render cancelled")
+        block = out[position:position + BLOCK]
+        limiter.process(block)
+        work.add(len(block))
+
+
+def _apply(channel: _Channel, event: MidiEvent, bank: NoteBank, program_map: ProgramMap) -> None:
     mixer = channel.mixer
     if event.kind == NOTE_ON:
         t = channel.timbre
