@@ -42,6 +42,7 @@ class PianoKeyboard(QWidget):
         self.low, self.high = low, high
         self.held: set[int] = set()
         self.marked_base: int | None = DEFAULT_BASE
+        self.model_range: tuple[int, int] | None = None  # keys outside it are re-pitched from the nearest note
         self._mouse_note: int | None = None
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
@@ -85,6 +86,15 @@ class PianoKeyboard(QWidget):
             self.held = pitches
             self.update()
 
+    def set_model_range(self, low: int, high: int) -> None:
+        self.model_range = (low, high)
+        self.setToolTip(f"The model generates {note_name(low)}-{note_name(high)}; "
+                        "keys outside are re-pitched from the nearest generated note (shaded)")
+        self.update()
+
+    def outside_model(self, pitch: int) -> bool:
+        return self.model_range is not None and not self.model_range[0] <= pitch <= self.model_range[1]
+
     def set_marked_base(self, base: int | None) -> None:
         self.marked_base = base
         self.update()
@@ -96,10 +106,10 @@ class PianoKeyboard(QWidget):
         painter.setRenderHint(QPainter.Antialiasing)
         painter.setFont(QFont(self.font().family(), 7))
         for pitch in self.white_keys():
-            self._paint_key(painter, pitch, QColor("#f4f4f0"))
+            self._paint_key(painter, pitch, QColor("#d8d8d2" if self.outside_model(pitch) else "#f6f6f2"))
         for pitch in range(self.low, self.high + 1):
             if is_black(pitch):
-                self._paint_key(painter, pitch, QColor("#22242a"))
+                self._paint_key(painter, pitch, QColor("#4a4d56" if self.outside_model(pitch) else "#22242a"))
         painter.end()
 
     def _paint_key(self, painter: QPainter, pitch: int, colour: QColor) -> None:

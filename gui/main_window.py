@@ -35,6 +35,7 @@ class MainWindow(QMainWindow):
         self.gui_held: set[int] = set()
         self.pad = TimbrePad()
         self.keyboard = PianoKeyboard(*self._keyboard_range())
+        self.keyboard.set_model_range(*adapter.pitch_range)
         self.keys = ComputerKeys(self.play_note, self.stop_note)
         self.keys.on_octave_changed = self._on_octave_changed
         self.preset_bar = PresetBar(library, self.current_preset)

@@ -83,3 +83,15 @@ def test_instruments_drawn_by_family_with_held_out_marked(qtbot):
     assert pad._region is not None, "family regions are drawn behind the points"
     assert pad.nearest_names(0.9, 0.9)[0] == "tuba (brass)"
     assert "held out" in pad.nearest_names(-1.0, 0.5)[0]
+
+
+def test_hovering_shows_the_nearest_instruments(window, qtbot):
+    from PySide6.QtWidgets import QToolTip
+
+    pad = window.pad
+    if not pad.points:
+        return  # the demo source has no instruments to name
+    target = pad.points[0]
+    qtbot.mouseMove(pad.viewport(), pixel_of(pad, target.x, target.y))
+    qtbot.waitUntil(lambda: QToolTip.isVisible() or bool(QToolTip.text()), timeout=2000)
+    assert target.name in QToolTip.text()
