@@ -19,8 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--preset", help="preset name (its point, gain, attack and release are used)")
     where.add_argument("--xy", nargs=2, type=float, metavar=("X", "Y"), help="a point on the timbre map")
     parser.add_argument("--pitches", default="48-72", help="MIDI pitches, e.g. 48-72 or 36,48,60-64 (default 48-72)")
-    parser.add_argument("--velocity", type=int, default=100, help="velocity passed to the note source (1-127); the bundled model is trained at 100, "
-                             "so it changes the demo source only. Samplers scale by the played velocity.")
+    parser.add_argument("--velocity", type=int, default=100,
+                        help="velocity passed to the note source (1-127); the bundled model is trained at 100, so it "
+                             "changes the demo source only. Samplers scale by the played velocity.")
     parser.add_argument("--format", choices=("wav", "sfz"), default="sfz")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
     parser.add_argument("--name", help="instrument / file name (default: the preset's name or the point)")

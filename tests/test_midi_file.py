@@ -136,7 +136,10 @@ def test_note_on_with_velocity_zero_ends_the_note(tmp_path):
     assert sum(e.kind == NOTE_ON for e in read_midi(tmp_path / "v0.mid").events) == 1
 
 
-@pytest.mark.parametrize("content", [b"", b"not a midi file at all", b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x01\x00\x90"])
+TRUNCATED = b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x01\x00\x90"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a midi file at all", TRUNCATED])
 def test_corrupt_files_raise_a_clear_error(tmp_path, content):
     path = tmp_path / "broken.mid"
     path.write_bytes(content)
