@@ -11,8 +11,9 @@ How a file becomes audio:
    them, so a second render of the same song (or the live instrument's cache, keyed the same way) starts warm.
    Pitches outside the model's range are played from the nearest generated pitch, as the live mixer does.
 4. One ``synth.engine.voices.Mixer`` per MIDI channel (pedal and pitch bend are per channel in MIDI, and in the
-   mixer they are global) plays the events sample-accurately: blocks are split at event times. The channels are
-   summed and go through the engine's ``PeakLimiter`` (master gain, ceiling -0.3 dBFS), as live.
+   mixer they are global) plays that channel's events sample-accurately: its blocks are split at its own event
+   times, and stretches where it is silent are skipped. The channels are summed and the sum goes through the
+   engine's ``PeakLimiter`` (master gain, ceiling -0.3 dBFS) in fixed blocks, as in the live audio callback.
 
 Length: the file's duration plus the longest release time of the mapped timbres, after which every voice has faded
 (a pedal still down at the end of the file is released there). Output: mono WAV, 24-bit PCM or 32-bit float,
