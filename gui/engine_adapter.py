@@ -52,6 +52,7 @@ def open_engine(options: OpenOptions) -> "EngineAdapter":
     adapter = EngineAdapter(engine, fallback_reason=fallback, audio=options.audio)
     adapter.wanted_midi_port = options.midi_port
     adapter.grid_root = options.grid_root
+    adapter.grid_enabled = options.use_grid
     return adapter
 
 
@@ -67,6 +68,8 @@ class EngineAdapter:
         self.audio = audio
         self.wanted_midi_port: str | None = None
         self.grid_root: str | Path | None = None
+        self.grid_enabled = True
+        self._started = False
         self.master_gain_db = float(engine.settings.master_gain_db)
         self.preset_gain_db = 0.0
         self.meters: dict[str, Any] = {}
@@ -216,24 +219,30 @@ class EngineAdapter:
             return f"Could not apply settings: {_first_line(exc)}"
         return None
 
-    def _rebuild(self, device=None, samplerate=None, blocksize=None) -> None:
-        """A new Engine on the same source with the new audio settings; the old one keeps playing if this fails."""
+    def _rebuild(self, **audio) -> None:
+        """Sample rate, block size and device are fixed per Engine: build a new one on the same source, carrying the
+        point and settings over. When the new audio settings do not open, go back to the ones that played."""
         old = self.engine
-        new = Engine(old.source, sample_rate=int(samplerate or old.sample_rate),
-                     block_size=int(blocksize or old.block_size),
-                     device=device if device is not None else old.device, midi=old.midi_enabled,
-                     midi_client=old.midi_client, settings=type(old.settings)(**asdict(old.settings)),
+        before = {"samplerate": old.sample_rate, "blocksize": old.block_size, "device": old.device}
+        error = self._swap_engine({**before, **audio})
+        if error:
+            self._swap_engine(before)
+            raise RuntimeError(error)
+
+    def _swap_engine(self, audio: dict) -> str | None:
+        old = self.engine
+        new = Engine(old.source, sample_rate=int(audio["samplerate"]), block_size=int(audio["blocksize"]),
+                     device=audio["device"], midi=old.midi_enabled, midi_client=old.midi_client,
+                     settings=type(old.settings)(**asdict(old.settings)), use_grid=self.grid_enabled,
                      grid_root=self.grid_root)
         new.set_point(*old.point)
-        running = old._running
-        if running:
-            old.stop()
+        old.stop()
         self.engine = new
         self._connected_port = None
-        if running:
-            self.start()
-            if self.audio_error:
-                raise RuntimeError(self.audio_error)
+        if not self._started:
+            return None
+        self.start()
+        return self.audio_error
 
     def _switch_midi_port(self, port: str | None) -> None:
         midi = self.engine.midi
@@ -282,6 +291,7 @@ class EngineAdapter:
 
     def start(self) -> None:
         """Start audio and MIDI. Without a usable device the window still opens and says what is missing."""
+        self._started = True
         if not self.audio:
             self.engine.worker.start()
             self.engine.worker.request(*self.engine.point)

@@ -34,6 +34,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(self._audio_group())
         layout.addWidget(self._midi_group())
         layout.addWidget(self._output_group())
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #d33;")
+        layout.addWidget(self.error_label)
         layout.addWidget(self._buttons())
         self._fill_devices()
         self._fill_midi_ports()
@@ -166,10 +170,8 @@ class SettingsDialog(QDialog):
         if not changes:
             return True
         error = self.adapter.apply_settings(**changes)
-        if error:
-            self.latency_label.setText(f"<span style='color:#d33'>{error}</span>")
-            return False
-        return True
+        self.error_label.setText(error or "")
+        return not error
 
     def accept(self) -> None:
         if self.apply():

@@ -39,7 +39,7 @@ def live(jack_server, qtbot, tmp_path, library):
         rec.close()
 
 
-def hold(qtbot, adapter, pitch, press, release, rec, seconds=0.5):
+def hold(qtbot, adapter, pitch, press, release, rec, seconds=0.35):
     """Wait until the pitch's notes are generated, then play it and return its onset frame."""
     qtbot.waitUntil(lambda: adapter.engine.slots[pitch].buffer is not None, timeout=30000)
     onset = rec.frame_time
@@ -49,9 +49,9 @@ def hold(qtbot, adapter, pitch, press, release, rec, seconds=0.5):
     return onset
 
 
-def assert_heard(rec, onset, pitch, seconds=0.5):
+def assert_heard(rec, onset, pitch, seconds=0.35):
     rate = rec.samplerate
-    start, end = onset + int(0.12 * rate), onset + int(seconds * rate)
+    start, end = onset + int(0.1 * rate), onset + int(seconds * rate)
     deadline = time.monotonic() + 2
     while rec.frame_time < end + rec.client.blocksize and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -78,3 +78,15 @@ def test_computer_keyboard_on_screen_keys_and_midi_keyboard_all_sound(live, qtbo
                  lambda: (shown.append(67 in window.keyboard.held), keyboard.note_off(67)), rec)
     assert shown == [True], "a note held on the MIDI keyboard lights the on-screen key"
     assert_heard(rec, onset, 67)
+
+
+def test_an_unusable_sample_rate_is_refused_and_the_old_audio_plays_on(live, qtbot):
+    window, adapter, rec = live
+    before = output_ports()
+    error = adapter.apply_settings(samplerate=44100)  # the JACK server runs at 48 kHz
+    assert error and "44100" in error, error
+    assert adapter.engine.sample_rate == 48000 and adapter.audio_error is None
+    rec.connect_from(*new_output_ports(before)[:2])  # the engine reopened its stream: new PortAudio ports
+    onset = hold(qtbot, adapter, 48, lambda: qtbot.keyPress(window.pad, Qt.Key_A),
+                 lambda: qtbot.keyRelease(window.pad, Qt.Key_A), rec)
+    assert_heard(rec, onset, 48)
