@@ -236,6 +236,9 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if kind == QEvent.KeyPress and event.key() == Qt.Key_Escape and _in_window(watched, self):
+            self.panic()  # normally the Esc shortcut fires first; this covers a window the system never activated
+            return True
         if kind in (QEvent.KeyPress, QEvent.KeyRelease) and self._keys_for_us(watched):
             if kind == QEvent.KeyPress:
                 return self.keys.press(event.key(), event.isAutoRepeat())
@@ -245,7 +248,7 @@ class MainWindow(QMainWindow):
         return False
 
     def _keys_for_us(self, watched: QObject) -> bool:
-        if not isinstance(watched, QWidget) or watched.window() is not self:
+        if not _in_window(watched, self):
             return False
         if event_modifiers_block():
             return False
@@ -269,6 +272,10 @@ class MainWindow(QMainWindow):
         self.keys.release_all()
         self.adapter.panic()
         super().closeEvent(event)
+
+
+def _in_window(watched: QObject, window: QWidget) -> bool:
+    return isinstance(watched, QWidget) and watched.window() is window
 
 
 def event_modifiers_block() -> bool:
