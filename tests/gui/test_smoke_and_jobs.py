@@ -107,3 +107,10 @@ def test_prerender_menu_entry_runs_with_progress_and_reports(window, adapter, qt
     job.progress.connect(lambda done, total, text: job.cancel() if done >= 1 else None)
     qtbot.waitUntil(lambda: any("Prerender cancelled" in m or "Grid ready" in m for m in messages), timeout=60000)
     assert adapter.grid_store().progress()[0] >= 1
+
+
+def test_smoke_test_fails_clearly_on_a_silent_engine(window, adapter, capsys, monkeypatch):
+    monkeypatch.setattr(adapter.engine, "process_block", lambda out: out.fill(0.0))
+    assert run_smoke_test(QApplication.instance(), window, adapter, through_jack=False, timeout=0.5) == 1
+    err = capsys.readouterr().err
+    assert "smoke test FAILED" in err and "silent" in err

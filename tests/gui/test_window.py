@@ -42,3 +42,17 @@ def test_tools_menu_holds_only_working_entries(window):
     assert all(action.isEnabled() for action in window.tools_menu.actions())
     window.add_tool("Something else…", lambda: None)
     assert window.tools_menu.actions()[-1].text() == "Something else…"
+
+
+def test_an_invalid_bundle_falls_back_to_demo_tones_and_says_why(tmp_path):
+    from gui.engine_adapter import OpenOptions, open_engine
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bundle.json").write_text("{ not json")
+    adapter = open_engine(OpenOptions(bundle=broken, audio=False, use_grid=False))
+    try:
+        assert adapter.fallback_reason and str(broken) in adapter.fallback_reason
+        assert "demo tones" in adapter.model_name
+    finally:
+        adapter.close()

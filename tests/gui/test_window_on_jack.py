@@ -90,3 +90,29 @@ def test_an_unusable_sample_rate_is_refused_and_the_old_audio_plays_on(live, qtb
     onset = hold(qtbot, adapter, 48, lambda: qtbot.keyPress(window.pad, Qt.Key_A),
                  lambda: qtbot.keyRelease(window.pad, Qt.Key_A), rec)
     assert_heard(rec, onset, 48)
+
+
+def test_a_midi_keyboard_chosen_in_settings_plays(live, qtbot):
+    import rtmidi
+
+    from gui.settings import SettingsDialog
+
+    window, adapter, rec = live
+    name = unique_name("hwkbd")
+    device = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+    device.open_virtual_port("out")  # stands for a hardware keyboard's output port
+    try:
+        dialog = SettingsDialog(adapter, window)
+        qtbot.addWidget(dialog)
+        dialog._fill_midi_ports()
+        index = next(i for i in range(dialog.midi_combo.count()) if name in dialog.midi_combo.itemText(i))
+        dialog.midi_combo.setCurrentIndex(index)
+        assert dialog.apply(), dialog.error_label.text()
+        qtbot.wait(300)
+        device.send_message([0x90, 72, 100])
+        qtbot.waitUntil(lambda: 72 in window.keyboard.held, timeout=3000)
+        device.send_message([0x80, 72, 0])
+        qtbot.waitUntil(lambda: 72 not in window.keyboard.held, timeout=3000)
+    finally:
+        device.close_port()
+        del device
