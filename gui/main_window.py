@@ -99,32 +99,14 @@ class MainWindow(QMainWindow):
         panic = QShortcut(QKeySequence(Qt.Key_Escape), self)
         panic.setContext(Qt.ApplicationShortcut)
         panic.activated.connect(self.panic)
-
         self.add_tool("&Prerender map grid…", self.prerender_grid)
 
     def prerender_grid(self):
-        """Render the note grid over the map in the background, so pad moves sound at once; cancellable."""
-        from gui.jobs import run_with_progress
-        from gui.prerender import prerender_work
+        """Tools > Prerender map grid: a cancellable background job (see ``gui.prerender``)."""
+        from gui.prerender import start_prerender
 
-        store = self.adapter.grid_store()
-
-        def done(summary: dict) -> None:
-            self.adapter.use_grid(store)
-            self.statusBar().showMessage(f"Grid ready: {summary['points']} points in {summary['folder']}", 10000)
-
-        self.grid_job = run_with_progress(self, "Prerendering the map grid", prerender_work(self.adapter.engine.source,
-                                          store), on_done=done, on_error=self._job_failed)
-        self.grid_job.cancelled.connect(lambda: self.statusBar().showMessage(
-            "Prerender cancelled; finished points are kept and it resumes next time", 10000))
+        self.grid_job = start_prerender(self)
         return self.grid_job
-
-    def _job_failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "unknown error"
-        self.statusBar().showMessage(f"Job failed: {first}", 15000)
-        box = QMessageBox(QMessageBox.Warning, "pGESAM synth", message, QMessageBox.Ok, self)
-        box.setAttribute(Qt.WA_DeleteOnClose)
-        box.open()
 
     def add_tool(self, text: str, slot) -> QAction:
         """For features that add themselves to the window (export, render, prerender)."""

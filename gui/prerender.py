@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.jobs import JobCancelled, Work
+from gui.jobs import JobCancelled, JobThread, Work, run_with_progress
 from synth.engine.note_cache import GridSpec, GridStore
 from synth.engine.sources import source_bounds
 
@@ -44,3 +44,23 @@ def render_point(source, spec: GridSpec, xy: tuple[float, float], batch: int) ->
     rows = [np.asarray(source.generate(xy, pitches[k : k + batch], spec.velocity), np.float32)
             for k in range(0, len(pitches), max(1, batch))]
     return np.concatenate(rows, axis=0)
+
+
+def start_prerender(window, size: int = DEFAULT_GRID_SIZE) -> JobThread:
+    """Run the prerender behind a progress dialog; the window's status bar says how it ended."""
+    adapter = window.adapter
+    store = adapter.grid_store()
+    status = window.statusBar()
+
+    def done(summary: dict) -> None:
+        adapter.use_grid(store)
+        status.showMessage(f"Grid ready: {summary['points']} points in {summary['folder']}", 10000)
+
+    def failed(message: str) -> None:
+        status.showMessage(f"Prerender failed: {message.splitlines()[0] if message else 'unknown error'}", 15000)
+
+    job = run_with_progress(window, "Prerendering the map grid", prerender_work(adapter.engine.source, store, size),
+                            on_done=done, on_error=failed)
+    job.cancelled.connect(lambda: status.showMessage(
+        "Prerender cancelled; finished points are kept and it resumes next time", 10000))
+    return job
