@@ -81,10 +81,11 @@ def tiny_bundle(folder: Path) -> Path:
 
 def stage(app, window, adapter) -> None:
     """A point near an instrument, a chord held, the cache filling: what a player sees mid-performance."""
-    points = window.pad.points
-    target = points[len(points) // 2] if points else None
-    if target is not None:
-        window.pad.set_point(target.x + 0.05, target.y + 0.03)
+    families = {p.family for p in window.pad.points}
+    library = window.preset_bar.library
+    preset = next((e for e in library.entries if e.preset.family in families), None)
+    if preset is not None:
+        window.preset_bar.load(preset.name)  # a factory preset, placed on this map's family centroid
     adapter.start()  # without audio: the generation worker only
     for pitch in CHORD:
         window.play_note(pitch, 100)
