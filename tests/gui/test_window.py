@@ -56,3 +56,20 @@ def test_an_invalid_bundle_falls_back_to_demo_tones_and_says_why(tmp_path):
         assert "demo tones" in adapter.model_name
     finally:
         adapter.close()
+
+
+def test_an_audio_device_that_does_not_open_is_reported_and_the_app_goes_on(qtbot, tmp_path, library):
+    from gui.engine_adapter import OpenOptions, open_engine
+    from gui.main_window import MainWindow
+
+    adapter = open_engine(OpenOptions(bundle=tmp_path / "none", device="no-such-device", midi=False, use_grid=False))
+    window = MainWindow(adapter, library)
+    qtbot.addWidget(window)
+    try:
+        adapter.start()
+        assert adapter.audio_error and "No audio output" in adapter.audio_error
+        qtbot.waitUntil(lambda: "No audio output" in window.statusBar().currentMessage(), timeout=2000)
+        qtbot.keyPress(window.pad, Qt.Key_A)
+        assert 48 in adapter.held_notes()
+    finally:
+        adapter.close()
