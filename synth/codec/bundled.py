@@ -36,6 +36,7 @@ class CodecConfig:
     enc_filters: int = 8
     enc_lstm: int = 1
     emb_tanh: bool = True
+    pitch_feature: bool = False  # last two embedding dims: YIN pitch + periodicity (see pitch.py)
     # harmonic decoder
     hidden: int = 128
     n_blocks: int = 4
@@ -44,6 +45,7 @@ class CodecConfig:
     midi_min: float = 20.0
     midi_max: float = 110.0
     noise_seed: int = 0
+    f0_bins_per_semitone: int = 5
     # seanet baseline decoder
     dec_filters: int = 8
     dec_lstm: int = 0
@@ -78,13 +80,16 @@ class CodecModel(nn.Module):
         self.config = config
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
-            self.encoder = SEANetEncoder(channels=1, dimension=config.dim, n_filters=config.enc_filters,
+            learned = config.dim - (2 if config.pitch_feature else 0)
+            self.encoder = SEANetEncoder(channels=1, dimension=learned, n_filters=config.enc_filters,
                                          ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)
             if config.arch == "harmonic":
                 self.decoder = HarmonicDecoder(config.dim, config.hop_length, config.sample_rate, hidden=config.hidden,
                                                n_blocks=config.n_blocks, n_harmonics=config.n_harmonics,
                                                n_noise_bands=config.n_noise_bands, midi_min=config.midi_min,
-                                               midi_max=config.midi_max, noise_seed=config.noise_seed)
+                                               midi_max=config.midi_max, noise_seed=config.noise_seed,
+                                               f0_bins_per_semitone=config.f0_bins_per_semitone,
+                                               f0_from_feature=config.pitch_feature)
             elif config.arch == "seanet":
                 self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
                                              ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)
@@ -94,7 +99,12 @@ class CodecModel(nn.Module):
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         """``wave[B, S]`` (S a multiple of the hop) -> ``emb[B, T, D]``."""
         emb = self.encoder(wave[:, None]).transpose(1, 2)
-        return torch.tanh(emb) if self.config.emb_tanh else emb
+        emb = torch.tanh(emb) if self.config.emb_tanh else emb
+        if self.config.pitch_feature:
+            from synth.codec.pitch import pitch_feature
+
+            emb = torch.cat([emb, pitch_feature(wave, self.config.sample_rate, self.config.hop_length)], dim=-1)
+        return emb
 
     def decode(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """``emb[B, T, D]`` -> ``(wave[B, T*hop], controls)``; controls are empty for the SEANet decoder."""

@@ -168,25 +168,54 @@ class HarmonicDecoder(nn.Module):
 
     def __init__(self, dim: int, hop: int, sample_rate: int, hidden: int = 128, n_blocks: int = 4,
                  n_harmonics: int = 80, n_noise_bands: int = 64, midi_min: float = 20.0, midi_max: float = 110.0,
-                 noise_seed: int = 0):
+                 noise_seed: int = 0, f0_bins_per_semitone: int = 5, f0_from_feature: bool = False,
+                 f0_correction: float = 1.0):
         super().__init__()
+        # f0_from_feature: the embedding's pitch dimension (second to last, see pitch.py) gives the pitch and the f0
+        # head only adds a bounded correction (+-f0_correction semitones); otherwise the head classifies pitch bins.
+        self.f0_from_feature, self.f0_correction = f0_from_feature, f0_correction
         self.hop, self.sample_rate = hop, sample_rate
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.midi_min, self.midi_max = midi_min, midi_max
         self.inp = nn.Conv1d(dim, hidden, 3, padding=1)
         self.blocks = nn.Sequential(*[_ResBlock(hidden, 2 ** (i % 4)) for i in range(n_blocks)])
-        self.out = nn.Conv1d(hidden, 2 + n_harmonics + n_noise_bands, 1)
+        # f0 as classification over 20-cent bins (as crepe does): cross-entropy gives a useful gradient however far
+        # off the guess is, where a regressed f0 sat at the mean pitch for hundreds of steps (measured).
+        self.n_f0_bins = int(round((midi_max - midi_min) * f0_bins_per_semitone)) + 1
+        self.register_buffer("f0_bin_midi", torch.linspace(midi_min, midi_max, self.n_f0_bins), persistent=False)
+        self.out = nn.Conv1d(hidden, 1 + n_harmonics + n_noise_bands + (1 if f0_from_feature else self.n_f0_bins), 1)
         self.noise = FilteredNoise(hop, n_noise_bands, seed=noise_seed)
         self.register_buffer("harm_index", torch.arange(1, n_harmonics + 1, dtype=torch.float32), persistent=False)
 
     def controls(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
         h = F.leaky_relu(self.blocks(self.inp(emb.transpose(1, 2))), 0.1)
         raw = self.out(h).transpose(1, 2)  # [B, T, C]
-        f0_midi = self.midi_min + (self.midi_max - self.midi_min) * torch.sigmoid(raw[..., 0])
-        amp = exp_sigmoid(raw[..., 1])
-        harm = exp_sigmoid(raw[..., 2:2 + self.n_harmonics])
-        noise = exp_sigmoid(raw[..., 2 + self.n_harmonics:] - 5.0)
-        return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise}
+        amp = exp_sigmoid(raw[..., 0])
+        harm = exp_sigmoid(raw[..., 1:1 + self.n_harmonics])
+        k = 1 + self.n_harmonics + self.n_noise_bands
+        noise = exp_sigmoid(raw[..., 1 + self.n_harmonics:k] - 5.0)
+        f0_logits = raw[..., k:]
+        if self.f0_from_feature:
+            from synth.codec.pitch import feature_midi
+
+            f0_midi = feature_midi(emb[..., -2:]) + self.f0_correction * torch.tanh(f0_logits[..., 0])
+            return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise}
+        return {"f0_midi": self.decode_f0(f0_logits), "f0_logits": f0_logits, "amp": amp, "harm": harm, "noise": noise}
+
+    def decode_f0(self, logits: torch.Tensor) -> torch.Tensor:
+        """MIDI pitch per frame: probability-weighted mean of the bins within 80 cents of the most likely one."""
+        with torch.no_grad():
+            probs = logits.softmax(-1)
+            peak = probs.argmax(-1, keepdim=True)
+            idx = (peak + torch.arange(-4, 5, device=logits.device)).clamp(0, self.n_f0_bins - 1)
+            w = probs.gather(-1, idx)
+            return (w * self.f0_bin_midi[idx]).sum(-1) / w.sum(-1).clamp_min(1e-9)
+
+    def f0_targets(self, midi: torch.Tensor, sigma_cents: float = 25.0) -> torch.Tensor:
+        """Soft classification targets: a Gaussian over the bins around each target pitch (``midi[...]``)."""
+        d = (self.f0_bin_midi - midi[..., None]) * 100.0 / sigma_cents
+        t = torch.exp(-0.5 * d.square())
+        return t / t.sum(-1, keepdim=True)
 
     def harmonic_amps(self, f0_hz: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor) -> torch.Tensor:
         """Zero harmonics at or above Nyquist, normalize the distribution, scale by the overall amplitude."""

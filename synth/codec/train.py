@@ -3,8 +3,8 @@ the harmonic decoder), time-budgeted, checkpointed and resumable.
 
 Why time budgets: the harmonic codec and the SEANet baseline are compared at equal wall-clock on the same CPU, so
 ``--minutes`` counts training time across resumes (stored in the checkpoint). Why the f0 term: the harmonic decoder's
-pitch is read from the embedding by the f0 head, supervised with the note's known pitch in semitones (log
-frequency), so the embedding must carry pitch and the generator decides it. For the first ``teacher_f0_steps`` the
+pitch is read from the embedding by the f0 head, supervised with the note's known pitch (cross-entropy over 20-cent
+log-frequency bins, i.e. a loss in cents), so the embedding must carry pitch and the generator decides it. For the first ``teacher_f0_steps`` the
 oscillators run at the true pitch (teacher forcing) so the amplitude heads learn from in-tune harmonics while the f0
 head is still wrong; afterwards they run at the predicted pitch, as at inference.
 """
@@ -40,7 +40,7 @@ class TrainConfig:
     onset_prob: float = 0.3  # share of crops that start at the note onset (attacks matter to the ear)
     lr: float = 1e-3
     warmup_steps: int = 100
-    w_f0: float = 1.0  # weight of the f0 loss (semitones, smooth L1)
+    w_f0: float = 0.5  # weight of the f0 loss (cross-entropy over 20-cent bins, Gaussian targets of 25 cents)
     teacher_f0_steps: int = 300
     emb_noise: float = 0.0  # Gaussian noise on embeddings during training (robustness to generator error)
     silence_rms: float = 3e-3  # frames below this RMS are left out of the f0 loss (no pitch to hear)
@@ -128,8 +128,11 @@ def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, s
         teacher = model.training and step < cfg.teacher_f0_steps
         pred, ctrl = model.decode(emb, f0_hz=target_hz if teacher else None)
         mask = (frame_rms(wave, model.config.hop_length) > cfg.silence_rms).float()
-        err = torch.nn.functional.smooth_l1_loss(ctrl["f0_midi"], pitch[:, None].expand(-1, frames), reduction="none",
-                                                 beta=0.5)
+        if "f0_logits" in ctrl:  # pitch classified from the embedding: cross-entropy per frame
+            target = model.decoder.f0_targets(pitch[:, None].expand(-1, frames))
+            err = -(target * torch.log_softmax(ctrl["f0_logits"], -1)).sum(-1)
+        else:  # pitch dimension + learned correction: L1 in semitones (a loss in cents / 100)
+            err = (ctrl["f0_midi"] - pitch[:, None]).abs()
         losses["f0"] = (err * mask).sum() / mask.sum().clamp_min(1.0)
         with torch.no_grad():
             cents = (ctrl["f0_midi"] - pitch[:, None]).abs() * 100

@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-seconds", type=float, default=t.crop_seconds)
     parser.add_argument("--lr", type=float, default=t.lr)
     parser.add_argument("--w-f0", type=float, default=t.w_f0)
-    parser.add_argument("--teacher-f0-steps", type=int, default=t.teacher_f0_steps)
+    parser.add_argument("--teacher-f0-steps", type=int, default=t.teacher_f0_steps,
+                        help="steps with oscillators at the true pitch (afterwards: the predicted pitch)")
     parser.add_argument("--emb-noise", type=float, default=t.emb_noise)
     parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1,
@@ -32,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=c.dim, help="embedding size D")
     parser.add_argument("--enc-filters", type=int, default=c.enc_filters)
     parser.add_argument("--enc-lstm", type=int, default=c.enc_lstm)
+    parser.add_argument("--pitch-feature", action="store_true",
+                        help="harmonic: the last two embedding dims carry a YIN pitch track (see synth/codec/pitch.py)")
     parser.add_argument("--hidden", type=int, default=c.hidden, help="harmonic decoder width")
     parser.add_argument("--n-blocks", type=int, default=c.n_blocks)
     parser.add_argument("--n-harmonics", type=int, default=c.n_harmonics)
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
                       notes_file=args.notes_file)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
-                            enc_filters=args.enc_filters, enc_lstm=args.enc_lstm, hidden=args.hidden,
+                            enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
+                            pitch_feature=args.pitch_feature, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
     if not args.minutes and not args.steps:

@@ -60,3 +60,32 @@ def test_noise_is_deterministic_and_shaped():
     spec = np.abs(np.fft.rfft(a[0].numpy()))
     half = len(spec) // 2
     assert spec[half:].sum() > 5 * spec[: half // 2].sum()
+
+
+def test_yin_pitch_feature_on_tones():
+    from synth.codec.pitch import feature_midi, pitch_feature
+    from tests.codec.conftest import tone
+
+    waves = torch.from_numpy(np.stack([tone(p, 1.0, 1.0) for p in (48, 60, 72)]))
+    feat = pitch_feature(waves, 24_000, 320)
+    assert feat.shape == (3, 75, 2)
+    midi = feature_midi(feat)[:, 10:50].median(1).values
+    assert torch.allclose(midi, torch.tensor([48.0, 60.0, 72.0]), atol=0.1)
+    assert (feat[:, 10:50, 1] > 0.9).all()  # periodic
+
+
+def test_f0_head_decodes_bins():
+    model = CodecModel(tiny_config()).eval()
+    dec = model.decoder
+    target = torch.tensor([[50.3, 61.0, 70.55]])
+    logits = torch.log(dec.f0_targets(target) + 1e-9)
+    assert torch.allclose(dec.decode_f0(logits), target, atol=0.02)
+
+
+def test_pitch_feature_codec_dims():
+    from synth.codec.bundled import BundledCodec, CodecConfig
+
+    cfg = CodecConfig(**{**tiny_config().__dict__, "pitch_feature": True})
+    codec = BundledCodec(cfg)
+    emb = codec.encode(0.1 * torch.randn(1, 6400))
+    assert emb.shape == (1, 20, 16)
