@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -405,10 +406,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
     place.add_argument("--bundle", default="models/default")
     place.add_argument("--factory-dir", default=str(FACTORY_DIR))
     args = parser.parse_args(argv)
-    from synth.model.bundle import load_bundle
+    from synth.model.bundle import BundleError, read_bundle_info
 
-    bundle = load_bundle(args.bundle)
-    for preset in place_factory_presets(bundle.instruments, Path(args.factory_dir), map_hash=bundle.hash):
+    try:
+        info = read_bundle_info(args.bundle)  # the map is in bundle.json: no weights need loading
+    except BundleError as exc:
+        print(f"presets place: {exc}", file=sys.stderr)
+        return 2
+    map_hash = str(info.get("hash", ""))
+    for preset in place_factory_presets(info.get("instruments", []), Path(args.factory_dir), map_hash=map_hash):
         print(f"{preset.name}: ({preset.x:.3f}, {preset.y:.3f}) [{preset.family}]")
     return 0
 
