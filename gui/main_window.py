@@ -1,7 +1,7 @@
 """The instrument window: preset bar on top, the XY pad with a sound panel, the keyboard below, status at the bottom.
 
 Everything it plays goes through the engine adapter (``gui.engine_adapter``). The letter row plays notes whenever
-the window is active and no text field has focus; Esc is panic everywhere in the app.
+the window is active and no text field has focus; Esc is panic (in the window and the settings dialog).
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ class MainWindow(QMainWindow):
         self.tools_menu.menuAction().setVisible(False)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(_action(self, "&About", self._about))
-        panic = QShortcut(QKeySequence(Qt.Key_Escape), self)
-        panic.setContext(Qt.ApplicationShortcut)
+        panic = QShortcut(QKeySequence(Qt.Key_Escape), self)  # in dialogs Esc keeps meaning "cancel"
+        panic.setContext(Qt.WindowShortcut)
         panic.activated.connect(self.panic)
         self.add_tool("&Prerender map grid…", self.prerender_grid)
 

@@ -187,6 +187,14 @@ class SettingsDialog(QDialog):
         size = self.block_size_combo.currentData() or 1024
         self.latency_label.setText(latency_text(size, rate))
 
+    def keyPressEvent(self, event) -> None:
+        """Esc is panic here too (the dialog closes with Cancel): levels are set while notes may hang."""
+        if event.key() == Qt.Key_Escape:
+            self.adapter.panic()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def update_meters(self) -> None:
         peak_db = max(METER_FLOOR_DB, self.adapter.peak_db())
         self.peak_meter.setValue(int(peak_db * 10))

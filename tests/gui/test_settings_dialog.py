@@ -4,8 +4,10 @@ audio device and MIDI ports."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
 
 from gui.settings import SettingsDialog
+from synth.engine.engine import _PANIC
 
 
 def test_settings_apply_to_the_engine(window, adapter, qtbot):
@@ -22,6 +24,9 @@ def test_settings_apply_to_the_engine(window, adapter, qtbot):
     dialog.update_meters()
     assert dialog.xrun_label.text() == "3"
     assert "-6.0 dBFS" in dialog.peak_meter.format()
+    qtbot.keyClick(dialog, Qt.Key_Escape)
+    assert dialog.isVisible(), "Esc is panic in the settings dialog, not close"
+    assert any(event[0] == _PANIC for event in adapter.engine._events)
     dialog.close()
 
 
