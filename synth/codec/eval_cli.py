@@ -14,7 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-notes", type=int, default=None, help="evenly spread subset (crepe costs ~0.3 s/note here)")
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the round trips and crepe")
+    parser.add_argument("--timing-threads", default="1,2", help="thread counts for the 25-note decode timing")
     parser.add_argument("--skip-pitch", action="store_true", help="no crepe pitch accuracy (fast)")
     parser.add_argument("--write-examples", default=None, help="folder for 8 round-trip WAVs (2 s, 16-bit)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth codec eval: {exc}", file=sys.stderr)
         return 2
     result, arrays = evaluate_codec(codec, args.data, args.split, args.max_notes, args.seconds,
-                                    progress=not args.json, skip_pitch=args.skip_pitch)
+                                    progress=not args.json, skip_pitch=args.skip_pitch,
+                                    timing_threads=tuple(int(t) for t in args.timing_threads.split(",") if t))
     result["command"] = "python -m synth codec eval " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["codec", "eval"] else None
     if args.write_examples:
         result["examples"] = write_examples(arrays, args.write_examples, codec.sample_rate)

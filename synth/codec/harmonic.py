@@ -190,10 +190,14 @@ class HarmonicDecoder(nn.Module):
     def controls(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
         h = F.leaky_relu(self.blocks(self.inp(emb.transpose(1, 2))), 0.1)
         raw = self.out(h).transpose(1, 2)  # [B, T, C]
-        amp = exp_sigmoid(raw[..., 0])
-        harm = exp_sigmoid(raw[..., 1:1 + self.n_harmonics])
+        # Log-space amplitudes (exp of a clamped value) and a softmax harmonic distribution with a 1/k^2 prior:
+        # with DDSP's exp_sigmoid the harmonic amplitude collapsed to zero within a few hundred steps and noise took
+        # over (measured: even fitting controls directly to real notes put 90%+ of the energy in noise); in log space
+        # the same fit puts it in the harmonics and halves the spectral loss (1.59 -> 0.72).
+        amp = torch.exp((raw[..., 0] - 2.0).clamp(max=1.0))
+        harm = raw[..., 1:1 + self.n_harmonics] - 2.0 * torch.log(self.harm_index)  # logits
         k = 1 + self.n_harmonics + self.n_noise_bands
-        noise = exp_sigmoid(raw[..., 1 + self.n_harmonics:k] - 5.0)
+        noise = torch.exp((raw[..., 1 + self.n_harmonics:k] - 7.0).clamp(max=1.0))
         f0_logits = raw[..., k:]
         if self.f0_from_feature:
             from synth.codec.pitch import feature_midi
@@ -218,11 +222,11 @@ class HarmonicDecoder(nn.Module):
         return t / t.sum(-1, keepdim=True)
 
     def harmonic_amps(self, f0_hz: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor) -> torch.Tensor:
-        """Zero harmonics at or above Nyquist, normalize the distribution, scale by the overall amplitude."""
+        """Softmax of the harmonic logits over the harmonics below Nyquist (the rest are exactly zero), scaled by the
+        overall amplitude."""
         audible = (f0_hz[..., None].detach() * self.harm_index) < (self.sample_rate / 2)
-        harm = harm * audible
-        harm = harm / harm.sum(-1, keepdim=True).clamp_min(1e-7)
-        return harm * amp[..., None]
+        dist = torch.softmax(harm.masked_fill(~audible, -1e9), dim=-1) * audible
+        return dist * amp[..., None]
 
     def synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor | None = None) -> torch.Tensor:
         """Audio ``[B, T * hop]`` from controls; ``f0_hz`` overrides the predicted pitch (teacher forcing, tests)."""

@@ -33,8 +33,8 @@ def test_forced_f0_gives_that_pitch():
     dec = model.decoder
     frames = 75
     for midi in (48.0, 60.0, 69.0):
-        harm = torch.zeros(1, frames, dec.n_harmonics)
-        harm[..., 0] = 1.0  # fundamental only
+        harm = torch.full((1, frames, dec.n_harmonics), -30.0)  # logits
+        harm[..., 0] = 0.0  # fundamental only
         ctrl = {"f0_midi": torch.full((1, frames), midi), "amp": torch.full((1, frames), 0.5), "harm": harm,
                 "noise": torch.zeros(1, frames, dec.n_noise_bands)}
         wave = dec.synthesize(ctrl)[0]
