@@ -46,10 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         from gui.smoke import run_smoke_test
 
         return run_smoke_test(app, window, adapter, through_jack=through_jack)
+    from gui import session
+
+    for problem in session.restore(window, session.load()):
+        window.statusBar().showMessage(f"Last session: {problem}", 10000)
     adapter.start()
     try:
         return app.exec()
     finally:
+        error = session.save(window)
+        if error:
+            print(f"run_synth: {error}", file=sys.stderr)
         adapter.close()
 
 

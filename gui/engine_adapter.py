@@ -302,7 +302,14 @@ class EngineAdapter:
         except Exception as exc:
             self._start_degraded(exc)
         if self.wanted_midi_port and self.engine.midi is not None:
-            self._guard("connect the MIDI keyboard", self._switch_midi_port, self.wanted_midi_port)
+            self._guard("connect the MIDI keyboard", self._connect_when_present, self.wanted_midi_port)
+
+    def _connect_when_present(self, name: str) -> None:
+        """The keyboard asked for at start: connected now, or by the engine's hot-plug poller once it appears."""
+        present = self.engine.connect_midi(name, required=False)
+        self._connected_port = name
+        if not present:
+            self._errors.append(f"MIDI keyboard {name!r} is not there yet; it will play as soon as it is plugged in")
 
     def _start_degraded(self, exc: Exception) -> None:
         """Retry without MIDI when MIDI was what failed; without audio the worker still runs (for export, meters)."""

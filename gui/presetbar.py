@@ -62,17 +62,17 @@ class PresetBar(QWidget):
 
     # ------------------------------------------------------------ listing
 
-    def refresh(self, select: str | None = None) -> None:
+    def refresh(self, name: str | None = None) -> None:
         self.combo.blockSignals(True)
         self.combo.clear()
         for entry in self.library.entries:
             self.combo.addItem((USER_MARK if entry.is_user else "") + entry.name, entry.name)
         self.combo.blockSignals(False)
-        self._select(select if select is not None else self.current_name)
+        self.select(name if name is not None else self.current_name)
         for error in self.library.errors:
             self.message.emit(f"Skipped preset file: {error.message}")
 
-    def _select(self, name: str | None) -> None:
+    def select(self, name: str | None) -> None:
         index = self.combo.findData(name) if name is not None else -1
         self.combo.setCurrentIndex(index)
         self.current_name = name if index >= 0 else None
@@ -86,7 +86,7 @@ class PresetBar(QWidget):
         if entry is None:
             self._error(f"no preset named {name!r}")
             return
-        self._select(name)
+        self.select(name)
         self.presetChosen.emit(self.place(entry))
 
     def _on_activated(self, index: int) -> None:
@@ -147,7 +147,7 @@ class PresetBar(QWidget):
         except PresetError as exc:
             self._error(str(exc))
             return
-        self.refresh(select=entry.name)
+        self.refresh(name=entry.name)
         self.message.emit(done_message)
 
     # ------------------------------------------------------------ dialogs (tests replace these)
