@@ -1,7 +1,8 @@
 """Application entry point: ``python run_synth.py [--bundle models/default] [--midi-port NAME] [--device DEV]``.
 
 ``--smoke-test`` opens the window offscreen, plays one note through the engine (into JACK when a server runs, else
-without a sound card) and checks that it is not silent: exit 0, or 1 with a message saying what failed.
+without a sound card) and checks that it is not silent: exit 0, or 1 with a message saying what failed. A bundle
+folder that exists but does not load fails it; a missing one runs on the demo tones and says so.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,14 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     options = OpenOptions(bundle=args.bundle, device=args.device, midi_port=args.midi_port,
                           audio=through_jack or not args.smoke_test, midi=not args.smoke_test)
     adapter = open_engine(options)
-    window = MainWindow(adapter, PresetLibrary())
-    window.show()
     if adapter.fallback_reason:
         print(f"run_synth: {adapter.fallback_reason}", file=sys.stderr)
+        if args.smoke_test and Path(args.bundle).exists():
+            print(f"smoke test FAILED: the model bundle at {args.bundle} does not load", file=sys.stderr)
+            return 1
+    window = MainWindow(adapter, PresetLibrary())
+    window.show()
     if args.smoke_test:
         from gui.smoke import run_smoke_test
 
         return run_smoke_test(app, window, adapter, through_jack=through_jack)
+    return run_window(app, window, adapter)
+
+
+def run_window(app, window, adapter) -> int:
+    """The normal run: last session restored, audio and MIDI on, session saved on quit."""
     from gui import session
 
     for problem in session.restore(window, session.load()):

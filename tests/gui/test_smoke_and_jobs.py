@@ -114,3 +114,13 @@ def test_smoke_test_fails_clearly_on_a_silent_engine(window, adapter, capsys, mo
     assert run_smoke_test(QApplication.instance(), window, adapter, through_jack=False, timeout=0.5) == 1
     err = capsys.readouterr().err
     assert "smoke test FAILED" in err and "silent" in err
+
+
+def test_smoke_test_fails_on_a_bundle_that_does_not_load(tmp_path, capsys, qapp):
+    from gui.app import main
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bundle.json").write_text("{}")
+    assert main(["--smoke-test", "--bundle", str(broken)]) == 1
+    assert "does not load" in capsys.readouterr().err
