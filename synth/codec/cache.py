@@ -68,8 +68,17 @@ def _write_info(path: Path, info: dict) -> None:
 
 
 def encode_split(codec: Codec, data: str | Path, split: str, out: str | Path, seconds: float = 4.0,
-                 batch_size: int = 16, progress: bool = True, limit: int | None = None) -> dict:
-    """Encode one split into ``out`` (resuming a partial run); returns its info dict."""
+                 batch_size: int = 16, progress: bool = True, limit: int | None = None,
+                 shard: tuple[int, int] | None = None) -> dict:
+    """Encode one split into ``out`` (resuming a partial run); returns its info dict.
+
+    ``shard=(i, n)`` encodes only the i-th of n contiguous row ranges, so n processes can share a split (one thread
+    each is faster than one process with n threads on this shared CPU). Shard 0 creates the array; the others wait
+    for it. Each shard keeps its own ``<split>.shard-<i>of<n>.json`` progress; the last one to finish marks the split
+    complete.
+    """
+    import time
+
     from tqdm import tqdm
 
     out = Path(out)
@@ -82,38 +91,71 @@ def encode_split(codec: Codec, data: str | Path, split: str, out: str | Path, se
     shape = (len(notes), frames, codec.dim)
     info_path, arr_path = out / f"{split}.json", out / f"{split}.npy"
     meta = [note_meta(n) for n in notes]
+
+    def matches(info: dict | None) -> bool:
+        return (info is not None and info.get("shape") == list(shape) and info.get("codec") == codec.describe()
+                and [m["note_str"] for m in info.get("meta", [])] == [m["note_str"] for m in meta]
+                and arr_path.is_file())
+
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    fresh = (info is None or info.get("shape") != list(shape) or info.get("codec") != codec.describe()
-             or [m["note_str"] for m in info.get("meta", [])] != [m["note_str"] for m in meta] or not arr_path.is_file())
-    if not fresh and info.get("complete"):
+    if matches(info) and info.get("complete"):
         return info
-    if fresh:
-        info = {"codec": codec.describe(), "split": split, "shape": list(shape), "seconds": seconds,
-                "dtype": "float16", "rows_done": 0, "complete": False, "meta": meta}
-        arr = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.float16, shape=shape)
-        _write_info(info_path, info)
+    creator = shard is None or shard[0] == 0
+    if not matches(info):
+        if creator:
+            info = {"codec": codec.describe(), "split": split, "shape": list(shape), "seconds": seconds,
+                    "dtype": "float16", "rows_done": 0, "complete": False, "meta": meta}
+            for old in out.glob(f"{split}.shard-*.json"):
+                old.unlink()
+            arr = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.float16, shape=shape)
+            del arr
+            _write_info(info_path, info)
+        else:
+            deadline = time.monotonic() + 600
+            while not matches(info):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"shard {shard}: shard 0 never created {arr_path}")
+                time.sleep(2)
+                info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    arr = np.load(arr_path, mmap_mode="r+")
+    if shard is None:
+        lo, hi, prog_path = 0, len(notes), info_path
+        start = int(info["rows_done"])
     else:
-        arr = np.load(arr_path, mmap_mode="r+")
-    start = int(info["rows_done"])
-    bar = tqdm(total=len(notes), initial=start, desc=f"encode {split}", unit="note", disable=not progress)
-    for i in range(start, len(notes), batch_size):
-        chunk = notes[i:i + batch_size]
-        wave = torch.from_numpy(np.stack([load_note_audio(n, codec.sample_rate, num_samples) for n in chunk]))
+        i, n = shard
+        lo, hi = i * len(notes) // n, (i + 1) * len(notes) // n
+        prog_path = out / f"{split}.shard-{i}of{n}.json"
+        start = json.loads(prog_path.read_text())["rows_done"] if prog_path.is_file() else lo
+    bar = tqdm(total=hi - lo, initial=start - lo, desc=f"encode {split}" + (f" {shard[0]}/{shard[1]}" if shard else ""),
+               unit="note", disable=not progress)
+    for r in range(start, hi, batch_size):
+        chunk = notes[r:min(r + batch_size, hi)]
+        wave = torch.from_numpy(np.stack([load_note_audio(x, codec.sample_rate, num_samples) for x in chunk]))
         emb = codec.encode(wave).float().cpu().numpy()
-        arr[i:i + len(chunk)] = emb[:, :frames].astype(np.float16)
+        arr[r:r + len(chunk)] = emb[:, :frames].astype(np.float16)
         arr.flush()
-        info["rows_done"] = i + len(chunk)
-        _write_info(info_path, info)
+        if shard is None:
+            info["rows_done"] = r + len(chunk)
+            _write_info(info_path, info)
+        else:
+            _write_info(prog_path, {"rows_done": r + len(chunk), "range": [lo, hi]})
         bar.update(len(chunk))
     bar.close()
     del arr
+    if shard is not None:
+        _write_info(prog_path, {"rows_done": hi, "range": [lo, hi], "complete": True})
+        done = [json.loads(p.read_text()).get("complete") for p in out.glob(f"{split}.shard-*of{shard[1]}.json")]
+        if len(done) < shard[1] or not all(done):
+            return info  # another shard is still running; it will mark the split complete
+        info["rows_done"] = len(notes)
     info["complete"] = True
     _write_info(info_path, info)
     return info
 
 
 def train_stats(out: str | Path, split: str = "train", chunk: int = 256) -> dict:
-    """Per-dimension mean/std over all frames of the train split (float64 accumulation), saved to stats.npz."""
+    """Per-dimension mean/std over all frames of the train split (float64 accumulation), saved to stats.npz
+    (written to a temporary name and renamed, so a reader never sees half a file)."""
     out = Path(out)
     arr = np.load(out / f"{split}.npy", mmap_mode="r")
     total = np.zeros(arr.shape[-1])
@@ -127,19 +169,22 @@ def train_stats(out: str | Path, split: str = "train", chunk: int = 256) -> dict
     mean = total / max(count, 1)
     std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 0.0))
     std = np.maximum(std, 1e-5)
-    np.savez(out / "stats.npz", mean=mean.astype(np.float32), std=std.astype(np.float32), frames=count)
+    tmp = out / "stats.tmp.npz"
+    np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=count)
+    tmp.replace(out / "stats.npz")
     return {"frames": int(count), "mean_abs": float(np.abs(mean).mean()), "std_mean": float(std.mean())}
 
 
 def build_cache(codec: Codec, data: str | Path, out: str | Path, splits=SPLITS, seconds: float = 4.0,
-                batch_size: int = 16, progress: bool = True, limit: int | None = None) -> dict:
+                batch_size: int = 16, progress: bool = True, limit: int | None = None,
+                shard: tuple[int, int] | None = None) -> dict:
     """Encode every split present under ``data`` and write train statistics; returns a summary."""
     summary = {"codec": codec.describe(), "out": str(out), "splits": {}}
     for split in splits:
         if not (Path(data) / f"nsynth-{split}" / "examples.json").is_file():
             continue
-        info = encode_split(codec, data, split, out, seconds, batch_size, progress, limit)
+        info = encode_split(codec, data, split, out, seconds, batch_size, progress, limit, shard)
         summary["splits"][split] = {"shape": info["shape"], "complete": info["complete"]}
-    if "train" in summary["splits"]:
+    if summary["splits"].get("train", {}).get("complete"):
         summary["stats"] = train_stats(out)
     return summary

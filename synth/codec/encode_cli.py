@@ -14,7 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", default="train,valid,test")
     parser.add_argument("--seconds", type=float, default=4.0, help="note length encoded (crop / zero-pad)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: faster than 2 on a shared CPU)")
+    parser.add_argument("--shard", default=None, help="I/N: encode the I-th of N row ranges (run N processes)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N notes per split (smoke tests)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth codec encode: {exc}", file=sys.stderr)
         return 2
     summary = build_cache(codec, args.data, args.out, splits=args.splits.split(","), seconds=args.seconds,
-                          batch_size=args.batch_size, progress=not args.no_progress, limit=args.limit)
+                          batch_size=args.batch_size, progress=not args.no_progress, limit=args.limit,
+                          shard=tuple(int(v) for v in args.shard.split("/")) if args.shard else None)
     print(json.dumps(summary))
     return 0

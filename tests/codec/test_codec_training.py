@@ -73,3 +73,20 @@ def test_resume_cache_rows(tiny_notes, tmp_path):
     del arr
     encode_split(codec, tiny_notes, "train", out, seconds=1.0, batch_size=4, progress=False)
     assert np.array_equal(np.load(out / "train.npy"), full)
+
+
+def test_sharded_cache_equals_single(tiny_notes, tmp_path):
+    """Two shards (run one after the other here) fill the same array as one process and mark it complete."""
+    torch.manual_seed(0)
+    from synth.codec.bundled import BundledCodec
+
+    codec = BundledCodec(tiny_config("harmonic"))
+    build_cache(codec, tiny_notes, tmp_path / "one", splits=("train",), seconds=1.0, progress=False)
+    first = build_cache(codec, tiny_notes, tmp_path / "two", splits=("train",), seconds=1.0, progress=False,
+                        shard=(0, 2))
+    assert first["splits"]["train"]["complete"] is False and "stats" not in first
+    second = build_cache(codec, tiny_notes, tmp_path / "two", splits=("train",), seconds=1.0, progress=False,
+                         shard=(1, 2))
+    assert second["splits"]["train"]["complete"] is True and "stats" in second
+    assert np.array_equal(np.load(tmp_path / "one" / "train.npy"), np.load(tmp_path / "two" / "train.npy"))
+    assert len(EmbeddingCache(tmp_path / "two", "train")) == 10
