@@ -12,7 +12,8 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 APT_PACKAGES=(libportaudio2 jackd2 fluidsynth libfluidsynth3 libxcb-icccm4 libxcb-keysyms1 xvfb
-              fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont csound-soundfont opl3-soundfont)
+              fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont csound-soundfont opl3-soundfont
+              musescore-general-soundfont fluidr3mono-gm-soundfont)
 
 missing_apt() {
     local pkg

@@ -1,9 +1,14 @@
 """Build the SoundFont note dataset in NSynth's layout: render, gate, deduplicate, split, write.
 
+Two passes. The first renders and measures every instrument of every font (pitch gate, duplicate check); the
+second, once every training instrument is known, drops held-out instruments that measurably share a recording with
+a training instrument (some fonts reuse one sample for two GM programs, e.g. tremolo strings and string ensemble 2)
+and then writes the audio of the kept ones.
+
 Incremental by design: each instrument's measurements live in ``<root>/.build/<instrument_str>.json`` (written
-atomically after its audio), so a rerun renders and gates only notes it has not measured, and an interrupted build
-(Ctrl-C) keeps every finished instrument. ``examples.json`` of each split is rewritten atomically after each font and
-at the end, always from the instrument records, so it never lists a file that is not there.
+atomically), so a rerun renders and gates only notes it has not measured, and an interrupted build (Ctrl-C) keeps
+every finished instrument. ``examples.json`` of each split is rewritten atomically at the end, also after an
+interruption, and lists only notes whose audio file is written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from synth.data.splits import SPLITS, split_of_program
 PEAK_LIMIT = 0.99
 PROBE_SECONDS = 1.0
 STATE_VERSION = 1
+AUDIO_VERSION = 2  # bump when rendering changes in a way the measurements survive (v2: block-aligned onsets)
+LEAK_CORR = 0.9
 
 
 @dataclass
@@ -183,15 +190,29 @@ class Builder:
                 pairs[inst.name] = [self.probe_names[train[j]], round(float(corr[j]), 3)]
         return {"threshold": threshold, "max_corr": round(worst, 4), "pairs_above": pairs}
 
-    def _write(self, renderer: FontRenderer, inst: Instrument, keep: list[bool], split: str) -> None:
-        kept = [g for g, k in zip(inst.grid(), keep) if k]
+    def _plan(self, inst: Instrument) -> tuple[float, list[tuple[str, int, int]]]:
+        """(gain to apply, notes whose file must be (re)written)."""
+        split = inst.state["split"]
+        kept = [g for g, k in zip(inst.grid(), inst.state["keep"]) if k]
         peak = max(inst.state["notes"][n]["measure"]["peak"] for n, _, _ in kept)
         scale = min(1.0, PEAK_LIMIT / max(peak, 1e-12))
         audio_dir = self.cfg.root / f"nsynth-{split}" / "audio"
+        written = inst.state["written"]
+        stale = inst.state.get("scale") != scale or inst.state.get("audio_version") != AUDIO_VERSION
+        return scale, [g for g in kept if stale or written.get(g[0]) != split
+                       or not (audio_dir / f"{g[0]}.wav").exists()]
+
+    def _pending(self, inst: Instrument) -> bool:
+        kept = {n for (n, _, _), k in zip(inst.grid(), inst.state["keep"]) if k}
+        return bool(self._plan(inst)[1]) or bool(set(inst.state["written"]) - kept)
+
+    def _write(self, renderer: FontRenderer, inst: Instrument, keep: list[bool], split: str) -> None:
+        scale, todo = self._plan(inst)
+        audio_dir = self.cfg.root / f"nsynth-{split}" / "audio"
         audio_dir.mkdir(parents=True, exist_ok=True)
         written = inst.state["written"]
-        stale = inst.state.get("scale") != scale
-        todo = [g for g in kept if stale or written.get(g[0]) != split or not (audio_dir / f"{g[0]}.wav").exists()]
+        if todo and (inst.state.get("scale") != scale or inst.state.get("audio_version") != AUDIO_VERSION):
+            written.clear()  # every old file is stale; what is not rewritten now must not be listed
         self._render(renderer, inst, todo)
         t0 = time.perf_counter()
         for note, _, _ in todo:
@@ -199,8 +220,9 @@ class Builder:
                 (self.cfg.root / f"nsynth-{written[note]}" / "audio" / f"{note}.wav").unlink(missing_ok=True)
             _atomic_wav(audio_dir / f"{note}.wav", inst.audio[note] * scale, self.cfg.render.sample_rate)
             written[note] = split
-        self._remove(inst, keep_notes={g[0] for g in kept})
+        self._remove(inst, keep_notes={n for (n, _, _), k in zip(inst.grid(), keep) if k})
         inst.state["scale"] = scale
+        inst.state["audio_version"] = AUDIO_VERSION
         self.t.write += time.perf_counter() - t0
 
     def _remove(self, inst: Instrument, keep_notes: set[str]) -> None:
@@ -231,15 +253,46 @@ class Builder:
         if dup is None:  # duplicates of dropped presets are caught too, before the tracker runs
             self._add_probe(probe, inst.name)
         if reason is None:
-            self._write(renderer, inst, keep, split_of_program(program))
+            inst.state.pop("drop", None), inst.state.pop("detail", None)
             inst.state.update(kept=True, keep=keep, split=split_of_program(program), preset=renderer.preset_name(program))
             self.kept.append(inst)
         else:
-            self._remove(inst, keep_notes=set())
-            inst.state.update(kept=False, keep=keep, drop=reason, detail=detail)
-            self.dropped[inst.name] = {"reason": reason, **detail}
+            self._drop(inst, reason, detail)
         inst.audio.clear()
         inst.save()
+
+    def _drop(self, inst: Instrument, reason: str, detail: dict) -> None:
+        self._remove(inst, keep_notes=set())
+        inst.state.pop("split", None)
+        inst.state.update(kept=False, keep=[False] * len(inst.grid()), drop=reason, detail=detail)
+        self.dropped[inst.name] = {"reason": reason, **detail}
+
+    def drop_leaks(self) -> None:
+        """Drop held-out instruments whose probe is nearly identical (corr >= LEAK_CORR) to a training
+        instrument's: the same recording must not be in train and in valid/test."""
+        for name, (partner, corr) in self.leak_check(LEAK_CORR)["pairs_above"].items():
+            inst = next(i for i in self.kept if i.name == name)
+            self.kept.remove(inst)
+            self._drop(inst, "shares_sample_with_train", {"train_instrument": partner, "corr": corr})
+            inst.save()
+
+    def write_all(self, fonts: list[SoundFont]) -> None:
+        """Second pass: write the audio of kept instruments that lack it (one font open at a time)."""
+        from tqdm import tqdm
+
+        todo = [i for i in self.kept if self._pending(i)]
+        bar = tqdm(total=len(todo), unit="inst", desc="write", disable=not self.cfg.progress or not todo)
+        for font in fonts:
+            mine = [i for i in todo if i.font == font]
+            if not mine:
+                continue
+            with FontRenderer(font, self.cfg.render) as renderer:
+                for inst in mine:
+                    self._write(renderer, inst, inst.state["keep"], inst.state["split"])
+                    inst.audio.clear()
+                    inst.save()
+                    bar.update(1)
+        bar.close()
 
     # -- whole build --------------------------------------------------------------------------------------------
     def programs(self) -> list[int]:
@@ -267,7 +320,9 @@ class Builder:
                     for program in programs:
                         self.instrument(renderer, program)
                         bar.update(1)
-                write_examples(self.cfg, self.kept)
+            bar.close()
+            self.drop_leaks()
+            self.write_all(fonts)
         finally:
             bar.close()
             write_examples(self.cfg, self.kept)
@@ -306,7 +361,7 @@ class Builder:
             "instruments_per_split": n_inst,
             "notes_dropped_in_kept_instruments": dict(notes_dropped),
             "counts": counts,
-            "leak_check": self.leak_check(),
+            "leak_check": self.leak_check(LEAK_CORR),
             "peak": {"max": float(max(peaks, default=0.0)), "p50": float(np.median(peaks)) if peaks else 0.0,
                      "gain": self.cfg.render.gain, "instruments_scaled_down": scaled},
             "timings_s": {"total": round(total, 1), "render": round(self.t.render, 1), "gate": round(self.t.gate, 1),
@@ -332,12 +387,13 @@ def example_fields(inst: Instrument, note: str, instrument_id: int) -> dict:
 
 
 def write_examples(cfg: BuildConfig, kept: list[Instrument]) -> None:
-    """examples.json of each split from the kept instruments (instrument ids: sorted order of instrument_str)."""
+    """examples.json of each split from the kept instruments' written notes (instrument ids: sorted order of
+    instrument_str, stable within one build)."""
     ids = {name: i for i, name in enumerate(sorted(inst.name for inst in kept))}
     per_split: dict[str, dict] = {s: {} for s in SPLITS}
     for inst in sorted(kept, key=lambda i: i.name):
         for (note, _, _), k in zip(inst.grid(), inst.state["keep"]):
-            if k:
+            if k and inst.state["written"].get(note) == inst.state["split"]:
                 per_split[inst.state["split"]][note] = example_fields(inst, note, ids[inst.name])
     for split, examples in per_split.items():
         _atomic_json(cfg.root / f"nsynth-{split}" / "examples.json", examples)

@@ -66,3 +66,24 @@ def test_build_renders_gates_writes_and_reruns_incrementally(tmp_path):
     assert again["timings_s"]["notes_gated"] == 0
     assert again["timings_s"]["notes_rendered"] == 2  # only the duplicate-check probes
     assert again["notes_kept"] == report["notes_kept"]
+
+
+@pytest.mark.skipif("timgm6mb" not in FONTS, reason="needs timgm6mb-soundfont")
+def test_duplicate_fonts_and_cross_split_sample_sharing_are_dropped(tmp_path):
+    """A copy of a font renders sample-identical presets (dropped as duplicates before the tracker runs); TimGM6mb's
+    bright piano (valid) reuses its grand piano's sample (train), so it is held out of the dataset entirely."""
+    import shutil
+
+    from synth.data.build import BuildConfig, build
+    from synth.data.render import RenderConfig
+
+    copy = tmp_path / "copy_of_tim.sf2"
+    shutil.copy(FONTS["timgm6mb"].path, copy)
+    cfg = BuildConfig(root=tmp_path / "notes", fonts=["timgm6mb", str(copy)], programs=[0, 1], pitches=(60, 62),
+                      render=RenderConfig(duration=1.5, held=1.3), progress=False)
+    report = build(cfg)
+    assert report["dropped"]["copyoftim_000_acoustic_grand_piano"]["reason"] == "duplicate"
+    assert report["dropped"]["timgm6mb_001_bright_acoustic_piano"]["reason"] == "shares_sample_with_train"
+    assert report["instruments_kept"] == 1 and report["timings_s"]["notes_gated"] == 4
+    assert not (tmp_path / "notes" / "nsynth-valid" / "audio").exists() or not any(
+        (tmp_path / "notes" / "nsynth-valid" / "audio").iterdir())
