@@ -40,14 +40,15 @@ class VAEConfig:
     w_rec: float = 1.0
     w_kl: float = 1e-3
     w_reg: float = 1.0
-    w_nei: float = 1.0
+    w_nei: float = 5.0
     w_pitch: float = 0.1
     w_inst: float = 0.5
     w_fam: float = 0.5
     a_fam: float = 1.0  # family weight (1-gamma)^a_fam: coarse clusters first
     a_inst: float = 1.0  # instrument weight gamma^a_inst
     a_nei: float = 0.5  # neighbour weight gamma^a_nei
-    margin: float = 0.15  # M: different instruments closer than this repel
+    margin: float = 0.3  # M: different instruments closer than this repel
+    attract_power: float = 1.0  # attraction = mean distance^p over same-instrument pairs (see losses.neighbour_loss)
     radius: float = 1.0  # spatial regularizer: mu outside this disk is penalized
     beta: float = 1.0  # z = mu + sigma * eps * beta
     # ablations (a config switch away, issue 4)
