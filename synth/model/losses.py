@@ -60,7 +60,8 @@ def neighbour_loss(
     pos = same & ~eye
     neg = ~same
     zero = mu.sum() * 0.0
-    attract = (d2[pos] + 1e-12).pow(attract_power / 2).mean() if pos.any() else zero
+    eps = 1e-12  # keeps the gradient of the distance finite at d = 0; subtracted so that d = 0 costs exactly 0
+    attract = ((d2[pos] + eps).pow(attract_power / 2) - eps ** (attract_power / 2)).mean() if pos.any() else zero
     if neg.any():
         d = (d2[neg] + 1e-12).sqrt()
         repel = F.relu(margin - d).square().mean()
