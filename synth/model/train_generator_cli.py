@@ -18,11 +18,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--valid-notes", type=int, default=64)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from synth.model.data import cache_shape, load_notes, train_instruments
     from synth.model.generator import GeneratorConfig
