@@ -117,7 +117,7 @@ def vae_loss(
         "rec": reconstruction_loss(out["recon"], target),
         "kl": kl_loss(out["mu"], out["logvar"]),
         "reg": spatial_reg_loss(out["mu"], cfg.radius),
-        "nei": attract + repel,
+        "nei": attract + cfg.w_rep * repel,
         "pitch": pitch_classifier_loss(out["pitch_logits"], pitch_index),
         "inst": instrument_loss(out["inst_logits"], instrument),
         "fam": family_loss(out["fam_logits"], family),

@@ -48,6 +48,7 @@ class VAEConfig:
     a_inst: float = 1.0  # instrument weight gamma^a_inst
     a_nei: float = 0.5  # neighbour weight gamma^a_nei
     margin: float = 0.3  # M: different instruments closer than this repel
+    w_rep: float = 1.0  # weight of the repulsion inside the neighbour term (nei = attract + w_rep * repel)
     attract_power: float = 1.0  # attraction = mean distance^p over same-instrument pairs (see losses.neighbour_loss)
     radius: float = 1.0  # spatial regularizer: mu outside this disk is penalized
     beta: float = 1.0  # z = mu + sigma * eps * beta
