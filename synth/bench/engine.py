@@ -78,11 +78,23 @@ def _run_child(args: argparse.Namespace, period: int, env: dict) -> dict:
     cmd = [sys.executable, "-m", "synth", "bench", "engine", "--child-period", str(period), "--seconds",
            str(args.seconds), "--trials", str(args.trials), "--bundle", args.bundle, "--demo-cost",
            str(args.demo_cost)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 300)
-    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"period": period, "error": (proc.stderr or proc.stdout)[-2000:]}
-    return json.loads(lines[-1])
+    # The child prints its partial result after each phase: if it hangs (a JACK client the server zombified can
+    # block PortAudio's stop), what it measured so far is still reported.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=args.seconds + 240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        timed_out = True
+    lines = [ln for ln in out.strip().splitlines() if ln.startswith("{")]
+    if not lines:
+        return {"period": period, "error": (err or out)[-2000:], "timed_out": timed_out}
+    result = json.loads(lines[-1])
+    if timed_out or proc.returncode != 0:
+        result["incomplete"] = "child timed out" if timed_out else f"child exit {proc.returncode}: {err[-500:]}"
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,6 +293,7 @@ def _child(args: argparse.Namespace) -> dict:
             rec.recording = True
             time.sleep(0.3)
             engine.meters()
+            engine.audio.max_load = 0.0  # start-up (imports, first generation) is not the steady state measured
             xr0 = engine.xruns
             lat = []
             rng = np.random.default_rng(0)
@@ -330,6 +343,7 @@ def _child(args: argparse.Namespace) -> dict:
                                                 "moves": len(grid_ms), "target": 50}
             result["pad_to_exact_ms_demo_simulated_cost"] = {"median": _pct(exact_ms, 50),
                                                              "cost_per_note_s": args.demo_cost}
+            print(json.dumps(result), flush=True)
             kbd.close_port()
             del kbd
         finally:
@@ -355,6 +369,7 @@ def _child(args: argparse.Namespace) -> dict:
                 _wait(engine.worker.idle, 60)
             result["pad_to_exact_ms_model_held_note"] = {"median": _pct(exact, 50), "max": _pct(exact, 100),
                                                          "target": 1000}
+            print(json.dumps(result), flush=True)
             pitches = [lo - 6 + int(round(i * (hi - lo + 12) / 31)) for i in range(32)]
             for p in pitches:
                 engine.note_on(p, 90)
@@ -362,6 +377,15 @@ def _child(args: argparse.Namespace) -> dict:
             time.sleep(1.0)
             engine.meters()
             audio = engine.audio
+            # baseline: the same 32 voices with the worker idle, to tell generation-induced underruns from the
+            # machine's own (other processes competing for the 2 cores)
+            base = max(5.0, args.seconds / 4)
+            xr0, jx0, cb0 = audio.xruns, rec.xruns, audio.callbacks
+            audio.max_load = 0.0
+            time.sleep(base)
+            result["baseline_no_generation"] = {"seconds": base, "underflows": audio.xruns - xr0,
+                                                "jack_xruns": rec.xruns - jx0, "max_load": round(audio.max_load, 4),
+                                                "load_avg_1min": round(os.getloadavg()[0], 2)}
             audio.max_load = 0.0
             xr0, jx0, cb0 = audio.xruns, rec.xruns, audio.callbacks
             loads = []
@@ -384,7 +408,8 @@ def _child(args: argparse.Namespace) -> dict:
                 "callbacks": audio.callbacks - cb0,
                 "callback_load": {"mean": round(float(np.mean(loads)), 4) if loads else None,
                                   "p99": _pct(loads, 99), "max": round(audio.max_load, 4)},
-                "worker_errors": engine.worker.errors[-3:]}
+                "worker_errors": engine.worker.errors[-3:], "load_avg_1min": round(os.getloadavg()[0], 2)}
+            print(json.dumps(result), flush=True)
         finally:
             engine.stop()
     finally:
