@@ -108,6 +108,10 @@ class Engine:
                  midi_client: str = "pgesam", grid_root: Path | str | None = None, use_grid: bool = True,
                  cache_bytes: int = 512 << 20, settings: EngineSettings | None = None,
                  batch_size: int = 4) -> None:
+        # Import the resampler now, not in a worker thread while audio runs: a big import holds the GIL in long
+        # stretches (extension-module init), which stalled the first callbacks by seconds in the bench.
+        import scipy.signal  # noqa: F401
+
         self.source = source
         self.sample_rate = int(sample_rate)
         self.block_size = int(block_size)
