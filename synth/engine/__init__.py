@@ -15,6 +15,7 @@ build on it; details in each module's docstring and in docs/INTERFACES.md):
               midi_channel=None); update_settings(**changes)
     connect_midi(name); midi_ports(); midi_port_name  # "pgesam:midi_in"; named keyboards are re-connected on replug
     meters() -> dict(peak, peak_db, limiter_reduction_db, xruns, load, max_load, voices, latency_ms, bad_blocks,
+                     callback_errors,
                      cache_done, cache_total, worker_errors, master_gain)
     peak, xruns, latency, cache_progress() -> (done, total)
     process_block(out)                                # one callback's work (events, mix, limiter); for tests/tools

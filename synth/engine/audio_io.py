@@ -78,6 +78,7 @@ class AudioOutput:
         self.block_size = int(block_size)
         self.channels = int(channels)
         self.xruns = 0
+        self.errors = 0  # callbacks that raised (rendered as silence)
         self.callbacks = 0
         self.load = 0.0  # last callback duration / block duration
         self.max_load = 0.0
@@ -99,7 +100,11 @@ class AudioOutput:
         t0 = time.perf_counter()
         if status.output_underflow:
             self.xruns += 1
-        self._render(outdata)
+        try:
+            self._render(outdata)
+        except Exception:  # a bug must cost one silent block, not the stream (sounddevice would abort it)
+            outdata.fill(0.0)
+            self.errors += 1
         self.callbacks += 1
         load = (time.perf_counter() - t0) / self._block_seconds
         self.load = load

@@ -211,10 +211,15 @@ class Engine:
         return self._point
 
     def note_on(self, pitch: int, velocity: int = 100) -> None:
-        self._post((NOTE_ON, int(pitch), int(velocity)) if velocity > 0 else (NOTE_OFF, int(pitch), 0))
+        """Play MIDI ``pitch`` (0-127; others are ignored) at ``velocity`` (clamped to 0-127; 0 = note-off)."""
+        pitch, velocity = int(pitch), min(127, int(velocity))
+        if 0 <= pitch < 128:
+            self._post((NOTE_ON, pitch, velocity) if velocity > 0 else (NOTE_OFF, pitch, 0))
 
     def note_off(self, pitch: int) -> None:
-        self._post((NOTE_OFF, int(pitch), 0))
+        pitch = int(pitch)
+        if 0 <= pitch < 128:
+            self._post((NOTE_OFF, pitch, 0))
 
     def sustain(self, on: bool) -> None:
         self._post((SUSTAIN, 1 if on else 0, 0))
@@ -366,6 +371,7 @@ class Engine:
             "xruns": audio.xruns if audio else 0, "load": audio.load if audio else 0.0,
             "max_load": audio.max_load if audio else 0.0, "voices": self.mixer.active_voices,
             "latency_ms": 1000.0 * self.latency, "bad_blocks": self.limiter.bad_blocks,
+            "callback_errors": audio.errors if audio else 0,
             "cache_done": done, "cache_total": total, "worker_errors": list(self.worker.errors[-3:]),
             "master_gain": db_to_gain(self.settings.master_gain_db),
         }
