@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--first-pitch", type=int, default=60, help="the most urgent pitch (generated alone first)")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: as the engine runs it on CPU: all cores but one, at least 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
 
@@ -42,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif not torch.cuda.is_available():
+        # the engine keeps a core free for audio (synth.engine.engine._leave_a_core_for_audio); on a busy 2-core
+        # box 2 intra-op threads are also ~10x slower than 1 (spin-waiting), so measure what the player gets
+        import os
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     which = "bundled"
     path = Path(args.bundle)
     tmp = None
