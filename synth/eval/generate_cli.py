@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-points", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores but one)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -198,6 +199,11 @@ def run(args: argparse.Namespace) -> int:
     if not (Path(args.bundle) / "bundle.json").exists():
         print(f"no model bundle at {args.bundle} (build one: python -m synth bundle build)", file=sys.stderr)
         return 2
+    import os
+
+    import torch
+
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
     res = _clean(evaluate(args))
     if args.json:
         print(json.dumps(res))
