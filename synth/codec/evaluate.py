@@ -103,6 +103,8 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
         "decode_realtime_factor": round(decode_batch_s / (batch * seconds), 5),
         "encode_s_per_note": round(enc_time / len(notes), 4), "roundtrip_decode_s_per_note": round(dec_time / len(notes), 4),
         "embedding_shape": list(emb.shape[1:]),
+        "mrstft_by_family": _by_family(notes, recon, audio),
+        "held_rms_ratio_db": _held_level(recon, audio, sr),
     }
     if hasattr(codec, "controls"):
         try:
@@ -125,8 +127,32 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
             "pitch_tracker": {"model": cfg.model, "window_s": [cfg.start_s, cfg.end_s], "hop_s": cfg.hop_s,
                               "voiced_threshold": cfg.voiced_threshold, "tolerance_cents": cfg.tolerance_cents},
             "pitch_eval_s": round(time.perf_counter() - t0, 1),
+            "pitch_failures": [
+                {"note": n.note_str, "raw_cents": am.nan_to_none(round(float(r), 1)),
+                 "encoded_cents": am.nan_to_none(round(float(e), 1))}
+                for n, r, e, ok_r, ok_e in zip(notes, am.cents_off(raw["f0"], pitches), cents, raw["correct"], enc["correct"])
+                if not (ok_r and ok_e)],
         })
     return result, {"audio": audio, "recon": recon, "notes": notes}
+
+
+def _by_family(notes: list, recon: torch.Tensor, audio: torch.Tensor) -> dict:
+    """MR-STFT distance per instrument family: where the codec is weakest."""
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(notes):
+        groups.setdefault(getattr(n, "family", "") or "?", []).append(i)
+    return {f: round(am.mrstft_distance(recon[idx], audio[idx]), 3) for f, idx in sorted(groups.items())}
+
+
+def _held_level(recon: torch.Tensor, audio: torch.Tensor, sr: int) -> dict:
+    """Level of the round trip against the original over the held part (0.25-3 s), in dB: median and 10th/90th
+    percentiles over notes. A loudness-tracking check the spectral distances do not make obvious."""
+    a, b = int(0.25 * sr), int(3.0 * sr)
+    rx = audio[:, a:b].square().mean(1).sqrt().clamp_min(1e-6)
+    ry = recon[:, a:b].square().mean(1).sqrt().clamp_min(1e-6)
+    db = 20 * torch.log10(ry / rx)
+    return {"median": round(float(db.median()), 2), "p10": round(float(db.quantile(0.1)), 2),
+            "p90": round(float(db.quantile(0.9)), 2)}
 
 
 def _harmonic_stats(codec, emb: torch.Tensor, pitches: np.ndarray, audio: torch.Tensor, n_samples: int) -> dict:
