@@ -2,7 +2,7 @@
 
 ``--smoke-test`` opens the window offscreen, plays one note through the engine (into JACK when a server runs, else
 without a sound card) and checks that it is not silent: exit 0, or 1 with a message saying what failed. A bundle
-folder that exists but does not load fails it; a missing one runs on the demo tones and says so.
+(a folder with bundle.json) that does not load fails it; without one it runs on the demo tones and says so.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     adapter = open_engine(options)
     if adapter.fallback_reason:
         print(f"run_synth: {adapter.fallback_reason}", file=sys.stderr)
-        if args.smoke_test and Path(args.bundle).exists():
+        if args.smoke_test and (Path(args.bundle) / "bundle.json").exists():
             print(f"smoke test FAILED: the model bundle at {args.bundle} does not load", file=sys.stderr)
             return 1
     window = MainWindow(adapter, PresetLibrary())
