@@ -2,7 +2,7 @@
 decoder (the baseline), saved as a folder ``config.json`` + ``codec.pt`` (a state_dict only; never pickled modules).
 
 Why a continuous embedding (no quantizer): the generator regresses frames with MSE, so a smooth space helps it more
-than discrete codes would. The encoder output goes through tanh so the scale of the space is fixed and known.
+than discrete codes would. Its scale is kept in check by an L2 penalty during training (a tanh bound saturated).
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ class CodecConfig:
     dim: int = 64
     enc_filters: int = 8
     enc_lstm: int = 1
-    emb_tanh: bool = True
+    # tanh on the encoder output saturated in both 35-minute runs (pre-activations |x| > 8 on every frame, learned
+    # dims constant at +-1, the decoder used only the pitch dims): off by default; train.py bounds the scale with a
+    # small L2 penalty instead (TrainConfig.w_emb).
+    emb_tanh: bool = False
     pitch_feature: bool = False  # last two embedding dims: YIN pitch + periodicity (see pitch.py)
     # harmonic decoder
     hidden: int = 128

@@ -104,6 +104,7 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
         "encode_s_per_note": round(enc_time / len(notes), 4), "roundtrip_decode_s_per_note": round(dec_time / len(notes), 4),
         "embedding_shape": list(emb.shape[1:]),
         "mrstft_by_family": _by_family(notes, recon, audio),
+        "embedding_health": embedding_health(codec, emb[: min(len(emb), 25)]),
         "held_rms_ratio_db": _held_level(recon, audio, sr),
     }
     if hasattr(codec, "controls"):
@@ -134,6 +135,27 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
                 if not (ok_r and ok_e)],
         })
     return result, {"audio": audio, "recon": recon, "notes": notes}
+
+
+def embedding_health(codec: Codec, emb: torch.Tensor) -> dict:
+    """Is the embedding alive? Per-dim spread of the learned dims and how much the output changes when they are
+    swapped between notes (the YIN pitch dims of the bundled codec are kept).
+
+    Why: a tanh on the encoder output once saturated unnoticed (all learned dims constant at +-1; the decoder ran on
+    pitch alone and every spectral number still looked good). ``swap_change`` near 0 means the decoder ignores them.
+    """
+    pitch_dims = 2 if getattr(getattr(codec, "config", None), "pitch_feature", False) else 0
+    learned = emb[..., : emb.shape[-1] - pitch_dims]
+    std = learned.reshape(-1, learned.shape[-1]).float().std(0)
+    alive = int((std > 1e-2 * float(std.max().clamp_min(1e-9))).sum())
+    out = {"learned_dims": int(learned.shape[-1]), "learned_dims_alive": alive,
+           "learned_std_median": round(float(std.median()), 5)}
+    if len(emb) > 1:
+        y = codec.decode(emb)
+        swapped = emb.clone()
+        swapped[..., : learned.shape[-1]] = emb.roll(1, dims=0)[..., : learned.shape[-1]]
+        out["swap_change"] = round(float((codec.decode(swapped) - y).norm() / y.norm().clamp_min(1e-9)), 4)
+    return out
 
 
 def _by_family(notes: list, recon: torch.Tensor, audio: torch.Tensor) -> dict:

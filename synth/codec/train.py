@@ -42,6 +42,7 @@ class TrainConfig:
     warmup_steps: int = 100
     w_f0: float = 0.5  # weight of the f0 loss (cross-entropy over 20-cent bins, Gaussian targets of 25 cents)
     teacher_f0_steps: int = 300
+    w_emb: float = 1e-3  # L2 penalty on the learned embedding dims (keeps the scale sane without a saturating tanh)
     emb_noise: float = 0.0  # Gaussian noise on embeddings during training (robustness to generator error)
     silence_rms: float = 3e-3  # frames below this RMS are left out of the f0 loss (no pitch to hear)
     ckpt_minutes: float = 3.0
@@ -119,6 +120,8 @@ def frame_rms(wave: torch.Tensor, hop: int) -> torch.Tensor:
 def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, stft_loss, cfg: TrainConfig,
                    step: int) -> dict[str, torch.Tensor]:
     emb = model.encode(wave)
+    learned = emb.shape[-1] - (2 if model.config.pitch_feature else 0)
+    emb_l2 = emb[..., :learned].square().mean()
     if cfg.emb_noise > 0 and model.training:
         emb = emb + cfg.emb_noise * torch.randn_like(emb)
     losses: dict[str, torch.Tensor] = {}
@@ -140,7 +143,8 @@ def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, s
     else:
         pred, _ = model.decode(emb)
     losses["stft"] = stft_loss(pred[:, None], wave[:, None])
-    losses["total"] = losses["stft"] + (cfg.w_f0 * losses["f0"] if "f0" in losses else 0.0)
+    losses["emb_l2"] = emb_l2
+    losses["total"] = losses["stft"] + (cfg.w_f0 * losses["f0"] if "f0" in losses else 0.0) + cfg.w_emb * emb_l2
     return losses
 
 

@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--w-f0", type=float, default=t.w_f0)
     parser.add_argument("--teacher-f0-steps", type=int, default=t.teacher_f0_steps,
                         help="steps with oscillators at the true pitch (afterwards: the predicted pitch)")
+    parser.add_argument("--w-emb", type=float, default=t.w_emb, help="L2 penalty on the learned embedding dims")
+    parser.add_argument("--emb-tanh", action="store_true", help="bound the embedding with tanh (saturated in our runs)")
     parser.add_argument("--emb-noise", type=float, default=t.emb_noise)
     parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1,
@@ -53,12 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(data=args.data, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
                       crop_seconds=args.crop_seconds, lr=args.lr, w_f0=args.w_f0,
-                      teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, ckpt_minutes=args.ckpt_minutes,
+                      teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
                       notes_file=args.notes_file)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
                             enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
-                            pitch_feature=args.pitch_feature, hidden=args.hidden,
+                            pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
     if not args.minutes and not args.steps:

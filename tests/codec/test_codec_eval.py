@@ -43,4 +43,5 @@ def test_eval_cli_prints_json_last(tiny_notes, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["notes"] == 5 and result["mrstft"] > 0 and "decode_s_25_notes" in result
     assert set(result["mrstft_by_family"]) == {"synth_lead"}
+    assert result["embedding_health"]["learned_dims"] == 16 and "swap_change" in result["embedding_health"]
     assert len(list((tmp_path / "ex").glob("*.wav"))) == 5
