@@ -39,7 +39,8 @@ class CodecConfig:
     # dims constant at +-1, the decoder used only the pitch dims): off by default; train.py bounds the scale with a
     # small L2 penalty instead (TrainConfig.w_emb).
     emb_tanh: bool = False
-    pitch_feature: bool = False  # last two embedding dims: YIN pitch + periodicity (see pitch.py)
+    pitch_feature: bool = False  # last embedding dims from YIN (see pitch.py): pitch (+ periodicity if 2 dims)
+    pitch_feature_dims: int = 2
     # harmonic decoder
     hidden: int = 128
     n_blocks: int = 4
@@ -83,7 +84,7 @@ class CodecModel(nn.Module):
         self.config = config
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
-            learned = config.dim - (2 if config.pitch_feature else 0)
+            learned = config.dim - (config.pitch_feature_dims if config.pitch_feature else 0)
             self.encoder = SEANetEncoder(channels=1, dimension=learned, n_filters=config.enc_filters,
                                          ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)
             if config.arch == "harmonic":
@@ -92,7 +93,8 @@ class CodecModel(nn.Module):
                                                n_noise_bands=config.n_noise_bands, midi_min=config.midi_min,
                                                midi_max=config.midi_max, noise_seed=config.noise_seed,
                                                f0_bins_per_semitone=config.f0_bins_per_semitone,
-                                               f0_from_feature=config.pitch_feature)
+                                               f0_from_feature=config.pitch_feature,
+                                               feature_dims=config.pitch_feature_dims)
             elif config.arch == "seanet":
                 self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
                                              ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)
@@ -106,7 +108,8 @@ class CodecModel(nn.Module):
         if self.config.pitch_feature:
             from synth.codec.pitch import pitch_feature
 
-            emb = torch.cat([emb, pitch_feature(wave, self.config.sample_rate, self.config.hop_length)], dim=-1)
+            feat = pitch_feature(wave, self.config.sample_rate, self.config.hop_length, dims=self.config.pitch_feature_dims)
+            emb = torch.cat([emb, feat], dim=-1)
         return emb
 
     def decode(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:

@@ -144,7 +144,8 @@ def embedding_health(codec: Codec, emb: torch.Tensor) -> dict:
     Why: a tanh on the encoder output once saturated unnoticed (all learned dims constant at +-1; the decoder ran on
     pitch alone and every spectral number still looked good). ``swap_change`` near 0 means the decoder ignores them.
     """
-    pitch_dims = 2 if getattr(getattr(codec, "config", None), "pitch_feature", False) else 0
+    cfg = getattr(codec, "config", None)
+    pitch_dims = getattr(cfg, "pitch_feature_dims", 2) if getattr(cfg, "pitch_feature", False) else 0
     learned = emb[..., : emb.shape[-1] - pitch_dims]
     std = learned.reshape(-1, learned.shape[-1]).float().std(0)
     alive = int((std > 1e-2 * float(std.max().clamp_min(1e-9))).sum())

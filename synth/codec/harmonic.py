@@ -169,11 +169,11 @@ class HarmonicDecoder(nn.Module):
     def __init__(self, dim: int, hop: int, sample_rate: int, hidden: int = 128, n_blocks: int = 4,
                  n_harmonics: int = 80, n_noise_bands: int = 64, midi_min: float = 20.0, midi_max: float = 110.0,
                  noise_seed: int = 0, f0_bins_per_semitone: int = 5, f0_from_feature: bool = False,
-                 f0_correction: float = 1.0):
+                 f0_correction: float = 1.0, feature_dims: int = 2):
         super().__init__()
         # f0_from_feature: the embedding's pitch dimension (second to last, see pitch.py) gives the pitch and the f0
         # head only adds a bounded correction (+-f0_correction semitones); otherwise the head classifies pitch bins.
-        self.f0_from_feature, self.f0_correction = f0_from_feature, f0_correction
+        self.f0_from_feature, self.f0_correction, self.feature_dims = f0_from_feature, f0_correction, feature_dims
         self.hop, self.sample_rate = hop, sample_rate
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.midi_min, self.midi_max = midi_min, midi_max
@@ -202,7 +202,7 @@ class HarmonicDecoder(nn.Module):
         if self.f0_from_feature:
             from synth.codec.pitch import feature_midi
 
-            f0_midi = feature_midi(emb[..., -2:]) + self.f0_correction * torch.tanh(f0_logits[..., 0])
+            f0_midi = feature_midi(emb[..., -self.feature_dims:]) + self.f0_correction * torch.tanh(f0_logits[..., 0])
             return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise}
         return {"f0_midi": self.decode_f0(f0_logits), "f0_logits": f0_logits, "amp": amp, "harm": harm, "noise": noise}
 

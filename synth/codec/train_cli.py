@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enc-lstm", type=int, default=c.enc_lstm)
     parser.add_argument("--pitch-feature", action="store_true",
                         help="harmonic: the last two embedding dims carry a YIN pitch track (see synth/codec/pitch.py)")
+    parser.add_argument("--pitch-feature-dims", type=int, default=2, choices=(1, 2),
+                        help="YIN dims in the embedding: 1 = pitch, 2 = pitch + periodicity")
     parser.add_argument("--hidden", type=int, default=c.hidden, help="harmonic decoder width")
     parser.add_argument("--n-blocks", type=int, default=c.n_blocks)
     parser.add_argument("--n-harmonics", type=int, default=c.n_harmonics)
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                       notes_file=args.notes_file)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
                             enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
-                            pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh, hidden=args.hidden,
+                            pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh,
+                            pitch_feature_dims=args.pitch_feature_dims, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
     if not args.minutes and not args.steps:
