@@ -39,6 +39,10 @@ class CodecConfig:
     # dims constant at +-1, the decoder used only the pitch dims): off by default; train.py bounds the scale with a
     # small L2 penalty instead (TrainConfig.w_emb).
     emb_tanh: bool = False
+    # BatchNorm (no affine) on the learned dims: at init the SEANet encoder's input-dependent signal shrinks ~20x from
+    # the first layer to the output (std 0.047 -> 0.002 on real notes, biases dominate), so the decoder found the YIN
+    # pitch path first and never used the learned dims (v1-v3). Normalizing gives them unit variance from step one.
+    emb_norm: bool = False
     pitch_feature: bool = False  # last embedding dims from YIN (see pitch.py): pitch (+ periodicity if 2 dims)
     pitch_feature_dims: int = 2
     # harmonic decoder
@@ -85,6 +89,7 @@ class CodecModel(nn.Module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
             learned = config.dim - (config.pitch_feature_dims if config.pitch_feature else 0)
+            self.emb_norm = nn.BatchNorm1d(learned, affine=False, momentum=0.01) if config.emb_norm else None
             self.encoder = SEANetEncoder(channels=1, dimension=learned, n_filters=config.enc_filters,
                                          ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)
             if config.arch == "harmonic":
@@ -103,7 +108,10 @@ class CodecModel(nn.Module):
 
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         """``wave[B, S]`` (S a multiple of the hop) -> ``emb[B, T, D]``."""
-        emb = self.encoder(wave[:, None]).transpose(1, 2)
+        emb = self.encoder(wave[:, None])
+        if self.emb_norm is not None:
+            emb = self.emb_norm(emb)
+        emb = emb.transpose(1, 2)
         emb = torch.tanh(emb) if self.config.emb_tanh else emb
         if self.config.pitch_feature:
             from synth.codec.pitch import pitch_feature

@@ -25,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="steps with oscillators at the true pitch (afterwards: the predicted pitch)")
     parser.add_argument("--w-emb", type=float, default=t.w_emb, help="L2 penalty on the learned embedding dims")
     parser.add_argument("--emb-tanh", action="store_true", help="bound the embedding with tanh (saturated in our runs)")
+    parser.add_argument("--emb-norm", action="store_true", help="BatchNorm (no affine) on the learned embedding dims")
     parser.add_argument("--emb-noise", type=float, default=t.emb_noise)
     parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1,
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                       notes_file=args.notes_file)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
                             enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
-                            pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh,
+                            pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh, emb_norm=args.emb_norm,
                             pitch_feature_dims=args.pitch_feature_dims, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
