@@ -38,8 +38,8 @@ class VAEConfig:
     cls_hidden: int = 64  # hidden width of the classifiers on z
     # loss weights (see losses.py for what each term does)
     w_rec: float = 1.0
-    w_kl: float = 1e-3
-    w_reg: float = 1.0
+    w_kl: float = 0.01  # also centres the map (proxy: 1e-3 let it drift off-centre)
+    w_reg: float = 30.0  # must match the repulsion pressure (w_nei * w_rep) or the map leaves the disk
     w_nei: float = 30.0  # tuned on a log-mel proxy of the SoundFont set (held-out ratio 45 -> 184 over w_nei 1 -> 30)
     w_pitch: float = 0.1
     w_inst: float = 0.5
