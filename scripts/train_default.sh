@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole training pipeline of the bundled model, step by step. Every step is resumable: run the script again
+# after an interruption and finished steps are skipped (dataset and caches are incremental, training runs resume
+# from their checkpoints and count their time budget across resumes). Budgets are sized for a 2-core CPU; on a GPU
+# raise MINUTES_* (the generator scales by config: --set d_model=... --set layers=...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=.venv/bin/python
+MINUTES_CODEC=${MINUTES_CODEC:-15}
+EPOCHS_VAE=${EPOCHS_VAE:-50}
+MINUTES_GEN=${MINUTES_GEN:-30}
+
+# 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~20 min here)
+$PY -m synth dataset build --root data/notes
+# 2. the bundled harmonic-plus-noise codec (see models/default/CODEC_CARD.md for the flags and why)
+$PY -m synth codec train --data data/notes --out runs/codec/harmonic4 --arch harmonic --pitch-feature \
+    --pitch-feature-dims 1 --emb-norm --w-emb 0 --minutes "$MINUTES_CODEC" --ckpt-minutes 2 --threads 1 \
+    --name default-harmonic-v4 --export models/default/codec
+# 3. embedding cache (fp16 memmaps + train statistics)
+$PY -m synth codec encode --codec models/default/codec --data data/notes --out data/emb/default
+# 4. stage 1: timbre VAE
+$PY -m synth train vae --emb data/emb/default --out runs/vae/default --epochs "$EPOCHS_VAE" --threads 1
+# 5. stage 2: generator (VAE frozen)
+$PY -m synth train generator --emb data/emb/default --vae runs/vae/default --out runs/gen/default \
+    --minutes "$MINUTES_GEN" --threads 1
+# 6. the bundle the app loads
+$PY -m synth bundle build --codec models/default/codec --vae runs/vae/default --gen runs/gen/default \
+    --emb data/emb/default --out models/default
+# 7. the numbers for the model card
+$PY -m synth eval latent --vae runs/vae/default --emb data/emb/default --split test --json
+$PY -m synth eval generate --split test --json
+$PY -m synth bench generate --json
