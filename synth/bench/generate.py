@@ -63,14 +63,14 @@ def run(args: argparse.Namespace) -> int:
     first = min(max(args.first_pitch, pitches[0]), pitches[-1])
     rest = [p for p in pitches if p != first]
     rng = np.random.default_rng(args.seed)
-    synth.generate((0.0, 0.0), [first])  # warm-up (allocations, thread pools)
+    synth.generate_generator((0.0, 0.0), [first])  # warm-up (allocations, thread pools)
     rows = []
     for _ in range(args.repeats):
         r, a = 0.9 * np.sqrt(rng.random()), 2 * np.pi * rng.random()
         xy = (float(r * np.cos(a)), float(r * np.sin(a)))
-        _, t_first = _timed(lambda: synth.generate(xy, [first]))
-        _, t_rest = _timed(lambda: synth.generate(xy, rest))
-        _, t_batch = _timed(lambda: synth.generate(xy, pitches))
+        _, t_first = _timed(lambda: synth.generate_generator(xy, [first]))
+        _, t_rest = _timed(lambda: synth.generate_generator(xy, rest))
+        _, t_batch = _timed(lambda: synth.generate_generator(xy, pitches))
         _, t_vae = _timed(lambda: synth.generate_vae(xy, pitches))
         z = torch.tensor([xy] * len(pitches), dtype=torch.float32, device=synth.device)
         p = torch.tensor(pitches, device=synth.device)

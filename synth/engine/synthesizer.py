@@ -33,6 +33,10 @@ class Synthesizer:
         self.num_frames = int(bundle.num_frames)
         self.pitch_range = tuple(bundle.pitch_range)
         self.max_batch = max_batch
+        # Which network the instrument plays: bundle.json's "play_path" (set at bundle build from measurements).
+        self.play_path = str(getattr(bundle, "info", {}).get("play_path", "generator"))
+        if self.play_path not in ("generator", "vae"):
+            raise ValueError(f"bundle play_path must be 'generator' or 'vae', not {self.play_path!r}")
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _inputs(self, xy: Sequence[float], pitches: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +79,13 @@ class Synthesizer:
         return int(self.num_frames * hop)
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
-        """float32 ``[len(pitches), samples]`` at ``sample_rate``: the generator path (the real sound)."""
+        """float32 ``[len(pitches), samples]`` at ``sample_rate`` by the bundle's play path (normally the generator)."""
+        if self.play_path == "vae":
+            return self.generate_vae(xy, pitches, velocity)
+        return self.generate_generator(xy, pitches, velocity)
+
+    def generate_generator(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """The Transformer generator path (KV-cached), whatever the bundle's play path says."""
         return self._run(xy, pitches, lambda z, p: self.generator.generate(z, p, self.num_frames))
 
     def generate_vae(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:

@@ -98,3 +98,26 @@ def test_synthesizer_silences_nonfinite(tiny_bundle):
 
     out = Synthesizer._safe(torch.from_numpy(w))
     assert (out[0] == 0).all() and np.abs(out[1]).max() == pytest.approx(0.98)
+
+
+def test_play_path_from_bundle_json_picks_the_network(tiny_bundle, tmp_path):
+    """bundle.json's play_path decides what the instrument plays; the generator stays reachable explicitly."""
+    import json
+    import shutil
+
+    from synth.engine.synthesizer import Synthesizer
+
+    folder = tmp_path / "vae_path"
+    shutil.copytree(tiny_bundle, folder)
+    info = json.loads((folder / "bundle.json").read_text())
+    info["play_path"] = "vae"
+    (folder / "bundle.json").write_text(json.dumps(info))
+    s = Synthesizer(load_bundle(folder), device="cpu")
+    assert s.play_path == "vae"
+    np.testing.assert_array_equal(s.generate((0.2, 0.1), [60, 61]), s.generate_vae((0.2, 0.1), [60, 61]))
+    np.testing.assert_array_equal(Synthesizer(load_bundle(tiny_bundle), device="cpu").generate((0.2, 0.1), [60]),
+                                  s.generate_generator((0.2, 0.1), [60]))
+    info["play_path"] = "wavetable"
+    (folder / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="play_path"):
+        Synthesizer(load_bundle(folder), device="cpu")
