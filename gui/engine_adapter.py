@@ -142,12 +142,7 @@ class EngineAdapter:
 
     def held_notes(self) -> set[int]:
         """Notes held right now from any source (MIDI keyboard included)."""
-        for _ in range(3):  # the MIDI thread may change the set while we copy it
-            try:
-                return set(self.engine._held) | set(self.engine._pedal_held)
-            except RuntimeError:
-                continue
-        return set()
+        return set(self.engine.held_notes())
 
     def set_sound(self, gain_db: float, attack_ms: float, release_ms: float) -> None:
         """A preset's gain rides on top of the master gain; attack and release go to every voice."""

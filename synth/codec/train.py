@@ -43,7 +43,12 @@ class TrainConfig:
     w_f0: float = 0.5  # weight of the f0 loss (cross-entropy over 20-cent bins, Gaussian targets of 25 cents)
     teacher_f0_steps: int = 300
     w_emb: float = 1e-3  # L2 penalty on the learned embedding dims (keeps the scale sane without a saturating tanh)
-    emb_noise: float = 0.0  # Gaussian noise on embeddings during training (robustness to generator error)
+    emb_noise: float = 0.0  # Gaussian noise on the learned dims during training (robustness to generator error)
+    # Penalty on frame-to-frame change of the learned dims (mean squared difference; with --emb-norm the dims have
+    # unit variance, so white noise costs 2 and a constant code 0). Why: without it the v4 code was white over time
+    # (lag-1 autocorrelation -0.10, 96% of its variance within a note) and the decoder read loudness from those
+    # fluctuations, so any regression to a mean (VAE decoder, generator) decoded ~40 dB too quiet.
+    w_smooth: float = 0.0
     silence_rms: float = 3e-3  # frames below this RMS are left out of the f0 loss (no pitch to hear)
     ckpt_minutes: float = 3.0
     log_every: int = 25
@@ -122,8 +127,10 @@ def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, s
     emb = model.encode(wave)
     learned = emb.shape[-1] - (model.config.pitch_feature_dims if model.config.pitch_feature else 0)
     emb_l2 = emb[..., :learned].square().mean()
+    smooth = (emb[:, 1:, :learned] - emb[:, :-1, :learned]).square().mean()
     if cfg.emb_noise > 0 and model.training:
-        emb = emb + cfg.emb_noise * torch.randn_like(emb)
+        noise = cfg.emb_noise * torch.randn_like(emb[..., :learned])
+        emb = torch.cat([emb[..., :learned] + noise, emb[..., learned:]], dim=-1)
     losses: dict[str, torch.Tensor] = {}
     if model.config.arch == "harmonic":
         frames = emb.shape[1]
@@ -144,7 +151,9 @@ def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, s
         pred, _ = model.decode(emb)
     losses["stft"] = stft_loss(pred[:, None], wave[:, None])
     losses["emb_l2"] = emb_l2
-    losses["total"] = losses["stft"] + (cfg.w_f0 * losses["f0"] if "f0" in losses else 0.0) + cfg.w_emb * emb_l2
+    losses["smooth"] = smooth
+    losses["total"] = (losses["stft"] + (cfg.w_f0 * losses["f0"] if "f0" in losses else 0.0) + cfg.w_emb * emb_l2
+                       + cfg.w_smooth * smooth)
     return losses
 
 

@@ -26,7 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--w-emb", type=float, default=t.w_emb, help="L2 penalty on the learned embedding dims")
     parser.add_argument("--emb-tanh", action="store_true", help="bound the embedding with tanh (saturated in our runs)")
     parser.add_argument("--emb-norm", action="store_true", help="BatchNorm (no affine) on the learned embedding dims")
-    parser.add_argument("--emb-noise", type=float, default=t.emb_noise)
+    parser.add_argument("--emb-noise", type=float, default=t.emb_noise,
+                        help="Gaussian noise on the learned embedding dims while training")
+    parser.add_argument("--w-smooth", type=float, default=t.w_smooth,
+                        help="penalty on frame-to-frame change of the learned dims (keeps the code regressable)")
     parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads ran ~10x slower per step)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(data=args.data, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size,
                       crop_seconds=args.crop_seconds, lr=args.lr, w_f0=args.w_f0,
-                      teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
+                      teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_smooth=args.w_smooth, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
                       notes_file=args.notes_file)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,

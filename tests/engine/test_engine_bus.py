@@ -104,6 +104,27 @@ def test_sustain_pedal_holds_notes_until_released(played):
     assert np.max(np.abs(rec.audio(pedal_up + int(0.35 * rate), pedal_up + int(0.5 * rate)))) < 1e-4
 
 
+def test_held_notes_follow_midi_keys_and_pedal_while_the_worker_is_idle(played):
+    engine, rec, kbd = played
+    assert engine.worker.idle()  # every note generated: nothing else folds the callback's MIDI into the bookkeeping
+
+    def wait_for(expected):
+        deadline = time.monotonic() + 2
+        while engine.held_notes() != expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return engine.held_notes()
+
+    kbd.note_on(60, 100)
+    kbd.note_on(67, 90)
+    assert wait_for([60, 67]) == [60, 67]
+    kbd.send(0xB0, 64, 127)
+    kbd.note_off(60)
+    assert wait_for([60, 67]) == [60, 67]  # pedal-held still counts as held
+    kbd.note_off(67)
+    kbd.send(0xB0, 64, 0)
+    assert wait_for([]) == []
+
+
 def test_pitch_bend_moves_the_pitch_by_the_bend_amount(played):
     engine, rec, kbd = played
     rate = rec.samplerate
