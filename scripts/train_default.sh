@@ -7,23 +7,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
-MINUTES_CODEC=${MINUTES_CODEC:-15}
-EPOCHS_VAE=${EPOCHS_VAE:-50}
-MINUTES_GEN=${MINUTES_GEN:-30}
+MINUTES_CODEC=${MINUTES_CODEC:-20}
+EPOCHS_VAE=${EPOCHS_VAE:-40}
+MINUTES_GEN=${MINUTES_GEN:-55}
+STEPS_GEN=${STEPS_GEN:-3300}  # length of the generator's cosine schedule: what MINUTES_GEN buys on 1 CPU thread
 
 # 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~20 min here)
 $PY -m synth dataset build --root data/notes
 # 2. the bundled harmonic-plus-noise codec (see models/default/CODEC_CARD.md for the flags and why)
-$PY -m synth codec train --data data/notes --out runs/codec/harmonic4 --arch harmonic --pitch-feature \
-    --pitch-feature-dims 1 --emb-norm --w-emb 0 --minutes "$MINUTES_CODEC" --ckpt-minutes 2 --threads 1 \
-    --name default-harmonic-v4 --export models/default/codec
+#    v5: --w-smooth and --emb-noise keep the code slowly varying, so that averaged codes (what the VAE decoder and
+#    the generator output) still decode at full level; v4 without them decoded ~40 dB too quiet after regression.
+$PY -m synth codec train --data data/notes --out runs/codec/harmonic5a --arch harmonic --pitch-feature \
+    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 1.0 --emb-noise 0.1 --minutes "$MINUTES_CODEC" \
+    --ckpt-minutes 2 --threads 1 --name default-harmonic-v5a --export models/default/codec
 # 3. embedding cache (fp16 memmaps + train statistics)
 $PY -m synth codec encode --codec models/default/codec --data data/notes --out data/emb/default
 # 4. stage 1: timbre VAE
-$PY -m synth train vae --emb data/emb/default --out runs/vae/default --epochs "$EPOCHS_VAE" --threads 1
+$PY -m synth train vae --emb data/emb/default --out runs/vae/default --epochs "$EPOCHS_VAE" --threads 1 \
+    --set enc_skip_dims=1
 # 5. stage 2: generator (VAE frozen)
 $PY -m synth train generator --emb data/emb/default --vae runs/vae/default --out runs/gen/default \
-    --minutes "$MINUTES_GEN" --threads 1
+    --minutes "$MINUTES_GEN" --threads 1 --valid-every 250 --set total_steps="$STEPS_GEN" --set warmup_steps=200 \
+    --set input_noise=0.2
 # 6. the bundle the app loads
 $PY -m synth bundle build --codec models/default/codec --vae runs/vae/default --gen runs/gen/default \
     --emb data/emb/default --out models/default

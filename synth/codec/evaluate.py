@@ -156,7 +156,41 @@ def embedding_health(codec: Codec, emb: torch.Tensor) -> dict:
         swapped = emb.clone()
         swapped[..., : learned.shape[-1]] = emb.roll(1, dims=0)[..., : learned.shape[-1]]
         out["swap_change"] = round(float((codec.decode(swapped) - y).norm() / y.norm().clamp_min(1e-9)), 4)
+        out.update(regressability(codec, emb, y))
     return out
+
+
+def _level_db(quiet: torch.Tensor, loud: torch.Tensor) -> float:
+    """Median over notes of the RMS ratio in dB."""
+    rms = lambda w: w.float().square().mean(-1).sqrt().clamp_min(1e-9)  # noqa: E731
+    return round(float((20 * torch.log10(rms(quiet) / rms(loud))).median()), 2)
+
+
+def regressability(codec: Codec, emb: torch.Tensor, decoded: torch.Tensor | None = None) -> dict:
+    """Does the code survive what a regression model does to it? The VAE decoder and the generator are trained with
+    MSE, so their outputs are smoothed, averaged versions of real codes.
+
+    - ``lag1_autocorr``: median over learned dims of the within-note lag-1 autocorrelation (near 1 = slowly
+      varying; v4 had -0.10: white over time);
+    - ``smoothed_level_db``: level of notes decoded from codes average-pooled over 4 frames and linearly upsampled
+      (the VAE's time grid), relative to the real codes; ``note_mean_level_db``: from each note's time-mean code.
+      Near 0 dB means the sound is carried by slowly varying values that an average keeps (v4: about -9 and -54 dB,
+      which is why its VAE and generator notes were near-silent).
+    """
+    cfg = getattr(codec, "config", None)
+    pitch_dims = getattr(cfg, "pitch_feature_dims", 2) if getattr(cfg, "pitch_feature", False) else 0
+    learned = emb.shape[-1] - pitch_dims
+    x = emb.float()
+    d = x[..., :learned] - x[..., :learned].mean(1, keepdim=True)
+    ac = (d[:, 1:] * d[:, :-1]).sum((0, 1)) / d.square().sum((0, 1)).clamp_min(1e-12)
+    y = codec.decode(emb) if decoded is None else decoded
+    t = x.shape[1]
+    pooled = torch.nn.functional.avg_pool1d(x.transpose(1, 2), 4, ceil_mode=True)
+    smooth = torch.nn.functional.interpolate(pooled, scale_factor=4, mode="linear")[..., :t].transpose(1, 2)
+    flat = x.mean(1, keepdim=True).expand_as(x).contiguous()
+    return {"lag1_autocorr": round(float(ac.median()), 3),
+            "smoothed_level_db": _level_db(codec.decode(smooth), y),
+            "note_mean_level_db": _level_db(codec.decode(flat), y)}
 
 
 def _by_family(notes: list, recon: torch.Tensor, audio: torch.Tensor) -> dict:

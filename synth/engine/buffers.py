@@ -11,7 +11,6 @@ that slot notices the new object at its next block and crossfades to it. No lock
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
 from typing import Hashable
 
 import numpy as np
@@ -54,14 +53,23 @@ class BufferSlot:
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy) of the last axis; identity when the rates match."""
+    """Resample the last axis with libsoxr (HQ); identity when the rates match.
+
+    Why soxr and not scipy's resample_poly: it is ~4x faster on a 4 s note here (25 notes 24->48 kHz: 0.04 s vs
+    0.15 s, measured under load), and this runs in the generation worker, where every millisecond spent holding
+    the GIL is a millisecond the audio callback may wait for it."""
     if source_rate == target_rate:
         return np.asarray(audio, dtype=np.float32)
-    from scipy.signal import resample_poly
+    import soxr
 
-    g = gcd(int(source_rate), int(target_rate))
-    out = resample_poly(np.asarray(audio, dtype=np.float32), target_rate // g, source_rate // g, axis=-1)
-    return out.astype(np.float32, copy=False)
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 1:
+        out = soxr.resample(x, int(source_rate), int(target_rate), quality="HQ")
+    else:  # soxr wants [frames, channels]: one channel per row
+        flat = x.reshape(-1, x.shape[-1])
+        out = soxr.resample(np.ascontiguousarray(flat.T), int(source_rate), int(target_rate), quality="HQ").T
+        out = out.reshape(*x.shape[:-1], out.shape[-1])
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def prepare_note_buffer(

@@ -35,6 +35,10 @@ class VAEConfig:
     pool_bins: int = 8  # adaptive average pool over time to this many bins before the MLP (keeps the envelope)
     hidden: int = 256  # MLP width
     latent_dim: int = 2
+    # trailing embedding dims the ENCODER does not see: the codec's explicit pitch feature (the harmonic codec's
+    # last dim is YIN pitch). Handing the encoder the pitch outright invites pitch into z; the decoder still
+    # reconstructs these dims from its pitch input.
+    enc_skip_dims: int = 0
     cls_hidden: int = 64  # hidden width of the classifiers on z
     # loss weights (see losses.py for what each term does)
     w_rec: float = 1.0
@@ -114,7 +118,7 @@ class TimbreVAE(nn.Module):
         t_in = -(-cfg.num_frames // cfg.time_pool)
         # encoder: strided convs, kernel 5, stride 2
         layers: list[nn.Module] = []
-        c_prev = cfg.dim
+        c_prev = cfg.dim - cfg.enc_skip_dims
         for c in cfg.enc_channels:
             layers += [nn.Conv1d(c_prev, c, 5, stride=2, padding=2), nn.GELU()]
             c_prev = c
@@ -186,6 +190,8 @@ class TimbreVAE(nn.Module):
 
     def encode_prepped(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder on a prepared input ``[B, D, T/time_pool]``."""
+        if self.cfg.enc_skip_dims:
+            xp = xp[:, : self.cfg.dim - self.cfg.enc_skip_dims]
         h = self.enc_pool(self.enc_conv(xp)).flatten(1)
         h = self.enc_mlp(h)
         return self.to_mu(h), self.to_logvar(h)

@@ -30,6 +30,19 @@ def test_shapes_and_pitch_only_in_decoder():
     assert m.decode(mu[:1], torch.tensor([48])).shape == (1, 24, 8)
 
 
+def test_encoder_ignores_the_skipped_pitch_feature_dims_but_the_decoder_writes_them():
+    m = TimbreVAE(tiny_cfg(enc_skip_dims=1)).eval()
+    x = torch.randn(3, 24, 8)
+    other = x.clone()
+    other[..., -1] = torch.randn(3, 24) * 5  # a different "pitch feature"
+    mu_a, lv_a = m.encode(x)
+    mu_b, lv_b = m.encode(other)
+    assert torch.equal(mu_a, mu_b) and torch.equal(lv_a, lv_b)
+    other[..., 0] += 1.0  # a learned dim does reach the encoder
+    assert not torch.equal(m.encode(other)[0], mu_a)
+    assert m.decode(mu_a, torch.tensor([48, 60, 72])).shape == (3, 24, 8)
+
+
 def test_config_json_roundtrip():
     cfg = tiny_cfg(no_kl=True, margin=0.3)
     back = VAEConfig.from_json(cfg.to_json())
