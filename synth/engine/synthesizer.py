@@ -18,6 +18,9 @@ import numpy as np
 import torch
 
 PEAK = 0.98
+# How far a generated note's pitch channel may stray from the asked pitch (semitones): room for vibrato and attack
+# glides, none for a wrong note. See Synthesizer.lock_pitch.
+PITCH_LOCK_SEMITONES = 0.3
 
 
 class Synthesizer:
@@ -33,6 +36,8 @@ class Synthesizer:
         self.num_frames = int(bundle.num_frames)
         self.pitch_range = tuple(bundle.pitch_range)
         self.max_batch = max_batch
+        self.pitch_lock = PITCH_LOCK_SEMITONES
+        self._pitch_dim = self._find_pitch_dim()
         # Which network the instrument plays: bundle.json's "play_path" (set at bundle build from measurements).
         self.play_path = str(getattr(bundle, "info", {}).get("play_path", "generator"))
         if self.play_path not in ("generator", "vae"):
@@ -47,6 +52,34 @@ class Synthesizer:
             x, y = 0.0, 0.0
         z = torch.tensor([[x, y]], dtype=torch.float32, device=self.device).expand(len(p), 2)
         return z, p
+
+    def _find_pitch_dim(self) -> int | None:
+        """Index of the codec's explicit pitch channel (the YIN pitch dim of the bundled codec), else None."""
+        cfg = getattr(self.codec, "config", None)
+        if not getattr(cfg, "pitch_feature", False):
+            return None
+        return int(cfg.dim) - int(getattr(cfg, "pitch_feature_dims", 1))
+
+    def lock_pitch(self, frames: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """Keep the codec's pitch channel within ``pitch_lock`` semitones of the asked pitch (standardized frames).
+
+        Why: the bundled codec plays the pitch written in one embedding dim, (MIDI - 60) / 24. A regression error of
+        0.14 standard deviations there is already a semitone, so a generator that gets the timbre right can still
+        play a wrong note. The pitch is an input of the instrument, so the channel is clamped around it: the model's
+        vibrato and glides within the band survive, wrong notes do not. Codecs without the channel are untouched."""
+        if self._pitch_dim is None or self.pitch_lock is None:
+            return frames
+        from synth.codec.pitch import MIDI_CENTER, MIDI_SCALE
+
+        d = self._pitch_dim
+        mean, std = self.mean[d], self.std[d]
+        target = ((pitch.float() - MIDI_CENTER) / MIDI_SCALE)[:, None]  # raw units [B, 1]
+        band = self.pitch_lock / MIDI_SCALE
+        raw = frames[..., d] * std + mean
+        locked = torch.minimum(torch.maximum(raw, target - band), target + band)
+        out = frames.clone()
+        out[..., d] = (locked - mean) / std
+        return out
 
     def _decode(self, frames: torch.Tensor) -> torch.Tensor:
         raw = frames.float() * self.std + self.mean
@@ -69,7 +102,8 @@ class Synthesizer:
         outs = []
         with torch.inference_mode():
             for i in range(0, len(p), self.max_batch):
-                outs.append(self._safe(self._decode(frames_fn(z[i : i + self.max_batch], p[i : i + self.max_batch]))))
+                zb, pb = z[i : i + self.max_batch], p[i : i + self.max_batch]
+                outs.append(self._safe(self._decode(self.lock_pitch(frames_fn(zb, pb), pb))))
         return np.concatenate(outs, axis=0)
 
     # -- the contract ----------------------------------------------------------------------------------------------

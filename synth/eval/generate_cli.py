@@ -45,23 +45,31 @@ def _decode(synth, frames):
         return torch.from_numpy(synth._safe(synth._decode(frames)))
 
 
+def _played_and_raw(synth, frames, pitch):
+    """(as the instrument plays it: pitch channel locked, as the network wrote it)."""
+    return _decode(synth, synth.lock_pitch(frames, pitch)), _decode(synth, frames)
+
+
 def _generate(synth, z, p, chunk: int = 25):
     import torch
 
-    out = []
+    played, raw = [], []
     with torch.inference_mode():
         for i in range(0, len(z), chunk):
-            f = synth.generator.generate(z[i : i + chunk].to(synth.device), p[i : i + chunk].to(synth.device),
-                                         synth.num_frames)
-            out.append(_decode(synth, f))
-    return torch.cat(out)
+            pb = p[i : i + chunk].to(synth.device)
+            f = synth.generator.generate(z[i : i + chunk].to(synth.device), pb, synth.num_frames)
+            a, b = _played_and_raw(synth, f, pb)
+            played.append(a)
+            raw.append(b)
+    return torch.cat(played), torch.cat(raw)
 
 
 def _vae(synth, z, p):
     import torch
 
     with torch.inference_mode():
-        return _decode(synth, synth.vae.decode(z.to(synth.device), p.to(synth.device)))
+        pd = p.to(synth.device)
+        return _played_and_raw(synth, synth.vae.decode(z.to(synth.device), pd), pd)
 
 
 def _points(vae, emb, split, classes):
@@ -104,7 +112,11 @@ def _conditions(synth, emb, split, rows, points, train_points, train_cache, data
     std_rows = torch.from_numpy((np.asarray(cache.embeddings[rows], np.float32) - cache.mean) / cache.std)
     t = synth.num_frames
     std_rows = std_rows[:, :t]
-    waves = {"codec": _decode(synth, std_rows), "generated": _generate(synth, z, pitch), "vae": _vae(synth, z, pitch)}
+    waves = {"codec": _decode(synth, std_rows)}
+    # "generated"/"vae": what the instrument plays (pitch channel locked, Synthesizer.lock_pitch); "*_unlocked": the
+    # network's own pitch channel, to show what the lock does
+    waves["generated"], waves["generated_unlocked"] = _generate(synth, z, pitch)
+    waves["vae"], waves["vae_unlocked"] = _vae(synth, z, pitch)
     # 5 nearest training instruments (excluding the instrument itself when it is a training one)
     tnames = sorted(train_points)
     tc = np.stack([train_points[n] for n in tnames])
@@ -180,9 +192,11 @@ def evaluate(args) -> dict:
         p = torch.tensor(rng.integers(lo, hi + 1, args.random_points))
         from synth.eval.audio_metrics import pitch_accuracy
 
+        played, unlocked = _generate(synth, z, p)
         out["random_points"] = {"points": args.random_points,
-                                "pitch_accuracy": pitch_accuracy(_generate(synth, z, p), synth.sample_rate,
-                                                                 p.numpy())["accuracy"]}
+                                "pitch_accuracy": pitch_accuracy(played, synth.sample_rate, p.numpy())["accuracy"],
+                                "pitch_accuracy_unlocked": pitch_accuracy(unlocked, synth.sample_rate,
+                                                                          p.numpy())["accuracy"]}
     out["seconds"] = round(time.time() - t0, 1)
     return out
 

@@ -234,7 +234,8 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
     )
 
 
-def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8) -> Path:
+def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8,
+                      pitch_feature: bool = False) -> Path:
     """A complete bundle with tiny random weights (tiny harmonic codec, VAE, generator) for tests of the
     engine and the GUI: loads in well under a second and generates notes in milliseconds. Sounds like nothing."""
     from synth.codec.bundled import CodecConfig, CodecModel, save_codec
@@ -243,7 +244,7 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
     out = Path(out_dir)
     torch.manual_seed(seed)
     ccfg = CodecConfig(name="tiny", dim=dim, enc_filters=2, enc_lstm=0, hidden=16, n_blocks=1, n_harmonics=8,
-                       n_noise_bands=8, noise_seed=seed)
+                       n_noise_bands=8, noise_seed=seed, pitch_feature=pitch_feature, pitch_feature_dims=1)
     codec_dir = out / "_codec_src"
     save_codec(CodecModel(ccfg), codec_dir)
     vcfg = VAEConfig(num_frames=num_frames, dim=dim, time_pool=2, enc_channels=(8, 8), pool_bins=2, hidden=16,

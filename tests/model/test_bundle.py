@@ -90,6 +90,38 @@ def test_synthesizer_on_tiny_bundle(tiny_bundle):
     assert len(near) == 3 and near[0]["distance"] <= near[-1]["distance"]
 
 
+def test_pitch_lock_keeps_the_pitch_channel_near_the_asked_pitch(tmp_path):
+    import torch
+
+    from synth.codec.pitch import MIDI_CENTER, MIDI_SCALE
+    from synth.engine.synthesizer import Synthesizer
+
+    s = Synthesizer(load_bundle(build_tiny_bundle(tmp_path / "p", pitch_feature=True)), device="cpu")
+    d = s._pitch_dim
+    assert d == 7  # the last of 8 dims is the YIN pitch channel
+    pitch = torch.tensor([60, 67])
+    raw_semitones = torch.tensor([[62.0, 60.1, 59.0], [67.0, 66.0, 67.25]])  # asked 60 and 67
+    frames = torch.randn(2, 3, 8)
+    frames[..., d] = ((raw_semitones - MIDI_CENTER) / MIDI_SCALE - s.mean[d]) / s.std[d]
+    out = s.lock_pitch(frames, pitch)
+    played = (out[..., d] * s.std[d] + s.mean[d]) * MIDI_SCALE + MIDI_CENTER
+    expected = torch.tensor([[60.3, 60.1, 59.7], [67.0, 66.7, 67.25]])
+    assert torch.allclose(played, expected, atol=1e-4)
+    assert torch.equal(out[..., :d], frames[..., :d])  # timbre dims untouched
+    a = s.generate((0.0, 0.0), [60, 72])
+    assert a.shape == (2, s.num_samples) and np.isfinite(a).all()
+
+
+def test_pitch_lock_leaves_codecs_without_a_pitch_channel_alone(tiny_bundle):
+    import torch
+
+    from synth.engine.synthesizer import Synthesizer
+
+    s = Synthesizer(load_bundle(tiny_bundle), device="cpu")
+    frames = torch.randn(2, 3, 8)
+    assert s._pitch_dim is None and torch.equal(s.lock_pitch(frames, torch.tensor([60, 61])), frames)
+
+
 def test_synthesizer_silences_nonfinite(tiny_bundle):
     from synth.engine.synthesizer import Synthesizer
 
