@@ -18,9 +18,12 @@ import numpy as np
 import torch
 
 PEAK = 0.98
-# How far a generated note's pitch channel may stray from the asked pitch (semitones): room for vibrato and attack
-# glides, none for a wrong note. See Synthesizer.lock_pitch.
-PITCH_LOCK_SEMITONES = 0.3
+# How far a generated note's pitch channel may stray from the asked pitch (semitones). 0: the channel is written
+# from the asked pitch. Why not a band for vibrato: the v5 VAE decoder and generator ignore their pitch input on this
+# channel (reconstruction MSE 0.95 on it, 0.02 on the learned dims: they write ~MIDI 60 for every note), so any
+# band would leave every note at its edge, detuned by the band. The codec's own f0 correction (+-1 semitone, read
+# from the learned dims) still moves the pitch within a note. See Synthesizer.lock_pitch.
+PITCH_LOCK_SEMITONES = 0.0
 
 
 class Synthesizer:
@@ -64,9 +67,10 @@ class Synthesizer:
         """Keep the codec's pitch channel within ``pitch_lock`` semitones of the asked pitch (standardized frames).
 
         Why: the bundled codec plays the pitch written in one embedding dim, (MIDI - 60) / 24. A regression error of
-        0.14 standard deviations there is already a semitone, so a generator that gets the timbre right can still
-        play a wrong note. The pitch is an input of the instrument, so the channel is clamped around it: the model's
-        vibrato and glides within the band survive, wrong notes do not. Codecs without the channel are untouched."""
+        0.14 standard deviations there is already a semitone, so a network that gets the timbre right can still play
+        a wrong note, and ours do not learn the channel at all (see PITCH_LOCK_SEMITONES). The pitch is an input of
+        the instrument, so the channel is clamped around it (written exactly with the default band of 0).
+        Codecs without the channel are untouched."""
         if self._pitch_dim is None or self.pitch_lock is None:
             return frames
         from synth.codec.pitch import MIDI_CENTER, MIDI_SCALE

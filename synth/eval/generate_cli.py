@@ -145,11 +145,15 @@ def _conditions(synth, emb, split, rows, points, train_points, train_cache, data
 
 
 def _measure(waves, pitch, sample_rate) -> dict:
-    from synth.eval.audio_metrics import log_mel_l1, mrstft_distance, pitch_accuracy
+    from synth.eval.audio_metrics import cents_off, log_mel_l1, mrstft_distance, pitch_accuracy
 
-    res = {"notes": int(len(pitch)), "pitch_accuracy": {}, "mrstft_to_real": {}, "logmel_l1_to_real": {}}
+    res = {"notes": int(len(pitch)), "pitch_accuracy": {}, "median_abs_cents": {}, "mrstft_to_real": {},
+           "logmel_l1_to_real": {}}
     for name, w in waves.items():
-        res["pitch_accuracy"][name] = pitch_accuracy(w, sample_rate, pitch)["accuracy"]
+        acc = pitch_accuracy(w, sample_rate, pitch)
+        res["pitch_accuracy"][name] = acc["accuracy"]
+        cents = np.abs(cents_off(acc["f0"], pitch))  # NaN where the tracker found no voiced frame
+        res["median_abs_cents"][name] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
     if "real" in waves:
         for name, w in waves.items():
             if name == "real":

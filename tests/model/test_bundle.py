@@ -103,11 +103,18 @@ def test_pitch_lock_keeps_the_pitch_channel_near_the_asked_pitch(tmp_path):
     raw_semitones = torch.tensor([[62.0, 60.1, 59.0], [67.0, 66.0, 67.25]])  # asked 60 and 67
     frames = torch.randn(2, 3, 8)
     frames[..., d] = ((raw_semitones - MIDI_CENTER) / MIDI_SCALE - s.mean[d]) / s.std[d]
+    def played(out):
+        return (out[..., d] * s.std[d] + s.mean[d]) * MIDI_SCALE + MIDI_CENTER
+
+    assert s.pitch_lock == 0.0  # default: the channel is written from the asked pitch
+    exact = s.lock_pitch(frames, pitch)
+    assert torch.allclose(played(exact), torch.tensor([[60.0] * 3, [67.0] * 3]), atol=1e-4)
+    s.pitch_lock = 0.3  # a band: values inside it pass, the others are clamped to its edges
     out = s.lock_pitch(frames, pitch)
-    played = (out[..., d] * s.std[d] + s.mean[d]) * MIDI_SCALE + MIDI_CENTER
     expected = torch.tensor([[60.3, 60.1, 59.7], [67.0, 66.7, 67.25]])
-    assert torch.allclose(played, expected, atol=1e-4)
+    assert torch.allclose(played(out), expected, atol=1e-4)
     assert torch.equal(out[..., :d], frames[..., :d])  # timbre dims untouched
+    s.pitch_lock = 0.0
     a = s.generate((0.0, 0.0), [60, 72])
     assert a.shape == (2, s.num_samples) and np.isfinite(a).all()
 
