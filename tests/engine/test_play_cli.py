@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.conftest import unique_name
+from tests.jackbus import Recorder, cents, dominant_tone, midi_to_hz, new_output_ports, output_ports
 
 pytestmark = pytest.mark.jack
 
@@ -36,3 +37,35 @@ def test_play_runs_headless_and_reports(jack_server, tmp_path, keyboard):
     assert "playing the built-in demo tones" in err and "not there yet" in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["bad_blocks"] == 0 and summary["latency_ms"] > 0
+
+
+def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
+    """The headless player on models/default (the committed model): a MIDI note is heard at its pitch."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    client = unique_name("pgesammodel")
+    rec = Recorder(name=unique_name("playrec"))
+    before = output_ports()
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--blocksize", "1024", "--duration", "20",
+                             "--midi-client", client], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        keyboard.connect(f"{client}:midi_in", timeout=60)
+        deadline = time.monotonic() + 30
+        while len(new_output_ports(before)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rec.connect_from(*new_output_ports(before)[:2])
+        rec.start()
+        time.sleep(6)  # load the bundle and generate the 25 notes at the start point (~1-2 s here)
+        rate = rec.samplerate
+        onset = rec.frame_time
+        keyboard.note_on(60, 100)
+        time.sleep(0.8)
+        keyboard.note_off(60)
+        time.sleep(0.3)
+        tone = dominant_tone(rec.audio(onset + int(0.2 * rate), onset + int(0.7 * rate)), rate)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+        rec.close()
+    assert tone.rms > 0.003, tone  # audible (master gain -12 dB)
+    assert abs(cents(tone.frequency, midi_to_hz(60))) < 30, tone
