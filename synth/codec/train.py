@@ -46,8 +46,8 @@ class TrainConfig:
     emb_noise: float = 0.0  # Gaussian noise on the learned dims during training (robustness to generator error)
     # Penalty on frame-to-frame change of the learned dims (mean squared difference; with --emb-norm the dims have
     # unit variance, so white noise costs 2 and a constant code 0). Why: without it the v4 code was white over time
-    # (lag-1 autocorrelation -0.10, 96% of its variance within a note) and the decoder read loudness from those
-    # fluctuations, so any regression to a mean (VAE decoder, generator) decoded ~40 dB too quiet.
+    # (lag-1 autocorrelation -0.10 on 200 test notes, 96% of its variance within a note) and the decoder read
+    # loudness from those fluctuations, so any regression to a mean (VAE decoder, generator) decoded ~40 dB quiet.
     w_smooth: float = 0.0
     silence_rms: float = 3e-3  # frames below this RMS are left out of the f0 loss (no pitch to hear)
     ckpt_minutes: float = 3.0
