@@ -41,3 +41,15 @@ def keyboard(jack_server):
 def unique_name(prefix: str) -> str:
     """JACK client names must be unique on the server: tests that open several clients use this."""
     return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread (restored afterwards). Tiny models gain nothing from a second thread, and on the
+    shared 2-core CI machine two threads ran ~10x slower under load. The codec and model suites use it for every test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -60,6 +60,11 @@ class CodecConfig:
     format_version: int = FORMAT_VERSION
 
     @property
+    def learned_dims(self) -> int:
+        """Embedding dims the encoder learns; the YIN pitch feature dims (when on) follow them, last."""
+        return self.dim - (self.pitch_feature_dims if self.pitch_feature else 0)
+
+    @property
     def hop_length(self) -> int:
         hop = 1
         for r in self.ratios:
@@ -88,7 +93,7 @@ class CodecModel(nn.Module):
         self.config = config
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
-            learned = config.dim - (config.pitch_feature_dims if config.pitch_feature else 0)
+            learned = config.learned_dims
             self.emb_norm = nn.BatchNorm1d(learned, affine=False, momentum=0.01) if config.emb_norm else None
             self.encoder = SEANetEncoder(channels=1, dimension=learned, n_filters=config.enc_filters,
                                          ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)

@@ -137,6 +137,11 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
     return result, {"audio": audio, "recon": recon, "notes": notes}
 
 
+def _learned_dims(codec: Codec, emb: torch.Tensor) -> int:
+    """How many leading dims of ``emb`` the encoder learned (all of them for codecs without a pitch feature)."""
+    return int(getattr(getattr(codec, "config", None), "learned_dims", emb.shape[-1]))
+
+
 def embedding_health(codec: Codec, emb: torch.Tensor) -> dict:
     """Is the embedding alive? Per-dim spread of the learned dims and how much the output changes when they are
     swapped between notes (the YIN pitch dims of the bundled codec are kept).
@@ -144,9 +149,7 @@ def embedding_health(codec: Codec, emb: torch.Tensor) -> dict:
     Why: a tanh on the encoder output once saturated unnoticed (all learned dims constant at +-1; the decoder ran on
     pitch alone and every spectral number still looked good). ``swap_change`` near 0 means the decoder ignores them.
     """
-    cfg = getattr(codec, "config", None)
-    pitch_dims = getattr(cfg, "pitch_feature_dims", 2) if getattr(cfg, "pitch_feature", False) else 0
-    learned = emb[..., : emb.shape[-1] - pitch_dims]
+    learned = emb[..., : _learned_dims(codec, emb)]
     std = learned.reshape(-1, learned.shape[-1]).float().std(0)
     alive = int((std > 1e-2 * float(std.max().clamp_min(1e-9))).sum())
     out = {"learned_dims": int(learned.shape[-1]), "learned_dims_alive": alive,
@@ -171,15 +174,13 @@ def regressability(codec: Codec, emb: torch.Tensor, decoded: torch.Tensor | None
     MSE, so their outputs are smoothed, averaged versions of real codes.
 
     - ``lag1_autocorr``: median over learned dims of the within-note lag-1 autocorrelation (near 1 = slowly
-      varying; v4 had -0.10: white over time);
+      varying; v4 had -0.24 on 25 valid notes: white over time);
     - ``smoothed_level_db``: level of notes decoded from codes average-pooled over 4 frames and linearly upsampled
       (the VAE's time grid), relative to the real codes; ``note_mean_level_db``: from each note's time-mean code.
-      Near 0 dB means the sound is carried by slowly varying values that an average keeps (v4: about -9 and -54 dB,
+      Near 0 dB means the sound is carried by slowly varying values that an average keeps (v4: about -9 and -46 dB,
       which is why its VAE and generator notes were near-silent).
     """
-    cfg = getattr(codec, "config", None)
-    pitch_dims = getattr(cfg, "pitch_feature_dims", 2) if getattr(cfg, "pitch_feature", False) else 0
-    learned = emb.shape[-1] - pitch_dims
+    learned = _learned_dims(codec, emb)
     x = emb.float()
     d = x[..., :learned] - x[..., :learned].mean(1, keepdim=True)
     ac = (d[:, 1:] * d[:, :-1]).sum((0, 1)) / d.square().sum((0, 1)).clamp_min(1e-12)

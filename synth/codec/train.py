@@ -125,7 +125,7 @@ def frame_rms(wave: torch.Tensor, hop: int) -> torch.Tensor:
 def compute_losses(model: CodecModel, wave: torch.Tensor, pitch: torch.Tensor, stft_loss, cfg: TrainConfig,
                    step: int) -> dict[str, torch.Tensor]:
     emb = model.encode(wave)
-    learned = emb.shape[-1] - (model.config.pitch_feature_dims if model.config.pitch_feature else 0)
+    learned = model.config.learned_dims
     emb_l2 = emb[..., :learned].square().mean()
     smooth = (emb[:, 1:, :learned] - emb[:, :-1, :learned]).square().mean()
     if cfg.emb_noise > 0 and model.training:

@@ -61,7 +61,7 @@ class Synthesizer:
         cfg = getattr(self.codec, "config", None)
         if not getattr(cfg, "pitch_feature", False):
             return None
-        return int(cfg.dim) - int(getattr(cfg, "pitch_feature_dims", 1))
+        return int(cfg.learned_dims)  # the pitch is the first feature dim after the learned ones
 
     def lock_pitch(self, frames: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Keep the codec's pitch channel within ``pitch_lock`` semitones of the asked pitch (standardized frames).

@@ -48,11 +48,6 @@ def tiny_config(arch: str = "harmonic") -> CodecConfig:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Codec tests run single-threaded: on the shared 2-core CI machine two threads ran ~10x slower under load."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
+    """Codec tests run single-threaded (tests/conftest.py says why)."""
     yield
-    torch.set_num_threads(before)
