@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         z = torch.tensor([xy] * len(pitches), dtype=torch.float32, device=synth.device)
         p = torch.tensor(pitches, device=synth.device)
         with torch.inference_mode():
-            frames, t_gen = _timed(lambda: synth.generator.generate(z, p, synth.num_frames))
+            frames, t_gen = _timed(lambda: synth.generator_frames(z, p))
             _, t_dec = _timed(lambda: synth._decode(frames))
-            _, t_gen1 = _timed(lambda: synth.generator.generate(z[:1], p[:1], synth.num_frames))
+            _, t_gen1 = _timed(lambda: synth.generator_frames(z[:1], p[:1]))
         rows.append({"xy": [round(xy[0], 3), round(xy[1], 3)], "first_note_s": t_first, "all_25_s": t_first + t_rest,
                      "all_25_one_batch_s": t_batch, "vae_all_25_s": t_vae, "generator_25_s": t_gen,
                      "codec_decode_25_s": t_dec, "generator_1_s": t_gen1})

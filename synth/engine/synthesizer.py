@@ -124,7 +124,13 @@ class Synthesizer:
 
     def generate_generator(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         """The Transformer generator path (KV-cached), whatever the bundle's play path says."""
-        return self._run(xy, pitches, lambda z, p: self.generator.generate(z, p, self.num_frames))
+        return self._run(xy, pitches, self.generator_frames)
+
+    def generator_frames(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """Standardized frames ``[B, T, D]`` of the generator (given the VAE decoder's when it refines them)."""
+        from synth.model.generator import generate_frames
+
+        return generate_frames(self.generator, self.vae, z, pitch, self.num_frames)
 
     def generate_vae(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         """Same as ``generate`` through the VAE decoder: one pass, fast, rougher."""

@@ -57,7 +57,7 @@ def _generate(synth, z, p, chunk: int = 25):
     with torch.inference_mode():
         for i in range(0, len(z), chunk):
             pb = p[i : i + chunk].to(synth.device)
-            f = synth.generator.generate(z[i : i + chunk].to(synth.device), pb, synth.num_frames)
+            f = synth.generator_frames(z[i : i + chunk].to(synth.device), pb)
             a, b = _played_and_raw(synth, f, pb)
             played.append(a)
             raw.append(b)

@@ -41,6 +41,11 @@ class GeneratorConfig:
     n_heads: int = 4
     ff_mult: int = 4
     dropout: float = 0.1
+    # Refine the frozen VAE decoder: the generator also reads the VAE decoder's frames for (z, pitch) (added to the
+    # token of the patch being predicted) and predicts the difference to them (zero-initialised output, so training
+    # starts at the decoder's sound). The decoder is a deterministic function of (z, pitch), so the condition is
+    # still the point and the pitch; the Transformer spends its capacity on what the decoder's smooth average lacks.
+    refine_vae: bool = False
     # training
     cond_noise: float = 0.05  # N(0, 0.05) added to the VAE's mu during training (authors' code)
     input_noise: float = 0.1  # N(0, sigma) on teacher-forced INPUT patches (exposure bias; targets stay clean)
@@ -149,6 +154,10 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.out = nn.Linear(d, pd)  # plain linear output
+        self.base_proj = nn.Linear(pd, d) if cfg.refine_vae else None
+        if cfg.refine_vae:  # output = base + residual: start exactly at the VAE decoder
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     # -- pieces ----------------------------------------------------------------------------------------------------
     def to_patches(self, frames: torch.Tensor) -> torch.Tensor:
@@ -170,6 +179,16 @@ class Generator(nn.Module):
         start = self.in_proj(self.start).expand(z.shape[0], 1, -1)
         return torch.cat([self.z_proj(z.float())[:, None], self.pitch_emb(idx)[:, None], start], dim=1)
 
+    def _base_patches(self, base: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor | None:
+        """The VAE decoder's frames as patches ``[B, S, P*D]`` (``refine_vae`` only; checked here)."""
+        if not self.cfg.refine_vae:
+            return None
+        if base is None:
+            raise ValueError("this generator refines the VAE decoder: pass base=vae.decode(z, pitch)")
+        if base.shape[0] != batch or base.shape[1] < min(steps * self.cfg.frames_per_step, self.cfg.num_frames):
+            raise ValueError(f"base frames {tuple(base.shape)} do not cover {batch} notes x {steps} steps")
+        return self.to_patches(base.float())[:, :steps]
+
     def _run(self, h: torch.Tensor, cache: KVCache | None, pos0: int) -> torch.Tensor:
         h = self.drop(h + self.pos[pos0 : pos0 + h.shape[1]])
         for i, blk in enumerate(self.blocks):
@@ -180,49 +199,83 @@ class Generator(nn.Module):
 
     # -- the contract ----------------------------------------------------------------------------------------------
     def forward(
-        self, z: torch.Tensor, pitch: torch.Tensor, frames_in: torch.Tensor, input_noise: float = 0.0
+        self,
+        z: torch.Tensor,
+        pitch: torch.Tensor,
+        frames_in: torch.Tensor,
+        input_noise: float = 0.0,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher forcing. ``frames_in`` are the note's true frames ``[B, T, D]``; they are shifted here (start
         patch, then patches 0..S-2) and the output holds the predictions of all T frames ``[B, T, D]``.
-        ``input_noise`` adds N(0, sigma) to the shifted inputs only (a cheap guard against exposure bias)."""
+        ``input_noise`` adds N(0, sigma) to the shifted inputs only (a cheap guard against exposure bias).
+        ``base``: the VAE decoder's frames ``[B, T, D]`` (required when ``cfg.refine_vae``)."""
         t = frames_in.shape[1]
         patches = self.to_patches(frames_in.float())
         inp = patches[:, :-1]
         if input_noise > 0:
             inp = inp + input_noise * torch.randn_like(inp)
         h = torch.cat([self.prefix(z, pitch), self.in_proj(inp)], dim=1)  # [B, S+2, d]
+        bp = self._base_patches(base, z.shape[0], patches.shape[1])
+        if bp is not None:  # each predicting token also reads the decoder's version of the patch it predicts
+            h = torch.cat([h[:, :2], h[:, 2:] + self.base_proj(bp)], dim=1)
         y = self._run(h, None, 0)[:, 2:]  # outputs at the start patch and after: S predictions
+        if bp is not None:
+            y = y + bp
         return self.from_patches(y, t)
 
+    def _step_input(self, token: torch.Tensor, bp: torch.Tensor | None, i: int) -> torch.Tensor:
+        """Token ``[B, 1, d]`` that predicts patch ``i`` (plus the decoder's patch i when refining)."""
+        return token if bp is None else token + self.base_proj(bp[:, i : i + 1])
+
+    def _step_output(self, y: torch.Tensor, bp: torch.Tensor | None, i: int) -> torch.Tensor:
+        return y if bp is None else y + bp[:, i : i + 1]
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Free-running generation of ``num_frames`` frames (default T) with a KV cache, batched ``[B, T, D]``."""
+    def generate(
+        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Free-running generation of ``num_frames`` frames (default T) with a KV cache, batched ``[B, T, D]``.
+        ``base``: the VAE decoder's frames for (z, pitch) when ``cfg.refine_vae`` (see ``generate_frames``)."""
         num_frames = num_frames or self.cfg.num_frames
         s = -(-num_frames // self.cfg.frames_per_step)
         if s > self.cfg.num_steps:
             raise ValueError(f"at most {self.cfg.num_frames} frames (asked {num_frames})")
         p = next(self.parameters())
         z, pitch = z.to(p.device, p.dtype), pitch.to(p.device)
+        bp = self._base_patches(base, z.shape[0], s)
         cache = KVCache(self.cfg, z.shape[0], s + 2, p.device, p.dtype)
-        out = self._run(self.prefix(z, pitch), cache, 0)[:, -1:]  # patch 0
+        pre = self.prefix(z, pitch)
+        pre = torch.cat([pre[:, :2], self._step_input(pre[:, 2:], bp, 0)], dim=1)
+        out = self._step_output(self._run(pre, cache, 0)[:, -1:], bp, 0)  # patch 0
         patches = [out]
         for i in range(1, s):
-            out = self._run(self.in_proj(out), cache, i + 2)
+            out = self._step_output(self._run(self._step_input(self.in_proj(out), bp, i), cache, i + 2), bp, i)
             patches.append(out)
         return self.from_patches(torch.cat(patches, dim=1), num_frames)
 
     @torch.no_grad()
-    def generate_uncached(self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Reference implementation without a cache (quadratic): the whole prefix is re-run every step."""
+    def generate_uncached(
+        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Reference implementation without a cache (quadratic): the whole sequence is re-run through ``forward``'s
+        teacher-forced pass on the frames generated so far, every step."""
         num_frames = num_frames or self.cfg.num_frames
         s = -(-num_frames // self.cfg.frames_per_step)
-        pre = self.prefix(z, pitch)
-        patches = torch.zeros(z.shape[0], 0, self.cfg.frames_per_step * self.cfg.dim, device=z.device)
-        for _ in range(s):
-            h = torch.cat([pre, self.in_proj(patches)], dim=1)
-            y = self._run(h, None, 0)[:, -1:]
-            patches = torch.cat([patches, y], dim=1)
-        return self.from_patches(patches, num_frames)
+        p = self.cfg.frames_per_step
+        frames = torch.zeros(z.shape[0], 0, self.cfg.dim, device=z.device)
+        for i in range(s):
+            # forward() shifts its input by one patch: the prediction of patch i reads patches 0..i-1
+            padded = torch.cat([frames, torch.zeros(z.shape[0], p, self.cfg.dim, device=z.device)], dim=1)
+            y = self.forward(z, pitch, padded, base=None if base is None else base[:, : (i + 1) * p])
+            frames = torch.cat([frames, y[:, i * p : (i + 1) * p]], dim=1)
+        return frames[:, :num_frames]
+
+
+def generate_frames(generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None):
+    """The generator's frames for (z, pitch), handing it the VAE decoder's frames when it refines them."""
+    base = vae.decode(z, pitch) if generator.cfg.refine_vae else None
+    return generator.generate(z, pitch, num_frames, base=base)
 
 
 def save_generator(model: Generator, out_dir: str | Path, name: str = "generator") -> None:

@@ -43,8 +43,20 @@ def spatial_reg_loss(mu: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     return F.relu(mu.norm(dim=1) - radius).square().mean()
 
 
+def _pair_distances2(mu: torch.Tensor) -> torch.Tensor:
+    return (mu[:, None, :] - mu[None, :, :]).square().sum(-1)
+
+
+def _repel(d2: torch.Tensor, margin: float) -> torch.Tensor:
+    return F.relu(margin - (d2 + 1e-12).sqrt()).square().mean()
+
+
 def neighbour_loss(
-    mu: torch.Tensor, instrument: torch.Tensor, margin: float, attract_power: float = 1.0
+    mu: torch.Tensor,
+    instrument: torch.Tensor,
+    margin: float,
+    attract_power: float = 1.0,
+    repel_centroids: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(attract, repel) over all pairs in the batch.
 
@@ -52,21 +64,28 @@ def neighbour_loss(
       distance) by default: its pull does not fade as notes get close, which the V_pitch/V_inst target (>= 1e3,
       an instrument's notes within ~0.01 of each other) needs; p = 2 (squared) pulls ever more weakly near zero.
     repel: mean of relu(M - d)^2 over pairs of different instruments (a hinge: pairs farther than M cost nothing).
+      With ``repel_centroids`` the pairs are the instruments' batch centroids instead of their notes: repulsion then
+      moves each instrument as a whole and cannot push one instrument's notes apart (on a packed map, notes of one
+      instrument sit at different distances from the neighbours that repel them).
     """
     n = mu.shape[0]
-    d2 = (mu[:, None, :] - mu[None, :, :]).square().sum(-1)
+    d2 = _pair_distances2(mu)
     same = instrument[:, None] == instrument[None, :]
     eye = torch.eye(n, dtype=torch.bool, device=mu.device)
     pos = same & ~eye
-    neg = ~same
     zero = mu.sum() * 0.0
     eps = 1e-12  # keeps the gradient of the distance finite at d = 0; subtracted so that d = 0 costs exactly 0
     attract = ((d2[pos] + eps).pow(attract_power / 2) - eps ** (attract_power / 2)).mean() if pos.any() else zero
-    if neg.any():
-        d = (d2[neg] + 1e-12).sqrt()
-        repel = F.relu(margin - d).square().mean()
+    if repel_centroids:
+        labels, inverse = torch.unique(instrument, return_inverse=True)
+        k = len(labels)
+        cents = mu.new_zeros(k, mu.shape[1]).index_add(0, inverse, mu)
+        cents = cents / torch.bincount(inverse, minlength=k).to(mu.dtype).unsqueeze(1)
+        off = ~torch.eye(k, dtype=torch.bool, device=mu.device)
+        repel = _repel(_pair_distances2(cents)[off], margin) if k > 1 else zero
     else:
-        repel = zero
+        neg = ~same
+        repel = _repel(d2[neg], margin) if neg.any() else zero
     return attract, repel
 
 
@@ -112,7 +131,7 @@ def vae_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and the value of every term (unweighted, for the progress bar and logs)."""
     w = curriculum_weights(cfg, gamma)
-    attract, repel = neighbour_loss(out["mu"], instrument, cfg.margin, cfg.attract_power)
+    attract, repel = neighbour_loss(out["mu"], instrument, cfg.margin, cfg.attract_power, cfg.repel_centroids)
     terms = {
         "rec": reconstruction_loss(out["recon"], target),
         "kl": kl_loss(out["mu"], out["logvar"]),

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model.data import NoteSet
-from synth.model.generator import Generator, GeneratorConfig, save_generator
+from synth.model.generator import Generator, GeneratorConfig, generate_frames, save_generator
 from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
 from synth.model.vae import TimbreVAE
 
@@ -34,27 +34,36 @@ def encode_mu(vae: TimbreVAE, x: torch.Tensor, chunk: int = 256) -> torch.Tensor
     return torch.cat([vae.encode(x[i : i + chunk].to(dev).float())[0].cpu() for i in range(0, len(x), chunk)])
 
 
+def vae_base(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor | None:
+    """The VAE decoder's frames for a refining generator (``cfg.refine_vae``), else None."""
+    if not gen.cfg.refine_vae:
+        return None
+    with torch.no_grad():
+        return vae.decode(z, pitch)
+
+
 @torch.no_grad()
-def free_running_error(gen: Generator, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor, chunk: int = 64) -> float:
+def free_running_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
     """MSE between freely generated and true frames (standardized units)."""
     gen.eval()
     dev = next(gen.parameters()).device
     err, n = 0.0, 0
     for i in range(0, len(z), chunk):
-        y = gen.generate(z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), x.shape[1])
+        y = generate_frames(gen, vae, z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), x.shape[1])
         err += F.mse_loss(y.cpu(), x[i : i + chunk].float(), reduction="sum").item()
         n += y.numel()
     return err / max(1, n)
 
 
 @torch.no_grad()
-def teacher_forced_error(gen: Generator, z, pitch, x, chunk: int = 64) -> float:
+def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
     gen.eval()
     dev = next(gen.parameters()).device
     err, n = 0.0, 0
     for i in range(0, len(z), chunk):
         xb = x[i : i + chunk].to(dev).float()
-        y = gen(z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), xb)
+        zb, pb = z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev)
+        y = gen(zb, pb, xb, base=vae_base(gen, vae, zb, pb))
         err += F.mse_loss(y, xb, reduction="sum").item()
         n += y.numel()
     return err / max(1, n)
@@ -131,8 +140,8 @@ def train_generator(
         rec = {"step": step, "train_mse": round(running / max(1, n_run), 6), "lr": sched.get_last_lr()[0]}
         if val is not None:
             t0 = time.time()
-            rec["valid_tf_mse"] = round(teacher_forced_error(gen, *val), 6)
-            rec["valid_free_mse"] = round(free_running_error(gen, *val), 6)
+            rec["valid_tf_mse"] = round(teacher_forced_error(gen, vae, *val), 6)
+            rec["valid_free_mse"] = round(free_running_error(gen, vae, *val), 6)
             rec["valid_seconds"] = round(time.time() - t0, 1)
             score = rec["valid_free_mse"]
         else:
@@ -152,7 +161,8 @@ def train_generator(
         xb = train.x[idx].to(device).float()
         z = mu_train[idx].to(device)
         z = z + cfg.cond_noise * torch.randn_like(z)
-        y = gen(z, train.pitch[idx].to(device), xb, input_noise=cfg.input_noise)
+        pb = train.pitch[idx].to(device)
+        y = gen(z, pb, xb, input_noise=cfg.input_noise, base=vae_base(gen, vae, z, pb))
         loss = F.mse_loss(y, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()

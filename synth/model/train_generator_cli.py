@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from synth.model.data import cache_shape, load_notes, train_instruments
     from synth.model.generator import GeneratorConfig
+    from synth.model.overrides import apply_overrides
     from synth.model.train_generator import train_generator
     from synth.model.vae import load_vae
 
@@ -44,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = GeneratorConfig(num_frames=vae.cfg.num_frames, dim=d, pitch_min=vae.cfg.pitch_min,
                               pitch_max=vae.cfg.pitch_max)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        cur = getattr(cfg, key)
-        setattr(cfg, key, tuple(type(cur[0])(v) for v in value.split(",")) if isinstance(cur, tuple) else type(cur)(value))
+    try:
+        apply_overrides(cfg, args.set)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     classes = train_instruments(emb)
     pr = (cfg.pitch_min, cfg.pitch_max)

@@ -107,9 +107,10 @@ def train_vae(
             bi = torch.from_numpy(b)
             xb = train.x[bi].to(device).float()
             gamma = (epoch + i / len(batches)) / cfg.epochs
-            outp = model(xb, train.pitch[bi].to(device))
+            inst_b = train.instrument[bi].to(device)
+            outp = model(xb, train.pitch[bi].to(device), inst_b)
             loss, logs = vae_loss(
-                cfg, outp, xb, pitch_index[bi].to(device), train.instrument[bi].to(device),
+                cfg, outp, xb, pitch_index[bi].to(device), inst_b,
                 train.family[bi].to(device), gamma,
             )
             opt.zero_grad(set_to_none=True)

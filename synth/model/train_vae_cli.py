@@ -23,6 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace, num_frames: int, dim: int, num_instruments: int):
+    from synth.model.overrides import apply_overrides
     from synth.model.vae import VAEConfig
 
     out = Path(args.out)
@@ -37,16 +38,7 @@ def build_config(args: argparse.Namespace, num_frames: int, dim: int, num_instru
         cfg.epochs = args.epochs
     for name in args.ablation:
         setattr(cfg, name, True)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        current = getattr(cfg, key)
-        if isinstance(current, bool):
-            setattr(cfg, key, value.lower() in ("1", "true", "yes"))
-        elif isinstance(current, tuple):
-            setattr(cfg, key, tuple(type(current[0])(v) for v in value.split(",")))
-        else:
-            setattr(cfg, key, type(current)(value))
-    return cfg
+    return apply_overrides(cfg, args.set)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     n, t, d = cache_shape(emb, "train")
     classes = train_instruments(emb)
-    cfg = build_config(args, num_frames=t, dim=d, num_instruments=len(classes))
+    try:
+        cfg = build_config(args, num_frames=t, dim=d, num_instruments=len(classes))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     print(f"loading {n} training notes ({t} frames x {d}) from {emb}", file=sys.stderr)
     train = load_notes(emb, "train", classes, cfg.num_frames, cfg.time_pool, (cfg.pitch_min, cfg.pitch_max))

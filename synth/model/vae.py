@@ -54,8 +54,14 @@ class VAEConfig:
     margin: float = 0.4  # M: different instruments closer than this repel
     w_rep: float = 3.0  # weight of the repulsion inside the neighbour term (nei = attract + w_rep * repel)
     attract_power: float = 1.0  # attraction = mean distance^p over same-instrument pairs (see losses.neighbour_loss)
+    repel_centroids: bool = False  # repel instruments' batch centroids, not their notes (see losses.neighbour_loss)
     radius: float = 1.0  # spatial regularizer: mu outside this disk is penalized
     beta: float = 0.1  # z = mu + sigma * eps * beta
+    # decode every note from its INSTRUMENT's point (the mean z of that instrument's notes in the batch), which is
+    # how the instrument is played: one pad point for all pitches. Reconstruction then no longer pays the encoder
+    # to keep note-specific detail (key-zone samples, attack differences) in z, so only the neighbour attraction
+    # acts on the spread of an instrument's notes. Off = the paper's per-note decoding.
+    decode_instrument_mean: bool = False
     # ablations (a config switch away, issue 4)
     no_kl: bool = False
     no_reg: bool = False
@@ -213,19 +219,35 @@ class TimbreVAE(nn.Module):
         """Pitch classifier on the input embedding ``[B, T, D]`` (independent of z)."""
         return self.pitch_head(self._prep(x))
 
-    def forward(self, xp: torch.Tensor, pitch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid."""
+    def forward(
+        self, xp: torch.Tensor, pitch: torch.Tensor, instrument: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid.
+
+        ``instrument`` (class index per note) is used only with ``cfg.decode_instrument_mean``."""
         mu, logvar = self.encode_prepped(xp)
         z = self.sample(mu, logvar)
+        z_dec = z
+        if self.cfg.decode_instrument_mean and instrument is not None:
+            z_dec = group_mean(z, instrument)
         return {
             "mu": mu,
             "logvar": logvar,
             "z": z,
-            "recon": self.decode_coarse(z, pitch),
+            "recon": self.decode_coarse(z_dec, pitch),
             "inst_logits": self.inst_head(z),
             "fam_logits": self.fam_head(z),
             "pitch_logits": self.pitch_head(xp),
         }
+
+
+def group_mean(z: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Each row replaced by the mean of the rows with the same ``group`` label (``[B, L]`` -> ``[B, L]``)."""
+    _, inverse = torch.unique(group, return_inverse=True)
+    n = int(inverse.max()) + 1
+    sums = z.new_zeros(n, z.shape[1]).index_add(0, inverse, z)
+    counts = torch.bincount(inverse, minlength=n).to(z.dtype).unsqueeze(1)
+    return (sums / counts)[inverse]
 
 
 def save_vae(model: TimbreVAE, out_dir: str | Path, name: str = "vae") -> None:

@@ -48,6 +48,25 @@ def test_neighbour_attracts_same_and_repels_close_different():
     assert mu2.grad[2, 1] < 0  # descent pushes the other instrument away (up, +y)
 
 
+def test_centroid_repulsion_moves_instruments_as_wholes():
+    # two instruments of two notes each, centroids 0.2 apart, margin 0.5
+    mu = torch.tensor([[0.0, 0.1], [0.0, -0.1], [0.2, 0.1], [0.2, -0.1]], requires_grad=True)
+    inst = torch.tensor([0, 0, 1, 1])
+    _, rep = losses.neighbour_loss(mu, inst, margin=0.5, repel_centroids=True)
+    assert rep.item() == pytest.approx(0.3**2)  # both ordered pairs of centroids at d = 0.2
+    rep.backward()
+    g = mu.grad
+    assert torch.allclose(g[0], g[1]) and torch.allclose(g[2], g[3])  # no force that spreads an instrument
+    assert g[0, 0] > 0 and g[2, 0] < 0  # descending the gradient pushes the instruments apart along x
+    # per-note repulsion on the same points does push one instrument's notes differently
+    mu2 = mu.detach().clone().requires_grad_(True)
+    mu2.data[1, 0] = 0.05
+    losses.neighbour_loss(mu2, inst, margin=0.5)[1].backward()
+    assert not torch.allclose(mu2.grad[0], mu2.grad[1])
+    one = losses.neighbour_loss(mu[:2].detach(), inst[:2], 0.5, repel_centroids=True)[1]
+    assert one.item() == 0.0  # a single instrument: nothing to repel
+
+
 def test_neighbour_without_pairs_is_zero():
     att, rep = losses.neighbour_loss(torch.zeros(2, 2), torch.tensor([0, 1]), 0.0)
     assert att.item() == 0.0 and rep.item() == 0.0

@@ -47,3 +47,34 @@ def test_pipeline(tmp_path, capsys):
     b = load_bundle(out, device="cpu")
     assert {i["split"] for i in b.instruments} == {"train", "valid", "test"} and len(b.instruments) == 14
     assert np.allclose(b.stats["std"], 0.5)
+
+
+def test_refining_generator_trains_from_the_cli_and_starts_at_the_vae_decoder(tmp_path, capsys):
+    import torch
+
+    from synth.model.data import load_notes, train_instruments
+    from synth.model.generator import Generator, GeneratorConfig
+    from synth.model.train_generator import free_running_error
+    from synth.model.vae import load_vae
+
+    emb = write_fake_cache(tmp_path / "emb")
+    vae_dir, gen_dir = tmp_path / "vae", tmp_path / "gen"
+    assert main(["train", "vae", "--emb", str(emb), "--out", str(vae_dir), "--epochs", "1", "--no-progress",
+                 "--set", "decode_instrument_mean=true", *TINY_VAE]) == 0
+    vae = load_vae(vae_dir)
+    assert vae.cfg.decode_instrument_mean is True
+    assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
+                 "--steps", "2", "--valid-every", "2", "--valid-notes", "8", "--no-progress",
+                 "--set", "refine_vae=true", *TINY_GEN]) == 0
+    cfg = GeneratorConfig.load(gen_dir / "generator.json")
+    assert cfg.refine_vae is True
+    # before training, a refining generator plays exactly the VAE decoder's frames
+    valid = load_notes(emb, "valid", train_instruments(emb), cfg.num_frames, 1, (cfg.pitch_min, cfg.pitch_max))
+    with torch.no_grad():
+        mu = vae.encode(valid.x.float())[0]
+        decoder_mse = float(((vae.decode(mu, valid.pitch) - valid.x.float()) ** 2).mean())
+    fresh = Generator(cfg).eval()
+    assert abs(free_running_error(fresh, vae, mu, valid.pitch, valid.x) - decoder_mse) < 1e-6
+    assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(tmp_path / "g2"),
+                 "--steps", "1", "--no-progress", "--set", "refine_vae=perhaps"]) == 2
+    assert "true or false" in capsys.readouterr().err

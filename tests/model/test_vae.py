@@ -8,7 +8,7 @@ import torch
 
 from synth.model.data import instrument_batches, synthetic_notes
 from synth.model.train_vae import train_vae
-from synth.model.vae import TimbreVAE, VAEConfig, load_vae
+from synth.model.vae import TimbreVAE, VAEConfig, group_mean, load_vae
 
 
 def tiny_cfg(**kw) -> VAEConfig:
@@ -41,6 +41,34 @@ def test_encoder_ignores_the_skipped_pitch_feature_dims_but_the_decoder_writes_t
     other[..., 0] += 1.0  # a learned dim does reach the encoder
     assert not torch.equal(m.encode(other)[0], mu_a)
     assert m.decode(mu_a, torch.tensor([48, 60, 72])).shape == (3, 24, 8)
+
+
+def test_group_mean_replaces_each_row_by_its_groups_mean():
+    z = torch.tensor([[0.0, 1.0], [2.0, 3.0], [10.0, 10.0], [4.0, 5.0]])
+    out = group_mean(z, torch.tensor([7, 7, 2, 7]))
+    assert torch.allclose(out, torch.tensor([[2.0, 3.0], [2.0, 3.0], [10.0, 10.0], [2.0, 3.0]]))
+
+
+def test_decode_instrument_mean_decodes_every_note_from_its_instruments_point():
+    torch.manual_seed(0)
+    m = TimbreVAE(tiny_cfg(decode_instrument_mean=True, beta=0.0)).train()
+    xp = m.prep(torch.randn(4, 24, 8))
+    pitch = torch.tensor([60, 60, 60, 60])
+    inst = torch.tensor([0, 0, 1, 1])
+    out = m(xp, pitch, inst)
+    assert not torch.allclose(out["mu"][0], out["mu"][1])  # the notes have their own points ...
+    assert torch.allclose(out["recon"][0], out["recon"][1])  # ... but are decoded from their instrument's
+    assert not torch.allclose(out["recon"][0], out["recon"][2])
+    # reconstruction then gives no gradient that pulls two notes of one instrument apart: equal gradients on mu
+    mu = out["mu"]
+    mu.retain_grad()
+    (out["recon"] - xp).square().mean().backward()
+    assert torch.allclose(mu.grad[0], mu.grad[1]) and torch.allclose(mu.grad[2], mu.grad[3])
+    # switched off (the paper's per-note decoding), the instrument labels change nothing
+    plain = TimbreVAE(tiny_cfg(beta=0.0)).train()
+    plain.load_state_dict(m.state_dict())
+    a, b = plain(xp, pitch, inst)["recon"], plain(xp, pitch)["recon"]
+    assert torch.equal(a, b) and not torch.allclose(a[0], a[1])
 
 
 def test_config_json_roundtrip():
