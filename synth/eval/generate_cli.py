@@ -6,6 +6,8 @@ On held-out instruments (``--split test``), each at its OWN latent point (centro
   "mean of the 5 nearest training instruments" (their standardized embeddings at the same pitch averaged, then
   decoded: what interpolating known instruments would give);
 - multi-resolution STFT and log-mel L1 distances of each of these to the real note (codec round trip = ceiling);
+- MSE of the standardized codec frames of generated, VAE-decoder and nearest-5 notes to the real note's frames
+  (learned dims): the models' own error, before the codec's decoding error that dominates the audio distances;
 - the same on a sample of TRAINING instruments (generalization gap);
 - pitch accuracy at ``--random-points`` random points of the pad (uniform in the instruments' bounding box), one
   random pitch each: the player is not limited to where instruments sit.
@@ -51,9 +53,10 @@ def _played_and_raw(synth, frames, pitch):
 
 
 def _generate(synth, z, p, chunk: int = 25):
+    """(played waves, unlocked waves, standardized frames) of the generator."""
     import torch
 
-    played, raw = [], []
+    played, raw, frames = [], [], []
     with torch.inference_mode():
         for i in range(0, len(z), chunk):
             pb = p[i : i + chunk].to(synth.device)
@@ -61,7 +64,8 @@ def _generate(synth, z, p, chunk: int = 25):
             a, b = _played_and_raw(synth, f, pb)
             played.append(a)
             raw.append(b)
-    return torch.cat(played), torch.cat(raw)
+            frames.append(f.cpu())
+    return torch.cat(played), torch.cat(raw), torch.cat(frames)
 
 
 def _vae(synth, z, p):
@@ -69,7 +73,16 @@ def _vae(synth, z, p):
 
     with torch.inference_mode():
         pd = p.to(synth.device)
-        return _played_and_raw(synth, synth.vae.decode(z.to(synth.device), pd), pd)
+        f = synth.vae.decode(z.to(synth.device), pd)
+        return (*_played_and_raw(synth, f, pd), f.cpu())
+
+
+def _frame_mse(synth, frames, real) -> float:
+    """MSE of standardized codec frames to the real note's, on the learned dims (the pitch channel is written from
+    the pitch when played): a finer measure than the audio distances, which the codec's own error dominates."""
+    d = synth._pitch_dim if synth._pitch_dim is not None else frames.shape[-1]
+    t = min(frames.shape[1], real.shape[1])
+    return float(((frames[:, :t, :d].float() - real[:, :t, :d].float()) ** 2).mean())
 
 
 def _points(vae, emb, split, classes):
@@ -115,8 +128,9 @@ def _conditions(synth, emb, split, rows, points, train_points, train_cache, data
     waves = {"codec": _decode(synth, std_rows)}
     # "generated"/"vae": what the instrument plays (pitch channel locked, Synthesizer.lock_pitch); "*_unlocked": the
     # network's own pitch channel, to show what the lock does
-    waves["generated"], waves["generated_unlocked"] = _generate(synth, z, pitch)
-    waves["vae"], waves["vae_unlocked"] = _vae(synth, z, pitch)
+    frames = {}
+    waves["generated"], waves["generated_unlocked"], frames["generated"] = _generate(synth, z, pitch)
+    waves["vae"], waves["vae_unlocked"], frames["vae"] = _vae(synth, z, pitch)
     # 5 nearest training instruments (excluding the instrument itself when it is a training one)
     tnames = sorted(train_points)
     tc = np.stack([train_points[n] for n in tnames])
@@ -137,11 +151,13 @@ def _conditions(synth, emb, split, rows, points, train_points, train_cache, data
                 break
         e = (np.asarray(train_cache.embeddings[sorted(picks)], np.float32) - train_cache.mean) / train_cache.std
         nn_frames.append(torch.from_numpy(e[:, :t].mean(0)))
-    waves["nearest5"] = _decode(synth, torch.stack(nn_frames))
+    frames["nearest5"] = torch.stack(nn_frames)
+    waves["nearest5"] = _decode(synth, frames["nearest5"])
+    frame_mse = {name: _frame_mse(synth, f, std_rows) for name, f in frames.items()}
     real = _real_audio(data_root, split, [m["note_str"] for m in meta], synth.sample_rate, waves["codec"].shape[1])
     if all(r is not None for r in real):
         waves["real"] = torch.from_numpy(np.stack(real))
-    return waves, pitch.numpy()
+    return waves, pitch.numpy(), frame_mse
 
 
 def _measure(waves, pitch, sample_rate) -> dict:
@@ -186,8 +202,10 @@ def evaluate(args) -> dict:
         ok = [i for i, m in enumerate(cache.meta) if lo <= int(m["pitch"]) <= hi]
         rows = np.sort(rng.choice(ok, size=min(n, len(ok)), replace=False))
         points = train_points if split == "train" else _points(bundle.vae, args.emb, split, classes)
-        waves, pitch = _conditions(synth, args.emb, split, rows, points, train_points, train_cache, args.data)
-        out["train" if split == "train" else "held_out"] = _measure(waves, pitch, synth.sample_rate)
+        waves, pitch, frame_mse = _conditions(synth, args.emb, split, rows, points, train_points, train_cache, args.data)
+        res = _measure(waves, pitch, synth.sample_rate)
+        res["frame_mse_to_real_codes"] = frame_mse
+        out["train" if split == "train" else "held_out"] = res
     if args.random_points > 0:
         allc = np.stack(list(train_points.values()))
         (x0, y0), (x1, y1) = allc.min(0), allc.max(0)
@@ -196,7 +214,7 @@ def evaluate(args) -> dict:
         p = torch.tensor(rng.integers(lo, hi + 1, args.random_points))
         from synth.eval.audio_metrics import pitch_accuracy
 
-        played, unlocked = _generate(synth, z, p)
+        played, unlocked, _ = _generate(synth, z, p)
         out["random_points"] = {"points": args.random_points,
                                 "pitch_accuracy": pitch_accuracy(played, synth.sample_rate, p.numpy())["accuracy"],
                                 "pitch_accuracy_unlocked": pitch_accuracy(unlocked, synth.sample_rate,

@@ -235,7 +235,7 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
 
 
 def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8,
-                      pitch_feature: bool = False) -> Path:
+                      pitch_feature: bool = False, refine_vae: bool = False) -> Path:
     """A complete bundle with tiny random weights (tiny harmonic codec, VAE, generator) for tests of the
     engine and the GUI: loads in well under a second and generates notes in milliseconds. Sounds like nothing."""
     from synth.codec.bundled import CodecConfig, CodecModel, save_codec
@@ -250,7 +250,7 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
     vcfg = VAEConfig(num_frames=num_frames, dim=dim, time_pool=2, enc_channels=(8, 8), pool_bins=2, hidden=16,
                      cls_hidden=8, num_instruments=6, seed=seed)
     gcfg = GeneratorConfig(num_frames=num_frames, dim=dim, d_model=16, n_layers=1, n_heads=2, frames_per_step=4,
-                           dropout=0.0, seed=seed)
+                           dropout=0.0, seed=seed, refine_vae=refine_vae)
     vae, gen = TimbreVAE(vcfg).eval(), Generator(gcfg).eval()
     rng = np.random.default_rng(seed)
     fams = families()

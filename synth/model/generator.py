@@ -49,6 +49,11 @@ class GeneratorConfig:
     # training
     cond_noise: float = 0.05  # N(0, 0.05) added to the VAE's mu during training (authors' code)
     input_noise: float = 0.1  # N(0, sigma) on teacher-forced INPUT patches (exposure bias; targets stay clean)
+    # loss = tf_weight * teacher-forced MSE + rollout_weight * MSE of a free-running generation with gradients
+    # (Generator.rollout) on the first rollout_batch notes of the batch: the generator trained on its own output.
+    tf_weight: float = 1.0
+    rollout_weight: float = 0.0
+    rollout_batch: int = 16
     lr: float = 3e-4
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
@@ -92,6 +97,29 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
 
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new keys/values ``[B, H, n, hd]`` after the filled part; return all of them so far."""
+        start, n = self.length, k.shape[2]
+        self.k[layer, :, :, start : start + n] = k
+        self.v[layer, :, :, start : start + n] = v
+        return self.k[layer, :, :, : start + n], self.v[layer, :, :, : start + n]
+
+
+class GradKVCache:
+    """The same contract as ``KVCache`` with growing tensors instead of in-place writes, so that autograd can run
+    through a whole free-running generation (rollout training); slower, training only."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self.k: list[torch.Tensor | None] = [None] * cfg.n_layers
+        self.v: list[torch.Tensor | None] = [None] * cfg.n_layers
+        self.length = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
@@ -101,7 +129,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | GradKVCache | None = None, layer: int = 0) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # each [B, H, n, hd]
         p = self.dropout if self.training else 0.0
@@ -109,15 +137,12 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
         else:
             start = cache.length
-            cache.k[layer, :, :, start : start + n] = k
-            cache.v[layer, :, :, start : start + n] = v
-            keys = cache.k[layer, :, :, : start + n]
-            vals = cache.v[layer, :, :, : start + n]
-            if n == 1:
-                y = F.scaled_dot_product_attention(q, keys, vals)  # the newest token sees everything cached
+            keys, vals = cache.update(layer, k, v)
+            if n == 1:  # the newest token sees everything cached
+                y = F.scaled_dot_product_attention(q, keys, vals, dropout_p=p)
             else:  # prefill: causal among the new tokens, full view of what was cached before
                 mask = torch.ones(n, start + n, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
+                y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
 
@@ -134,7 +159,7 @@ class Block(nn.Module):
             nn.Dropout(cfg.dropout),
         )
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | GradKVCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), cache, layer)
         return x + self.mlp(self.ln2(x))
 
@@ -189,7 +214,7 @@ class Generator(nn.Module):
             raise ValueError(f"base frames {tuple(base.shape)} do not cover {batch} notes x {steps} steps")
         return self.to_patches(base.float())[:, :steps]
 
-    def _run(self, h: torch.Tensor, cache: KVCache | None, pos0: int) -> torch.Tensor:
+    def _run(self, h: torch.Tensor, cache: KVCache | GradKVCache | None, pos0: int) -> torch.Tensor:
         h = self.drop(h + self.pos[pos0 : pos0 + h.shape[1]])
         for i, blk in enumerate(self.blocks):
             h = blk(h, cache, i)
@@ -237,6 +262,16 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Free-running generation of ``num_frames`` frames (default T) with a KV cache, batched ``[B, T, D]``.
         ``base``: the VAE decoder's frames for (z, pitch) when ``cfg.refine_vae`` (see ``generate_frames``)."""
+        return self._free_run(z, pitch, num_frames, base, grad=False)
+
+    def rollout(
+        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``generate`` with autograd: the network runs on its own output and the loss on the result trains it for
+        what the player hears (rollout training; teacher forcing alone never shows it its own drift)."""
+        return self._free_run(z, pitch, num_frames, base, grad=True)
+
+    def _free_run(self, z, pitch, num_frames: int | None, base: torch.Tensor | None, grad: bool) -> torch.Tensor:
         num_frames = num_frames or self.cfg.num_frames
         s = -(-num_frames // self.cfg.frames_per_step)
         if s > self.cfg.num_steps:
@@ -244,7 +279,7 @@ class Generator(nn.Module):
         p = next(self.parameters())
         z, pitch = z.to(p.device, p.dtype), pitch.to(p.device)
         bp = self._base_patches(base, z.shape[0], s)
-        cache = KVCache(self.cfg, z.shape[0], s + 2, p.device, p.dtype)
+        cache = GradKVCache(self.cfg) if grad else KVCache(self.cfg, z.shape[0], s + 2, p.device, p.dtype)
         pre = self.prefix(z, pitch)
         pre = torch.cat([pre[:, :2], self._step_input(pre[:, 2:], bp, 0)], dim=1)
         out = self._step_output(self._run(pre, cache, 0)[:, -1:], bp, 0)  # patch 0

@@ -49,7 +49,7 @@ def test_pipeline(tmp_path, capsys):
     assert np.allclose(b.stats["std"], 0.5)
 
 
-def test_refining_generator_trains_from_the_cli_and_starts_at_the_vae_decoder(tmp_path, capsys):
+def test_refining_generator_trains_with_rollouts_from_the_cli_and_starts_at_the_vae_decoder(tmp_path, capsys):
     import torch
 
     from synth.model.data import load_notes, train_instruments
@@ -65,9 +65,12 @@ def test_refining_generator_trains_from_the_cli_and_starts_at_the_vae_decoder(tm
     assert vae.cfg.decode_instrument_mean is True
     assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
                  "--steps", "2", "--valid-every", "2", "--valid-notes", "8", "--no-progress",
-                 "--set", "refine_vae=true", *TINY_GEN]) == 0
+                 "--set", "refine_vae=true", "--set", "rollout_weight=1", "--set", "rollout_batch=3", *TINY_GEN]) == 0
     cfg = GeneratorConfig.load(gen_dir / "generator.json")
-    assert cfg.refine_vae is True
+    assert cfg.refine_vae is True and cfg.rollout_weight == 1.0
+    log = [json.loads(x) for x in (gen_dir / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 0 and log[0]["vae_decoder_valid_mse"] > 0  # the bar, logged before training
+    assert log[-1]["step"] == 2 and "valid_free_mse" in log[-1]
     # before training, a refining generator plays exactly the VAE decoder's frames
     valid = load_notes(emb, "valid", train_instruments(emb), cfg.num_frames, 1, (cfg.pitch_min, cfg.pitch_max))
     with torch.no_grad():
