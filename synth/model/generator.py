@@ -48,6 +48,11 @@ class GeneratorConfig:
     refine_vae: bool = False
     # training
     cond_noise: float = 0.05  # N(0, 0.05) added to the VAE's mu during training (authors' code)
+    # Condition on the INSTRUMENT's point (mean mu over its notes) instead of each note's own mu: that is how the
+    # instrument is played (one pad point for every pitch), and what the eval does. Per-note mu carries what only
+    # that note has (its key-zone sample, ...), which no pad point can supply; with the instrument's point the
+    # generator must learn from the pitch how an instrument changes over its range.
+    instrument_point: bool = False
     input_noise: float = 0.1  # N(0, sigma) on teacher-forced INPUT patches (exposure bias; targets stay clean)
     # loss = tf_weight * teacher-forced MSE + rollout_weight * MSE of a free-running generation with gradients
     # (Generator.rollout) on the first rollout_batch notes of the batch: the generator trained on its own output.

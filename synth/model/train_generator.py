@@ -26,7 +26,11 @@ import torch.nn.functional as F
 from synth.model.data import NoteSet
 from synth.model.generator import Generator, GeneratorConfig, generate_frames, save_generator
 from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
-from synth.model.vae import TimbreVAE
+from synth.model.vae import TimbreVAE, group_mean
+
+
+# Config fields a resumed run may change: the schedule's length, so a finished run can be trained further.
+RESUME_MAY_CHANGE = {"total_steps"}
 
 
 @torch.no_grad()
@@ -98,6 +102,14 @@ def training_loss(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.
     return loss
 
 
+def condition_points(cfg: GeneratorConfig, mu: torch.Tensor, instrument_names: list[str]) -> torch.Tensor:
+    """Each note's condition: its own mu, or with ``cfg.instrument_point`` its instrument's mean mu."""
+    if not cfg.instrument_point:
+        return mu
+    _, inverse = np.unique(np.asarray(instrument_names), return_inverse=True)
+    return group_mean(mu, torch.from_numpy(inverse.reshape(-1)))
+
+
 def valid_subset(valid: NoteSet, mu: torch.Tensor, n: int, seed: int = 0):
     """A fixed spread of valid notes (all instruments, mixed pitches) for cheap free-running checks."""
     idx = np.random.default_rng(seed).permutation(len(valid))[:n]
@@ -125,10 +137,11 @@ def train_generator(
     vae = vae.to(device).eval()
     for p in vae.parameters():
         p.requires_grad_(False)
-    mu_train = encode_mu(vae, train.x)
+    mu_train = condition_points(cfg, encode_mu(vae, train.x), train.instrument_names)
     val = None
     if valid is not None and len(valid):
-        val = valid_subset(valid, encode_mu(vae, valid.x), valid_notes, cfg.seed)
+        val = valid_subset(valid, condition_points(cfg, encode_mu(vae, valid.x), valid.instrument_names), valid_notes,
+                           cfg.seed)
     gen = Generator(cfg).to(device)
     opt = torch.optim.AdamW(gen.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
     sched = cosine_schedule(opt, cfg.total_steps, cfg.warmup_steps)
@@ -136,8 +149,10 @@ def train_generator(
     ckpt_path = out / "ckpt.pt"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["config"] != json.loads(cfg.to_json()):
-            raise RuntimeError(f"{ckpt_path} was made with a different config; use a new --out folder")
+        changed = sorted(k for k, v in json.loads(cfg.to_json()).items() if ck["config"].get(k) != v)
+        if set(changed) - RESUME_MAY_CHANGE:
+            raise RuntimeError(f"{ckpt_path} was made with a different config ({', '.join(changed)}); "
+                               f"use a new --out folder (only {', '.join(sorted(RESUME_MAY_CHANGE))} may change on resume)")
         gen.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])

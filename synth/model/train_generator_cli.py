@@ -60,9 +60,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"no valid split ({exc}); selecting checkpoints on training error", file=sys.stderr)
         valid = None
     print(f"{len(train)} training notes; generator on {device}", file=sys.stderr)
-    train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
-                    valid_every=args.valid_every, valid_notes=args.valid_notes, device=device,
-                    progress=not args.no_progress)
+    try:
+        train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
+                        valid_every=args.valid_every, valid_notes=args.valid_notes, device=device,
+                        progress=not args.no_progress)
+    except RuntimeError as exc:  # a resume the checkpoint does not allow: say why, change nothing
+        print(exc, file=sys.stderr)
+        return 2
     (out / "vae_source.txt").write_text(str(Path(args.vae).resolve()) + "\n")
     print(json.dumps({"out": str(out)}))
     return 0

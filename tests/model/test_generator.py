@@ -133,3 +133,13 @@ def test_rollout_training_lowers_the_free_running_error_it_is_trained_on():
         loss.backward()
         opt.step()
     assert free_running_error(g, None, z, pitch, x) < 0.5 * before
+
+
+def test_instrument_point_conditions_every_note_on_its_instruments_mean_mu():
+    from synth.model.train_generator import condition_points
+
+    mu = torch.tensor([[0.0, 0.0], [2.0, 2.0], [5.0, 5.0]])
+    names = ["b", "a", "b"]
+    assert torch.equal(condition_points(GeneratorConfig(), mu, names), mu)
+    out = condition_points(GeneratorConfig(instrument_point=True), mu, names)
+    assert torch.equal(out, torch.tensor([[2.5, 2.5], [2.0, 2.0], [2.5, 2.5]]))

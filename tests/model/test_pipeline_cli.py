@@ -39,6 +39,16 @@ def test_pipeline(tmp_path, capsys):
                  "--steps", "4", "--valid-every", "2", "--valid-notes", "8", "--no-progress", *TINY_GEN]) == 0
     log = [json.loads(x) for x in (gen_dir / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 4 and "valid_free_mse" in log[-1]
+    # a finished schedule can be lengthened on resume; other config changes are refused with the reason
+    assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
+                 "--steps", "6", "--valid-every", "2", "--valid-notes", "8", "--no-progress",
+                 "--set", "total_steps=30"]) == 0
+    log = [json.loads(x) for x in (gen_dir / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 6
+    capsys.readouterr()
+    assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
+                 "--steps", "8", "--no-progress", "--set", "d_model=32"]) == 2
+    assert "d_model" in capsys.readouterr().err
     codec_dir = build_tiny_bundle(tmp_path / "tinyb") / "codec"
     capsys.readouterr()
     out = tmp_path / "bundle"
