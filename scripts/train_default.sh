@@ -9,8 +9,8 @@ bash scripts/setup.sh
 PY=.venv/bin/python
 MINUTES_CODEC=${MINUTES_CODEC:-20}
 EPOCHS_VAE=${EPOCHS_VAE:-40}
-MINUTES_GEN=${MINUTES_GEN:-55}
-STEPS_GEN=${STEPS_GEN:-3300}  # length of the generator's cosine schedule: what MINUTES_GEN buys on 1 CPU thread
+MINUTES_GEN=${MINUTES_GEN:-42}
+STEPS_GEN=${STEPS_GEN:-850}  # length of the generator's cosine schedule: what MINUTES_GEN buys on 1 CPU thread
 
 # 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~20 min here)
 $PY -m synth dataset build --root data/notes
@@ -25,10 +25,13 @@ $PY -m synth codec encode --codec models/default/codec --data data/notes --out d
 # 4. stage 1: timbre VAE
 $PY -m synth train vae --emb data/emb/default --out runs/vae/default --epochs "$EPOCHS_VAE" --threads 1 \
     --set enc_skip_dims=1
-# 5. stage 2: generator (VAE frozen)
+# 5. stage 2: generator (VAE frozen). It refines the VAE decoder's frames (refine_vae), is conditioned on each
+#    instrument's point as it is played (instrument_point), and learns from teacher forcing plus free-running
+#    rollouts with gradients (tf_weight, rollout_weight): see models/default/MODEL_CARD.md for why each.
 $PY -m synth train generator --emb data/emb/default --vae runs/vae/default --out runs/gen/default \
-    --minutes "$MINUTES_GEN" --threads 1 --valid-every 250 --set total_steps="$STEPS_GEN" --set warmup_steps=200 \
-    --set input_noise=0.2
+    --minutes "$MINUTES_GEN" --threads 1 --valid-every 100 --set total_steps="$STEPS_GEN" --set warmup_steps=50 \
+    --set input_noise=0.2 --set refine_vae=true --set instrument_point=true --set batch_size=32 \
+    --set tf_weight=1 --set rollout_weight=1 --set rollout_batch=16
 # 6. the bundle the app loads
 $PY -m synth bundle build --codec models/default/codec --vae runs/vae/default --gen runs/gen/default \
     --emb data/emb/default --out models/default

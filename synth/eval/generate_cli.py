@@ -8,6 +8,7 @@ On held-out instruments (``--split test``), each at its OWN latent point (centro
 - multi-resolution STFT and log-mel L1 distances of each of these to the real note (codec round trip = ceiling);
 - MSE of the standardized codec frames of generated, VAE-decoder and nearest-5 notes to the real note's frames
   (learned dims): the models' own error, before the codec's decoding error that dominates the audio distances;
+- the share of notes where the generated note is closer to the real one than the VAE decoder's (paired);
 - the same on a sample of TRAINING instruments (generalization gap);
 - pitch accuracy at ``--random-points`` random points of the pad (uniform in the instruments' bounding box), one
   random pitch each: the player is not limited to where instruments sit.
@@ -176,7 +177,21 @@ def _measure(waves, pitch, sample_rate) -> dict:
                 continue
             res["mrstft_to_real"][name] = mrstft_distance(w, waves["real"])
             res["logmel_l1_to_real"][name] = log_mel_l1(w, waves["real"], sample_rate)
+        res["generated_closer_than_vae"] = _win_rate(waves["generated"], waves["vae"], waves["real"], sample_rate)
     return res
+
+
+def _win_rate(a, b, real, sample_rate) -> dict:
+    """Share of notes where ``a`` is closer to the real note than ``b`` (paired, per note, each distance): shows
+    whether a small difference of the means is a consistent one."""
+    from synth.eval.audio_metrics import log_mel_l1, mrstft_distance
+
+    out = {}
+    for name, dist in (("mrstft", lambda w, r: mrstft_distance(w, r)),
+                       ("logmel", lambda w, r: log_mel_l1(w, r, sample_rate))):
+        wins = [dist(a[i : i + 1], real[i : i + 1]) < dist(b[i : i + 1], real[i : i + 1]) for i in range(len(real))]
+        out[name] = float(np.mean(wins)) if wins else float("nan")
+    return out
 
 
 def evaluate(args) -> dict:

@@ -31,3 +31,18 @@ def test_eval_generate_reports_every_condition(tmp_path, capsys, refine_vae):
     else:
         assert mse["generated"] != pytest.approx(mse["vae"], rel=1e-3)
     assert 0.0 <= res["random_points"]["pitch_accuracy"] <= 1.0
+
+
+def test_win_rate_is_paired_per_note():
+    import torch
+
+    from synth.eval.generate_cli import _win_rate
+
+    torch.manual_seed(0)
+    t = torch.arange(24000) / 24000
+    real = torch.stack([torch.sin(2 * torch.pi * f * t) for f in (220.0, 330.0, 440.0)]) * 0.3
+    near, far = real + 0.01 * torch.randn_like(real), real + 0.2 * torch.randn_like(real)
+    assert _win_rate(near, far, real, 24000) == {"mrstft": 1.0, "logmel": 1.0}
+    assert _win_rate(far, near, real, 24000) == {"mrstft": 0.0, "logmel": 0.0}
+    mixed = torch.stack([near[0], far[1], near[2]])
+    assert _win_rate(mixed, torch.stack([far[0], near[1], far[2]]), real, 24000)["logmel"] == pytest.approx(2 / 3)
