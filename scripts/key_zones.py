@@ -49,8 +49,10 @@ def font_zones(path: str, pitches: range, velocity: int = 100) -> dict[int, dict
 
 def zone_split(mu: np.ndarray, instruments: list[str], pitch: np.ndarray, zones: dict) -> dict:
     """V_inst split into within-zone and between-zone parts over the instruments whose zones are known."""
+    from synth.eval.latent import variances
+
     names = np.asarray(instruments)
-    v_pitch = float(np.mean([mu[pitch == p].var(0).sum() for p in sorted(set(pitch.tolist())) if (pitch == p).sum() > 1]))
+    _, v_pitch = variances(mu, instruments, pitch)  # over all the split's instruments, as in the eval
     total, within, count = [], [], []
     for inst in sorted(set(instruments)):
         key = "_".join(inst.split("_")[:2])  # <font>_<program>

@@ -312,10 +312,17 @@ class Generator(nn.Module):
         return frames[:, :num_frames]
 
 
+def refine_base(generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor | None:
+    """The VAE decoder's frames for (z, pitch) when ``generator`` refines them (``cfg.refine_vae``), else None."""
+    if not generator.cfg.refine_vae:
+        return None
+    with torch.no_grad():
+        return vae.decode(z, pitch)
+
+
 def generate_frames(generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None):
     """The generator's frames for (z, pitch), handing it the VAE decoder's frames when it refines them."""
-    base = vae.decode(z, pitch) if generator.cfg.refine_vae else None
-    return generator.generate(z, pitch, num_frames, base=base)
+    return generator.generate(z, pitch, num_frames, base=refine_base(generator, vae, z, pitch))
 
 
 def save_generator(model: Generator, out_dir: str | Path, name: str = "generator") -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synth.model.vae import VAEConfig
+from synth.model.vae import VAEConfig, group_centroids
 
 
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,10 +77,8 @@ def neighbour_loss(
     eps = 1e-12  # keeps the gradient of the distance finite at d = 0; subtracted so that d = 0 costs exactly 0
     attract = ((d2[pos] + eps).pow(attract_power / 2) - eps ** (attract_power / 2)).mean() if pos.any() else zero
     if repel_centroids:
-        labels, inverse = torch.unique(instrument, return_inverse=True)
-        k = len(labels)
-        cents = mu.new_zeros(k, mu.shape[1]).index_add(0, inverse, mu)
-        cents = cents / torch.bincount(inverse, minlength=k).to(mu.dtype).unsqueeze(1)
+        cents, _ = group_centroids(mu, instrument)
+        k = len(cents)
         off = ~torch.eye(k, dtype=torch.bool, device=mu.device)
         repel = _repel(_pair_distances2(cents)[off], margin) if k > 1 else zero
     else:

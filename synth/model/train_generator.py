@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.model.data import NoteSet
-from synth.model.generator import Generator, GeneratorConfig, generate_frames, save_generator
+from synth.model.generator import Generator, GeneratorConfig, generate_frames, refine_base, save_generator
 from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
 from synth.model.vae import TimbreVAE, group_mean
 
@@ -39,14 +39,6 @@ def encode_mu(vae: TimbreVAE, x: torch.Tensor, chunk: int = 256) -> torch.Tensor
     vae.eval()
     dev = next(vae.parameters()).device
     return torch.cat([vae.encode(x[i : i + chunk].to(dev).float())[0].cpu() for i in range(0, len(x), chunk)])
-
-
-def vae_base(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor | None:
-    """The VAE decoder's frames for a refining generator (``cfg.refine_vae``), else None."""
-    if not gen.cfg.refine_vae:
-        return None
-    with torch.no_grad():
-        return vae.decode(z, pitch)
 
 
 @torch.no_grad()
@@ -70,7 +62,7 @@ def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int
     for i in range(0, len(z), chunk):
         xb = x[i : i + chunk].to(dev).float()
         zb, pb = z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev)
-        y = gen(zb, pb, xb, base=vae_base(gen, vae, zb, pb))
+        y = gen(zb, pb, xb, base=refine_base(gen, vae, zb, pb))
         err += F.mse_loss(y, xb, reduction="sum").item()
         n += y.numel()
     return err / max(1, n)
@@ -91,7 +83,7 @@ def vae_decoder_error(vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
 def training_loss(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Teacher-forced MSE and/or the MSE of a free-running rollout (see GeneratorConfig.rollout_weight)."""
     cfg = gen.cfg
-    base = vae_base(gen, vae, z, pitch)
+    base = refine_base(gen, vae, z, pitch)
     loss = x.new_zeros(())
     if cfg.tf_weight > 0:
         loss = loss + cfg.tf_weight * F.mse_loss(gen(z, pitch, x, input_noise=cfg.input_noise, base=base), x)

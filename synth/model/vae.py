@@ -241,13 +241,19 @@ class TimbreVAE(nn.Module):
         }
 
 
+def group_centroids(z: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean row of each distinct ``group`` label ``[K, L]``, each row's index into them ``[B]``)."""
+    labels, inverse = torch.unique(group, return_inverse=True)
+    k = len(labels)
+    sums = z.new_zeros(k, z.shape[1]).index_add(0, inverse, z)
+    counts = torch.bincount(inverse, minlength=k).to(z.dtype).unsqueeze(1)
+    return sums / counts, inverse
+
+
 def group_mean(z: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     """Each row replaced by the mean of the rows with the same ``group`` label (``[B, L]`` -> ``[B, L]``)."""
-    _, inverse = torch.unique(group, return_inverse=True)
-    n = int(inverse.max()) + 1
-    sums = z.new_zeros(n, z.shape[1]).index_add(0, inverse, z)
-    counts = torch.bincount(inverse, minlength=n).to(z.dtype).unsqueeze(1)
-    return (sums / counts)[inverse]
+    centroids, inverse = group_centroids(z, group)
+    return centroids[inverse]
 
 
 def save_vae(model: TimbreVAE, out_dir: str | Path, name: str = "vae") -> None:
