@@ -187,8 +187,7 @@ def _win_rate(a, b, real, sample_rate) -> dict:
     from synth.eval.audio_metrics import log_mel_l1, mrstft_distance
 
     out = {}
-    for name, dist in (("mrstft", lambda w, r: mrstft_distance(w, r)),
-                       ("logmel", lambda w, r: log_mel_l1(w, r, sample_rate))):
+    for name, dist in (("mrstft", mrstft_distance), ("logmel", lambda w, r: log_mel_l1(w, r, sample_rate))):
         wins = [dist(a[i : i + 1], real[i : i + 1]) < dist(b[i : i + 1], real[i : i + 1]) for i in range(len(real))]
         out[name] = float(np.mean(wins)) if wins else float("nan")
     return out

@@ -42,42 +42,34 @@ def encode_mu(vae: TimbreVAE, x: torch.Tensor, chunk: int = 256) -> torch.Tensor
 
 
 @torch.no_grad()
-def free_running_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
-    """MSE between freely generated and true frames (standardized units)."""
-    gen.eval()
-    dev = next(gen.parameters()).device
+def _chunked_mse(predict, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor, device, chunk: int = 64) -> float:
+    """MSE of ``predict(z, pitch, x)`` frames against ``x`` over all notes, ``chunk`` notes at a time."""
     err, n = 0.0, 0
     for i in range(0, len(z), chunk):
-        y = generate_frames(gen, vae, z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev), x.shape[1])
-        err += F.mse_loss(y.cpu(), x[i : i + chunk].float(), reduction="sum").item()
-        n += y.numel()
-    return err / max(1, n)
-
-
-@torch.no_grad()
-def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
-    gen.eval()
-    dev = next(gen.parameters()).device
-    err, n = 0.0, 0
-    for i in range(0, len(z), chunk):
-        xb = x[i : i + chunk].to(dev).float()
-        zb, pb = z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev)
-        y = gen(zb, pb, xb, base=refine_base(gen, vae, zb, pb))
+        xb = x[i : i + chunk].to(device).float()
+        y = predict(z[i : i + chunk].to(device), pitch[i : i + chunk].to(device), xb)[:, : x.shape[1]]
         err += F.mse_loss(y, xb, reduction="sum").item()
         n += y.numel()
     return err / max(1, n)
 
 
-@torch.no_grad()
+def free_running_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
+    """MSE between freely generated and true frames (standardized units)."""
+    gen.eval()
+    dev = next(gen.parameters()).device
+    return _chunked_mse(lambda zb, pb, xb: generate_frames(gen, vae, zb, pb, xb.shape[1]), z, pitch, x, dev, chunk)
+
+
+def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
+    gen.eval()
+    dev = next(gen.parameters()).device
+    return _chunked_mse(lambda zb, pb, xb: gen(zb, pb, xb, base=refine_base(gen, vae, zb, pb)), z, pitch, x, dev, chunk)
+
+
 def vae_decoder_error(vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
     """MSE of the VAE decoder's frames (same notes, same points): the bar a generator has to clear."""
     dev = next(vae.parameters()).device
-    err, n = 0.0, 0
-    for i in range(0, len(z), chunk):
-        y = vae.decode(z[i : i + chunk].to(dev), pitch[i : i + chunk].to(dev))[:, : x.shape[1]]
-        err += F.mse_loss(y.cpu(), x[i : i + chunk].float(), reduction="sum").item()
-        n += y.numel()
-    return err / max(1, n)
+    return _chunked_mse(lambda zb, pb, xb: vae.decode(zb, pb), z, pitch, x, dev, chunk)
 
 
 def training_loss(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
