@@ -100,8 +100,10 @@ def instrument_loss(logits: torch.Tensor, instrument: torch.Tensor) -> torch.Ten
 
 
 def family_loss(logits: torch.Tensor, family: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the family classifier on z."""
-    return F.cross_entropy(logits, family)
+    """Cross-entropy of the family classifier on z (index -1 = no single family, e.g. a mixup blend, ignored)."""
+    if (family >= 0).sum() == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, family, ignore_index=-1)
 
 
 def curriculum_weights(cfg: VAEConfig, gamma: float) -> dict[str, float]:
@@ -126,10 +128,15 @@ def vae_loss(
     instrument: torch.Tensor,
     family: torch.Tensor,
     gamma: float,
+    group: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and the value of every term (unweighted, for the progress bar and logs)."""
+    """Total loss and the value of every term (unweighted, for the progress bar and logs).
+
+    ``instrument`` is the classifier's class (-1 ignored); ``group`` says which notes are one instrument for the
+    neighbour loss (default: ``instrument``; mixup pseudo-instruments have a group but no class)."""
     w = curriculum_weights(cfg, gamma)
-    attract, repel = neighbour_loss(out["mu"], instrument, cfg.margin, cfg.attract_power, cfg.repel_centroids)
+    group = instrument if group is None else group
+    attract, repel = neighbour_loss(out["mu"], group, cfg.margin, cfg.attract_power, cfg.repel_centroids)
     terms = {
         "rec": reconstruction_loss(out["recon"], target),
         "kl": kl_loss(out["mu"], out["logvar"]),

@@ -19,6 +19,7 @@ import torch
 
 from synth.model.data import NoteSet, instrument_batches
 from synth.model.losses import vae_loss
+from synth.model.mixup import mixed_groups, note_table
 from synth.model.vae import TimbreVAE, VAEConfig, save_vae
 
 
@@ -49,6 +50,21 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def _batch(train: NoteSet, b: np.ndarray, cfg: VAEConfig, table: torch.Tensor, rng: np.random.Generator):
+    """(x, pitch, classifier instrument, family, neighbour group) of one batch: the notes ``b``, plus
+    ``cfg.mix_groups`` pseudo-instrument groups per real group (instrument -1, groups after the real classes)."""
+    bi = torch.from_numpy(b)
+    x, pitch, inst, fam = train.x[bi].float(), train.pitch[bi], train.instrument[bi], train.family[bi]
+    n_mix = round(cfg.mix_groups * -(-len(b) // max(1, cfg.notes_per_instrument)))
+    if n_mix <= 0:
+        return x, pitch, inst, fam, inst
+    mixed = mixed_groups(train.x, train.family, table, cfg.pitch_min, n_mix, cfg.notes_per_instrument, rng,
+                         tuple(cfg.mix_lambda))
+    no_class = torch.full_like(mixed.pitch, -1)
+    return (torch.cat([x, mixed.x]), torch.cat([pitch, mixed.pitch]), torch.cat([inst, no_class]),
+            torch.cat([fam, mixed.family]), torch.cat([inst, mixed.group + cfg.num_instruments]))
 
 
 def train_vae(
@@ -89,7 +105,7 @@ def train_vae(
         _set_rng_state(ck["rng"])
     cfg.save(out / "vae.json")
     (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
-    pitch_index = (train.pitch - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
+    table = note_table(train.instrument, train.pitch, cfg.num_instruments, cfg.pitch_min, cfg.num_pitches)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -103,16 +119,14 @@ def train_vae(
         )
         running: dict[str, float] = {}
         t0 = time.time()
+        mix_rng = np.random.default_rng([cfg.seed, epoch, 1])  # per epoch: a resumed run draws the same blends
         for i, b in enumerate(batches):
-            bi = torch.from_numpy(b)
-            xb = train.x[bi].to(device).float()
             gamma = (epoch + i / len(batches)) / cfg.epochs
-            inst_b = train.instrument[bi].to(device)
-            outp = model(xb, train.pitch[bi].to(device), inst_b)
-            loss, logs = vae_loss(
-                cfg, outp, xb, pitch_index[bi].to(device), inst_b,
-                train.family[bi].to(device), gamma,
-            )
+            xb, pitch_b, inst_b, fam_b, group_b = _batch(train, b, cfg, table, mix_rng)
+            xb, inst_b, group_b = xb.to(device), inst_b.to(device), group_b.to(device)
+            outp = model(xb, pitch_b.to(device), group_b)
+            pitch_ix = (pitch_b - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
+            loss, logs = vae_loss(cfg, outp, xb, pitch_ix.to(device), inst_b, fam_b.to(device), gamma, group_b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

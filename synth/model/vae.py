@@ -62,6 +62,11 @@ class VAEConfig:
     # to keep note-specific detail (key-zone samples, attack differences) in z, so only the neighbour attraction
     # acts on the spread of an instrument's notes. Off = the paper's per-note decoding.
     decode_instrument_mean: bool = False
+    # instrument mixup (synth.model.mixup): pseudo-instrument groups added to every batch, as a fraction of the
+    # batch's real instrument groups (0 = off); each blends two training instruments pitch by pitch with a weight
+    # drawn from mix_lambda. Aimed at the held-out ratio: new instruments every batch cannot be memorized.
+    mix_groups: float = 0.0
+    mix_lambda: tuple[float, float] = (0.25, 0.75)
     # ablations (a config switch away, issue 4)
     no_kl: bool = False
     no_reg: bool = False
@@ -224,7 +229,8 @@ class TimbreVAE(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid.
 
-        ``instrument`` (class index per note) is used only with ``cfg.decode_instrument_mean``."""
+        ``instrument`` (one label per instrument or pseudo-instrument) is used only with
+        ``cfg.decode_instrument_mean``."""
         mu, logvar = self.encode_prepped(xp)
         z = self.sample(mu, logvar)
         z_dec = z
