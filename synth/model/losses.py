@@ -87,6 +87,22 @@ def neighbour_loss(
     return attract, repel
 
 
+def supcon_loss(features: torch.Tensor, group: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss on unit vectors ``[B, K]``: for each note with at least one other note of its
+    group, minus the mean log-probability (softmax over all other notes of the batch, cosine / temperature) of
+    its same-group notes; averaged over those notes. 0 with no such note."""
+    n = features.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=features.device)
+    logits = (features @ features.T / temperature).masked_fill(eye, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (group[:, None] == group[None, :]) & ~eye
+    has = pos.any(dim=1)
+    if not has.any():
+        return features.sum() * 0.0
+    pos_mean = log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / pos.sum(dim=1)[has]
+    return -pos_mean.mean()
+
+
 def pitch_classifier_loss(logits: torch.Tensor, pitch_index: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the pitch classifier that reads the input embedding (not z)."""
     return F.cross_entropy(logits, pitch_index)
@@ -117,6 +133,7 @@ def curriculum_weights(cfg: VAEConfig, gamma: float) -> dict[str, float]:
         "pitch": cfg.w_pitch,
         "inst": cfg.w_inst * g**cfg.a_inst,
         "fam": 0.0 if cfg.no_fam else cfg.w_fam * (1.0 - g) ** cfg.a_fam,
+        "con": cfg.w_con if cfg.con_dim > 0 else 0.0,
     }
 
 
@@ -146,6 +163,8 @@ def vae_loss(
         "inst": instrument_loss(out["inst_logits"], instrument),
         "fam": family_loss(out["fam_logits"], family),
     }
+    if "con" in out:
+        terms["con"] = supcon_loss(out["con"], group, cfg.con_temperature)
     total = sum(w[k] * v for k, v in terms.items())
     logs = {k: float(v.detach()) for k, v in terms.items()}
     logs["att"] = float(attract.detach())

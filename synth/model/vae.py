@@ -67,6 +67,13 @@ class VAEConfig:
     # drawn from mix_lambda. Aimed at the held-out ratio: new instruments every batch cannot be memorized.
     mix_groups: float = 0.0
     mix_lambda: tuple[float, float] = (0.25, 0.75)
+    # supervised contrastive term (Khosla et al. 2020) on a projection of the encoder's last hidden layer: notes of
+    # one instrument are positives, all other notes of the batch negatives. 0 = off (no projection head).
+    # Why: an identity feature learned in many dims with a softmax over the batch generalizes to unseen classes
+    # better than the 2D neighbour loss alone, whose crowded repulsion shapes the encoder only through 2 numbers.
+    con_dim: int = 0
+    con_temperature: float = 0.1
+    w_con: float = 0.0
     # ablations (a config switch away, issue 4)
     no_kl: bool = False
     no_reg: bool = False
@@ -140,6 +147,7 @@ class TimbreVAE(nn.Module):
         )
         self.to_mu = nn.Linear(cfg.hidden, cfg.latent_dim)  # plain linear output heads
         self.to_logvar = nn.Linear(cfg.hidden, cfg.latent_dim)
+        self.con_head = nn.Linear(cfg.hidden, cfg.con_dim) if cfg.con_dim > 0 else None
         # decoder: MLP to a coarse time grid, then transposed convs doubling time each
         n_up = len(cfg.enc_channels)
         self.dec_t0 = -(-t_in // (2**n_up))
@@ -201,11 +209,14 @@ class TimbreVAE(nn.Module):
 
     def encode_prepped(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder on a prepared input ``[B, D, T/time_pool]``."""
+        h = self.encode_hidden(xp)
+        return self.to_mu(h), self.to_logvar(h)
+
+    def encode_hidden(self, xp: torch.Tensor) -> torch.Tensor:
+        """The encoder's last hidden layer ``[B, hidden]`` (before the mu / logvar heads)."""
         if self.cfg.enc_skip_dims:
             xp = xp[:, : self.cfg.dim - self.cfg.enc_skip_dims]
-        h = self.enc_pool(self.enc_conv(xp)).flatten(1)
-        h = self.enc_mlp(h)
-        return self.to_mu(h), self.to_logvar(h)
+        return self.enc_mlp(self.enc_pool(self.enc_conv(xp)).flatten(1))
 
     def decode_coarse(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Decoder output at the pooled time resolution ``[B, D, T/time_pool]`` (the training target's grid)."""
@@ -231,12 +242,13 @@ class TimbreVAE(nn.Module):
 
         ``instrument`` (one label per instrument or pseudo-instrument) is used only with
         ``cfg.decode_instrument_mean``."""
-        mu, logvar = self.encode_prepped(xp)
+        h = self.encode_hidden(xp)
+        mu, logvar = self.to_mu(h), self.to_logvar(h)
         z = self.sample(mu, logvar)
         z_dec = z
         if self.cfg.decode_instrument_mean and instrument is not None:
             z_dec = group_mean(z, instrument)
-        return {
+        out = {
             "mu": mu,
             "logvar": logvar,
             "z": z,
@@ -245,6 +257,9 @@ class TimbreVAE(nn.Module):
             "fam_logits": self.fam_head(z),
             "pitch_logits": self.pitch_head(xp),
         }
+        if self.con_head is not None:
+            out["con"] = F.normalize(self.con_head(h), dim=1)
+        return out
 
 
 def group_centroids(z: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,3 +98,23 @@ def test_ablation_switches_zero_their_term(switch, term):
     cfg = VAEConfig(**{switch: True})
     for g in (0.0, 0.5, 1.0):
         assert losses.curriculum_weights(cfg, g)[term] == 0.0
+
+
+def test_supcon_low_when_groups_cluster_high_when_they_mix_and_zero_without_positives():
+    group = torch.tensor([0, 0, 1, 1])
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    mixed = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    low = losses.supcon_loss(apart, group, 0.1).item()
+    assert low < 1e-6  # each positive holds all the softmax mass (the negatives are exp(-20) away)
+    assert losses.supcon_loss(mixed, group, 0.1).item() > 10
+    assert losses.supcon_loss(apart, torch.tensor([0, 1, 2, 3]), 0.1).item() == 0.0
+
+
+def test_supcon_gradient_pulls_positives_together():
+    f = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.2, 1.0], [-1.0, 0.1]]), dim=1)
+    f.requires_grad_(True)
+    losses.supcon_loss(f, torch.tensor([0, 0, 1]), 0.5).backward()
+    # stepping against the gradient raises the cosine of the positive pair
+    g = f - 0.1 * f.grad
+    g = torch.nn.functional.normalize(g, dim=1)
+    assert (g[0] @ g[1]) > (f[0] @ f[1]).detach()

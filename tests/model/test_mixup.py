@@ -102,14 +102,16 @@ def test_neighbour_term_follows_groups_not_classes():
     assert apart["att"] == 0.0 and apart["rep"] == pytest.approx(0.2**2, abs=1e-5)
 
 
-def test_training_with_mixup_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"con_dim": 4, "w_con": 1.0}], ids=["mixup", "mixup+contrastive"])
+def test_training_with_mixup_resumes_to_the_same_weights(tmp_path, extra):
     notes = synthetic_notes(6, num_frames=24, dim=8, time_pool=2, seed=1)
-    cfg = tiny_cfg(mix_groups=1.0)
+    cfg = tiny_cfg(mix_groups=1.0, **extra)
     classes = sorted(set(notes.instrument_names))
     train_vae(notes, cfg, tmp_path / "a", classes, progress=False, max_steps=3)  # one whole epoch (3 batches)
     train_vae(notes, cfg, tmp_path / "a", classes, progress=False)
     train_vae(notes, cfg, tmp_path / "b", classes, progress=False)
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["total"]) for r in log) and log[-1]["att"] > 0
+    assert ("con" in log[-1]) == bool(extra)
     a, b = load_vae(tmp_path / "a").state_dict(), load_vae(tmp_path / "b").state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

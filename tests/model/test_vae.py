@@ -109,3 +109,16 @@ def test_training_steps_reduce_loss_and_resume(tmp_path):
     a, b = load_vae(tmp_path / "a").state_dict(), load_vae(tmp_path / "b").state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert m is not None
+
+
+def test_contrastive_head_only_when_configured_and_encode_unchanged_by_it():
+    plain = TimbreVAE(tiny_cfg()).train()
+    assert "con" not in plain(torch.randn(4, 8, 12), torch.tensor([48, 50, 52, 54]))
+    torch.manual_seed(0)
+    m = TimbreVAE(tiny_cfg(con_dim=5, w_con=1.0)).train()
+    out = m(torch.randn(4, 8, 12), torch.tensor([48, 50, 52, 54]))
+    assert out["con"].shape == (4, 5) and torch.allclose(out["con"].norm(dim=1), torch.ones(4))
+    x = torch.randn(3, 24, 8)
+    m.eval()
+    mu, _ = m.encode(x)
+    assert torch.equal(mu, m.to_mu(m.encode_hidden(m.prep(x))))
