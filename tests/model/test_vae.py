@@ -121,4 +121,4 @@ def test_contrastive_head_only_when_configured_and_encode_unchanged_by_it():
     x = torch.randn(3, 24, 8)
     m.eval()
     mu, _ = m.encode(x)
-    assert torch.equal(mu, m.to_mu(m.encode_hidden(m.prep(x))))
+    assert torch.equal(mu, m.to_mu(m.encode_hidden(m.prep(x))))  # the same path as training
