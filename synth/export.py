@@ -251,11 +251,14 @@ def generate_notes(source, xy: tuple[float, float], pitches: Sequence[int], velo
     """Notes as the engine plays them: resampled to ``sample_rate`` with the engine's sustain loop prepared.
 
     Going through ``prepare_note_buffer`` (the voices' own preparation) means the exported loop is the one the live
-    instrument loops, crossfade included, so the loop is seamless in any player.
+    instrument loops, crossfade included, so the loop is seamless in any player. Without the live voices' decay
+    across wraps (``decay_loop=False``): a sample player applies no per-wrap gain, and a crossfade toward a quieter
+    loop start would step the level at every wrap.
     """
     waves = np.asarray(source.generate(xy, list(pitches), velocity), dtype=np.float32)
     held = float(getattr(source, "held_seconds", 3.0))
-    return [prepare_note_buffer(wave, int(source.sample_rate), int(sample_rate), pitch, held_seconds=held)
+    return [prepare_note_buffer(wave, int(source.sample_rate), int(sample_rate), pitch, held_seconds=held,
+                                decay_loop=False)
             for pitch, wave in zip(pitches, waves)]
 
 

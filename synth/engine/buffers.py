@@ -18,6 +18,14 @@ import numpy as np
 # Zero samples appended after the audio: the linear interpolator reads index+1, and a voice that runs off the
 # end of the note then reads silence instead of needing a bounds check per sample.
 GUARD = 4
+# Decaying notes (piano, guitar, mallets) lose level over the sustain loop; wrapping back to its start would jump
+# the level up by that loss on every pass (the shipped model's "Grand Keys", key held: -52 -> -44 dB every 1.5 s).
+# Such loops carry the loss as a gain the voice applies at each wrap, so a held note keeps decaying instead.
+# A loop that loses less than this is steady: no gain. Measured on the shipped presets (MIDI 48-72, dB lost over
+# the 1.5 s loop): strings and synth lead 0 to 1.8 (they sustain, with some drift), brass, flute, organ, reed 0;
+# keys, guitar, mallets, bass 5.4 to 12.1.
+STEADY_LOOP_DB = 3.0
+MIN_LOOP_GAIN = 0.01  # at most -40 dB per pass: guards against a near-silent loop end
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +41,8 @@ class NoteBuffer:
     loop_start: int = 0
     loop_end: int = 0
     key: Hashable | None = None
+    loop_gain: float = 1.0  # level lost over one loop pass (<= 1): the voice multiplies by it at every wrap
+
 
     @property
     def loop_length(self) -> int:
@@ -83,6 +93,7 @@ def prepare_note_buffer(
     loop_end_s: float | None = None,
     crossfade_s: float | None = None,
     key: Hashable | None = None,
+    decay_loop: bool = True,
 ) -> NoteBuffer:
     """Resample one note to the device rate and bake in its sustain loop.
 
@@ -91,7 +102,11 @@ def prepare_note_buffer(
     (equal power) with the audio just before ``loop_start``: at the wrap the signal therefore continues exactly as
     it did at ``loop_start``. Notes too short for the loop get none (they simply end). Defaults scale with the held
     part: the loop spans 1/3 .. 5/6 of it (1.0-2.5 s for NSynth's 3 s), the crossfade is 0.15 s or 1/10 of it.
-    """
+
+    With ``decay_loop`` a loop whose end is quieter than its start (see ``loop_decay_gain``) gets that ratio as
+    ``loop_gain`` and the crossfade blends toward the loop start *scaled by it*, so the wrap continues the decay
+    (the voice applies the gain). Without it (sample-pack export: SFZ players apply no such gain) the loop wraps
+    back to its start level as before."""
     loop_start_s = held_seconds / 3.0 if loop_start_s is None else loop_start_s
     loop_end_s = held_seconds * 5.0 / 6.0 if loop_end_s is None else loop_end_s
     crossfade_s = min(0.15, held_seconds / 10.0) if crossfade_s is None else crossfade_s
@@ -103,12 +118,27 @@ def prepare_note_buffer(
     ls = int(round(loop_start_s * target_rate))
     le = int(round(min(loop_end_s, held_seconds) * target_rate))
     xf = int(round(crossfade_s * target_rate))
+    gain = 1.0
     if xf > 0 and ls >= xf and le - ls >= 2 * xf and le <= length:
         w = (np.arange(xf, dtype=np.float64) + 0.5) / xf
         tail = padded[le - xf : le].astype(np.float64)
         lead = padded[ls - xf : ls].astype(np.float64)
-        padded[le - xf : le] = (tail * np.cos(w * np.pi / 2) + lead * np.sin(w * np.pi / 2)).astype(np.float32)
+        gain = loop_decay_gain(lead, tail) if decay_loop else 1.0
+        padded[le - xf : le] = (tail * np.cos(w * np.pi / 2) + gain * lead * np.sin(w * np.pi / 2)).astype(np.float32)
     else:
         ls = le = 0
     return NoteBuffer(data=padded, sample_rate=int(target_rate), pitch=int(pitch), length=length,
-                      loop_start=ls, loop_end=le, key=key)
+                      loop_start=ls, loop_end=le, key=key, loop_gain=gain)
+
+
+def loop_decay_gain(lead: np.ndarray, tail: np.ndarray) -> float:
+    """RMS of the audio before the loop end over that before the loop start, when the loop loses more than
+    ``STEADY_LOOP_DB``; 1.0 for steady or growing loops (a gain above 1 per pass would grow without bound)."""
+    lead_rms = float(np.sqrt(np.mean(np.square(lead)))) if len(lead) else 0.0
+    tail_rms = float(np.sqrt(np.mean(np.square(tail)))) if len(tail) else 0.0
+    if lead_rms <= 0.0 or not np.isfinite(lead_rms) or not np.isfinite(tail_rms):
+        return 1.0
+    ratio = tail_rms / lead_rms
+    if ratio >= 10.0 ** (-STEADY_LOOP_DB / 20.0):
+        return 1.0
+    return max(ratio, MIN_LOOP_GAIN)

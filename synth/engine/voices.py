@@ -18,8 +18,10 @@ Buffers come from ``synth.engine.buffers.prepare_note_buffer`` (resampled to the
 plays its buffer at rate ``2 ** ((pitch - buffer.pitch + bend) / 12) * buffer.sample_rate / sample_rate`` with linear
 interpolation on a fractional read position, so the same buffer serves nearby pitches (notes outside the model's
 range are re-pitched from the nearest generated pitch) and pitch bend costs nothing extra. While the key or the pedal
-holds a voice, it loops the buffer's crossfaded sustain region; once released it plays on into the note's own decay
-while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer (the player moved the timbre point)
+holds a voice, it loops the buffer's crossfaded sustain region; a decaying note's loop (piano, guitar, mallets)
+carries the level it loses per pass as ``buffer.loop_gain``, applied at every wrap, so a held note keeps decaying
+instead of jumping back up at each wrap, and its voice is freed once it has decayed below -80 dB. Once released it
+plays on into the note's own decay while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer (the player moved the timbre point)
 every voice on that slot crossfades to it in ``timbre_crossfade`` seconds at the same read position.
 
 Polyphony is ``max_voices`` (soft limit) plus a few spare slots for voices that are fading out after being stolen
@@ -43,13 +45,15 @@ from synth.engine.velocity import velocity_table
 
 # Envelope states
 _IDLE, _ACTIVE = 0, 1
+# A held decaying note whose loop gain has fallen below this (-80 dB) has ended: its voice is freed.
+_SILENT_LOOP_GAIN = 1e-4
 
 
 class Voice:
     """State of one voice. Plain attributes (no arrays): the mixer's scratch buffers do the per-sample work."""
 
     __slots__ = ("state", "pitch", "slot", "buffer", "next_buffer", "xfade_done", "pos", "gain", "env",
-                 "env_target", "env_step", "held", "sustained", "killing", "age")
+                 "env_target", "env_step", "held", "sustained", "killing", "age", "loop_gain")
 
     def __init__(self) -> None:
         self.state = _IDLE
@@ -67,6 +71,7 @@ class Voice:
         self.sustained = False  # key is up, but the pedal holds it
         self.killing = False  # fading out fast (stolen, re-struck or panic)
         self.age = 0
+        self.loop_gain = 1.0  # product of the buffer's loop_gain over the wraps so far (a held note's decay)
 
     @property
     def releasing(self) -> bool:
@@ -80,6 +85,7 @@ class Voice:
         self.next_buffer = None
         self.held = self.sustained = self.killing = False
         self.env = self.env_target = self.env_step = 0.0
+        self.loop_gain = 1.0
 
 
 class Mixer:
@@ -168,6 +174,7 @@ class Mixer:
         voice.env_step = 1.0 / max(1.0, self.attack * self.sample_rate)
         voice.held, voice.sustained, voice.killing = True, False, False
         voice.age = self._clock
+        voice.loop_gain = 1.0
 
     def note_off(self, pitch: int) -> None:
         for v in self.voices:
@@ -302,15 +309,25 @@ class Mixer:
                 buf = nxt
 
         # advance the read position (wrapping inside the loop while held)
-        pos = v.pos + rate * frames
-        if looping and pos >= buf.loop_end and buf.loop_length > 0:
+        pos0 = v.pos
+        pos = pos0 + rate * frames
+        wrapped = looping and pos >= buf.loop_end and buf.loop_length > 0
+        if wrapped:
             pos = buf.loop_start + math.fmod(pos - buf.loop_start, buf.loop_length)
         v.pos = pos
-        finished = pos >= buf.length
+        # a held decaying note: the gain of the wraps so far rides on the velocity gain; a wrap in this block steps
+        # the samples read after it down by one more pass
+        gain = v.gain * v.loop_gain
+        if wrapped and buf.loop_gain != 1.0:
+            k = max(0, min(frames, int(math.ceil((buf.loop_end - pos0) / rate))))  # first sample read after the wrap
+            after = sig[k:]
+            np.multiply(after, buf.loop_gain, out=after)
+            v.loop_gain *= buf.loop_gain
+        finished = pos >= buf.length or v.loop_gain < _SILENT_LOOP_GAIN
 
         # envelope: per-sample linear ramp toward the target, then the velocity gain
         if v.env == v.env_target:
-            np.multiply(sig, v.env * v.gain, out=sig)
+            np.multiply(sig, v.env * gain, out=sig)
         else:
             env = self._env64[:frames]
             direction = 1.0 if v.env_target > v.env else -1.0
@@ -321,7 +338,7 @@ class Mixer:
             else:
                 np.maximum(env, v.env_target, out=env)
             v.env = float(env[frames - 1])
-            np.multiply(env, v.gain, out=env)
+            np.multiply(env, gain, out=env)
             env32 = self._env[:frames]
             np.copyto(env32, env, casting="same_kind")
             np.multiply(sig, env32, out=sig)

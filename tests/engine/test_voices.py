@@ -22,6 +22,20 @@ def sine_note(pitch: int, seconds: float = 4.0, amp: float = 0.5, sr: int = 2400
     return (amp * env * np.sin(2 * np.pi * midi_to_hz(pitch) * t)).astype(np.float32)
 
 
+def decaying_note(pitch: int, db_per_second: float, seconds: float = 4.0, amp: float = 0.5,
+                  sr: int = 24000) -> np.ndarray:
+    """A piano-like note: exponential decay from the attack on (then the usual release after 3 s)."""
+    t = np.arange(int(seconds * sr)) / sr
+    return (sine_note(pitch, seconds, amp, sr) * 10.0 ** (-db_per_second * t / 20.0)).astype(np.float32)
+
+
+def levels_db(audio: np.ndarray, start_s: float, end_s: float, window_s: float = 0.05) -> np.ndarray:
+    w = int(window_s * SR)
+    frames = audio[int(start_s * SR):int(end_s * SR)]
+    frames = frames[: len(frames) // w * w].reshape(-1, w)
+    return 20 * np.log10(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) + 1e-12)
+
+
 @pytest.fixture(scope="module")
 def buf60():
     return prepare_note_buffer(sine_note(60), 24000, SR, 60)
@@ -122,8 +136,9 @@ def test_sustain_pedal_defers_note_off(buf60):
 
 def test_long_hold_loops_the_crossfaded_region_without_clicks():
     src = SineNoteSource(sample_rate=24000)
-    note = src.generate((0.3, -0.2), [57])[0]
+    note = src.generate((0.3, -1.0), [57])[0]  # the demo's slowest decay: 2.5 dB over the loop, a steady loop
     buf = prepare_note_buffer(note, 24000, SR, 57)
+    assert buf.loop_gain == 1.0
     m = Mixer(SR, BLOCK, 4)
     m.note_on(57, 100, buf)
     audio = run(m, 7.0)  # more than twice the held part
@@ -136,6 +151,38 @@ def test_long_hold_loops_the_crossfaded_region_without_clicks():
     # released late, it plays the note's decay and ends
     m.note_off(57)
     assert np.max(np.abs(run(m, 1.0)[-BLOCK:])) == 0
+
+
+def test_held_decaying_note_keeps_decaying_across_loop_wraps():
+    buf = prepare_note_buffer(decaying_note(57, 10.0), 24000, SR, 57)
+    assert buf.loop_gain == pytest.approx(10.0 ** (-10.0 * 1.5 / 20.0), rel=0.02)  # 1.5 s of loop at -10 dB/s
+    m = Mixer(SR, BLOCK, 4)
+    m.note_on(57, 100, buf)
+    audio = run(m, 7.0)  # three loop wraps (2.5, 4.0, 5.5 s)
+    db = levels_db(audio, 0.5, 7.0)
+    # no pumping: before this gain, each wrap jumped back up by the 15 dB lost over the loop; what remains is the
+    # equal-power crossfade before each wrap (at most +3 dB where the two ends happen to be in phase)
+    assert np.max(np.diff(db)) < 3.1
+    for wrap in (2.5, 4.0, 5.5):
+        after, before = levels_db(audio, wrap + 0.05, wrap + 0.15), levels_db(audio, wrap - 0.3, wrap - 0.2)
+        assert after.max() < before.min() - 2.0, wrap
+    late, early = levels_db(audio, 6.5, 6.8).mean(), levels_db(audio, 0.5, 0.8).mean()
+    assert late - early == pytest.approx(-10.0 * 6.0, abs=2.0)  # the decay goes on at its own rate
+    own = np.max(np.abs(np.diff(buf.data[: buf.loop_start], 2)))
+    assert max_d2(audio[SR // 10:]) < 2.0 * own  # and the wraps add no discontinuity
+    m.note_off(57)  # released, it plays on from where the decay got to and ends
+    tail = run(m, 1.0)
+    assert levels_db(tail, 0.0, 0.05)[0] < db[-1] + 1.0 and np.max(np.abs(tail[-BLOCK:])) == 0
+
+
+def test_held_note_that_decays_away_frees_its_voice_and_steady_loops_keep_no_gain():
+    m = Mixer(SR, BLOCK, 4)
+    m.note_on(60, 100, prepare_note_buffer(decaying_note(60, 20.0), 24000, SR, 60))
+    run(m, 7.0)  # -30 dB per pass: below -80 dB after the third wrap (5.5 s), key still down
+    assert m.active_voices == 0
+    assert prepare_note_buffer(sine_note(60), 24000, SR, 60).loop_gain == 1.0
+    exported = prepare_note_buffer(decaying_note(60, 10.0), 24000, SR, 60, decay_loop=False)
+    assert exported.loop_gain == 1.0  # sample packs: the loop wraps to its start level, as SFZ players expect
 
 
 def test_new_buffer_in_a_slot_crossfades_sounding_voices():
@@ -167,6 +214,8 @@ def test_voice_waits_for_its_buffer_and_release_before_it_cancels():
 def test_render_is_allocation_free_in_steady_state():
     src = SineNoteSource(sample_rate=24000)
     audio = src.generate((0.0, 0.0), list(range(48, 80)))
+    t = np.arange(audio.shape[1]) / 24000
+    audio[::2] *= (10.0 ** (-8.0 * t / 20.0)).astype(np.float32)  # half of them decay: loop gain at the wraps
     slots = [BufferSlot(prepare_note_buffer(audio[i], 24000, SR, 48 + i)) for i in range(32)]
     m = Mixer(SR, 2048, 32)
     for i, s in enumerate(slots):
