@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from synth.eval.latent import evaluate_run
-    from synth.model.data import NoteSet, load_notes, train_instruments
+    from synth.model.data import load_notes, train_instruments
     from synth.model.train_vae import train_vae
     from synth.model.vae import VAEConfig
 
@@ -37,12 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = load_notes(args.emb, "train", classes, cfg.num_frames, cfg.time_pool, (cfg.pitch_min, cfg.pitch_max))
     keep = set(classes[:: args.every])
     idx = [i for i, name in enumerate(notes.instrument_names) if name in keep]
-    subset = NoteSet(
-        x=notes.x[idx], pitch=notes.pitch[idx], family=notes.family[idx], instrument=notes.instrument[idx],
-        instrument_names=[notes.instrument_names[i] for i in idx], note_strs=[notes.note_strs[i] for i in idx],
-        family_names=notes.family_names,
-    )
-    vae = train_vae(subset, cfg, args.out, classes)
+    vae = train_vae(notes.subset(idx), cfg, args.out, classes)
     report = evaluate_run(vae, args.emb, "test")
     keys = ("ratio", "V_inst", "V_pitch", "spread_x", "spread_y", "knn_family_acc_k1", "knn_family_acc_k5")
     print(json.dumps({"every": args.every, "train_instruments": len(keep), "train_notes": len(idx),

@@ -43,7 +43,6 @@ class NoteBuffer:
     key: Hashable | None = None
     loop_gain: float = 1.0  # level lost over one loop pass (<= 1): the voice multiplies by it at every wrap
 
-
     @property
     def loop_length(self) -> int:
         return self.loop_end - self.loop_start
@@ -134,9 +133,9 @@ def prepare_note_buffer(
 def loop_decay_gain(lead: np.ndarray, tail: np.ndarray) -> float:
     """RMS of the audio before the loop end over that before the loop start, when the loop loses more than
     ``STEADY_LOOP_DB``; 1.0 for steady or growing loops (a gain above 1 per pass would grow without bound)."""
-    lead_rms = float(np.sqrt(np.mean(np.square(lead)))) if len(lead) else 0.0
-    tail_rms = float(np.sqrt(np.mean(np.square(tail)))) if len(tail) else 0.0
-    if lead_rms <= 0.0 or not np.isfinite(lead_rms) or not np.isfinite(tail_rms):
+    lead_rms = float(np.sqrt(np.mean(np.square(lead))))
+    tail_rms = float(np.sqrt(np.mean(np.square(tail))))
+    if not lead_rms > 0.0 or not np.isfinite(lead_rms) or not np.isfinite(tail_rms):
         return 1.0
     ratio = tail_rms / lead_rms
     if ratio >= 10.0 ** (-STEADY_LOOP_DB / 20.0):

@@ -21,8 +21,9 @@ range are re-pitched from the nearest generated pitch) and pitch bend costs noth
 holds a voice, it loops the buffer's crossfaded sustain region; a decaying note's loop (piano, guitar, mallets)
 carries the level it loses per pass as ``buffer.loop_gain``, applied at every wrap, so a held note keeps decaying
 instead of jumping back up at each wrap, and its voice is freed once it has decayed below -80 dB. Once released it
-plays on into the note's own decay while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer (the player moved the timbre point)
-every voice on that slot crossfades to it in ``timbre_crossfade`` seconds at the same read position.
+plays on into the note's own decay while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer
+(the player moved the timbre point) every voice on that slot crossfades to it in ``timbre_crossfade`` seconds at the
+same read position.
 
 Polyphony is ``max_voices`` (soft limit) plus a few spare slots for voices that are fading out after being stolen
 (hard limit ``max_voices + steal_headroom``). Stealing order: released voices, then pedal-held ones, then the oldest
@@ -47,6 +48,11 @@ from synth.engine.velocity import velocity_table
 _IDLE, _ACTIVE = 0, 1
 # A held decaying note whose loop gain has fallen below this (-80 dB) has ended: its voice is freed.
 _SILENT_LOOP_GAIN = 1e-4
+
+
+def _wrap_index(buf: NoteBuffer, pos0: float, rate: float, frames: int) -> int:
+    """Index in a block starting at read position ``pos0`` of the first sample read after the loop wraps."""
+    return max(0, min(frames, int(math.ceil((buf.loop_end - pos0) / rate))))
 
 
 class Voice:
@@ -319,8 +325,7 @@ class Mixer:
         # the samples read after it down by one more pass
         gain = v.gain * v.loop_gain
         if wrapped and buf.loop_gain != 1.0:
-            k = max(0, min(frames, int(math.ceil((buf.loop_end - pos0) / rate))))  # first sample read after the wrap
-            after = sig[k:]
+            after = sig[_wrap_index(buf, pos0, rate, frames):]
             np.multiply(after, buf.loop_gain, out=after)
             v.loop_gain *= buf.loop_gain
         finished = pos >= buf.length or v.loop_gain < _SILENT_LOOP_GAIN
@@ -360,8 +365,7 @@ class Mixer:
         np.multiply(self._ramp[:frames], rate, out=p)
         np.add(p, pos0, out=p)
         if looping and pos0 + rate * (frames - 1) >= buf.loop_end:
-            k = max(0, min(frames, int(math.ceil((buf.loop_end - pos0) / rate))))
-            seg = p[k:]
+            seg = p[_wrap_index(buf, pos0, rate, frames):]
             np.subtract(seg, buf.loop_start, out=seg)
             np.fmod(seg, buf.loop_length, out=seg)
             np.add(seg, buf.loop_start, out=seg)

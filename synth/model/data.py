@@ -68,6 +68,14 @@ class NoteSet:
     def __len__(self) -> int:
         return len(self.note_strs)
 
+    def subset(self, idx: list[int]) -> "NoteSet":
+        """The notes at positions ``idx``, in that order."""
+        return NoteSet(
+            x=self.x[idx], pitch=self.pitch[idx], family=self.family[idx], instrument=self.instrument[idx],
+            instrument_names=[self.instrument_names[i] for i in idx], note_strs=[self.note_strs[i] for i in idx],
+            family_names=self.family_names,
+        )
+
 
 def _labels(meta: list[dict], classes: list[str], fams: tuple[str, ...]):
     cls_index = {n: i for i, n in enumerate(classes)}

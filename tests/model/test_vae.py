@@ -122,3 +122,13 @@ def test_contrastive_head_only_when_configured_and_encode_unchanged_by_it():
     m.eval()
     mu, _ = m.encode(x)
     assert torch.equal(mu, m.to_mu(m.encode_hidden(m.prep(x))))  # the same path as training
+
+
+def test_noteset_subset_keeps_every_field_aligned():
+    notes = synthetic_notes(4, num_frames=8, dim=4, seed=2)
+    idx = [5, 0, 30]
+    sub = notes.subset(idx)
+    assert len(sub) == 3 and torch.equal(sub.x, notes.x[idx]) and torch.equal(sub.pitch, notes.pitch[idx])
+    assert sub.instrument_names == [notes.instrument_names[i] for i in idx]
+    assert torch.equal(sub.family, notes.family[idx]) and torch.equal(sub.instrument, notes.instrument[idx])
+    assert sub.note_strs == [notes.note_strs[i] for i in idx] and sub.family_names == notes.family_names
