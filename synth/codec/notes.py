@@ -9,9 +9,11 @@ import numpy as np
 from synth.data.nsynth import NoteExample, load_audio, read_split
 
 
-def read_notes(root: str | Path, split: str, pitch_range: tuple[int, int] = (0, 127)) -> list[NoteExample]:
-    """Notes of one split (velocity 100), sorted by note_str: a stable row order for caches."""
-    notes = read_split(root, split, pitch_range=pitch_range, velocities=(100,))
+def read_notes(root: str | Path, split: str, pitch_range: tuple[int, int] = (0, 127),
+               velocities: tuple[int, ...] | None = None) -> list[NoteExample]:
+    """Notes of one split (every velocity layer unless ``velocities`` is given), sorted by note_str: a stable row
+    order for caches."""
+    notes = read_split(root, split, pitch_range=pitch_range, velocities=velocities)
     return sorted(notes, key=lambda n: n.note_str)
 
 
@@ -30,4 +32,4 @@ def note_meta(note) -> dict:
     """The per-row metadata stored beside embeddings."""
     family = getattr(note, "family", None) or getattr(note, "instrument_family_str", "")
     return {"note_str": note.note_str, "instrument_str": note.instrument_str, "family": family,
-            "pitch": int(note.pitch)}
+            "pitch": int(note.pitch), "velocity": int(getattr(note, "velocity", 100))}

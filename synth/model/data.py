@@ -59,6 +59,7 @@ class NoteSet:
 
     x: torch.Tensor
     pitch: torch.Tensor  # long [N], MIDI
+    velocity: torch.Tensor  # long [N], MIDI velocity (100 in caches written before velocity layers)
     family: torch.Tensor  # long [N]
     instrument: torch.Tensor  # long [N], index into the train instrument list, -1 if not a train instrument
     instrument_names: list[str]  # per note
@@ -71,7 +72,7 @@ class NoteSet:
     def subset(self, idx: list[int]) -> "NoteSet":
         """The notes at positions ``idx``, in that order."""
         return NoteSet(
-            x=self.x[idx], pitch=self.pitch[idx], family=self.family[idx], instrument=self.instrument[idx],
+            x=self.x[idx], pitch=self.pitch[idx], velocity=self.velocity[idx], family=self.family[idx], instrument=self.instrument[idx],
             instrument_names=[self.instrument_names[i] for i in idx], note_strs=[self.note_strs[i] for i in idx],
             family_names=self.family_names,
         )
@@ -125,6 +126,7 @@ def load_notes(
     return NoteSet(
         x=x_all,
         pitch=pitch,
+        velocity=torch.tensor([int(m.get("velocity", 100)) for m in meta], dtype=torch.long),
         family=family,
         instrument=inst,
         instrument_names=[m["instrument_str"] for m in meta],
@@ -209,6 +211,7 @@ def synthetic_notes(
     return NoteSet(
         x=x.half(),
         pitch=torch.tensor(pit),
+        velocity=torch.full((len(pit),), 100, dtype=torch.long),
         family=torch.tensor(fam),
         instrument=torch.tensor([classes.index(n) for n in names]),
         instrument_names=names,
