@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from synth.data.families import FAMILIES, GM_NAMES, SOURCES, drop_reason, family_of_program, source_of_program
-from synth.data.gate import GateConfig, NoteMeasure, decide, measure, note_status
+from synth.data.gate import GateConfig, NoteMeasure, decide_grid, measure, note_status
 from synth.data.render import SYNTHETIC_FONTS, FontRenderer, RenderConfig, SoundFont, resolve_fonts
 from synth.data.splits import SPLITS, split_of_program
 
@@ -38,6 +38,11 @@ LEAK_CORR = 0.9
 
 @dataclass
 class BuildConfig:
+    """What to render. Every instrument gets its *core*: every pitch of ``pitches`` at ``core_velocity`` (the
+    paper's grid, MIDI 48-72 at velocity 100). With ``wide`` set it also gets a sample of the rest of the keyboard
+    and of the other velocity layers (see ``note_grid``), so the data covers MIDI 21-108 and four velocities at
+    ~2.7x the notes of the core instead of the 14x a full 88 x 4 grid would cost to render, gate and encode."""
+
     root: Path
     fonts: list[str] | None = None
     programs: list[int] | None = None
@@ -47,6 +52,51 @@ class BuildConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     duplicate_corr: float = 0.99
     progress: bool = True
+    wide: "WideGrid | None" = None
+
+
+@dataclass(frozen=True)
+class WideGrid:
+    """The sampled part of the grid beyond the core (``note_grid``).
+
+    - range: the keys of ``key_range`` outside the core, every ``range_stride``-th one at the core velocity;
+    - layers: each velocity of ``layers`` other than the core velocity at every ``layer_stride``-th key of the
+      whole range (core included).
+    Each instrument starts both strides at its own offset (from a hash of its name), so across ~400 instruments
+    every key and every layer is covered many times while each instrument renders ~70 notes.
+    """
+
+    key_range: tuple[int, int] = (21, 108)
+    range_stride: int = 3
+    layers: tuple[int, ...] = (40, 70, 100, 127)
+    layer_stride: int = 12
+
+    def fingerprint(self) -> str:
+        return f"k{self.key_range[0]}-{self.key_range[1]}s{self.range_stride}l{'.'.join(map(str, self.layers))}s{self.layer_stride}"
+
+
+def _offset(name: str, salt: str, modulo: int) -> int:
+    """A stable per-instrument offset (Python's hash() is salted per process; this must not be)."""
+    import zlib
+
+    return zlib.crc32(f"{name}|{salt}".encode()) % modulo
+
+
+def note_grid(name: str, cfg: BuildConfig) -> list[tuple[int, int, bool]]:
+    """(pitch, velocity, is_core) of every note an instrument renders: the core first, in grid order."""
+    core_vel = 100 if cfg.wide is not None else None
+    if cfg.wide is None:
+        return [(p, v, True) for v in cfg.velocities for p in cfg.pitches]
+    core = [(p, core_vel, True) for p in cfg.pitches]
+    w = cfg.wide
+    lo, hi = w.key_range
+    inside = set(cfg.pitches)
+    off = _offset(name, "range", w.range_stride)
+    extra = [(p, core_vel, False) for p in range(lo + off, hi + 1, w.range_stride) if p not in inside]
+    for i, vel in enumerate(v for v in w.layers if v != core_vel):
+        off = _offset(name, f"layer{vel}", w.layer_stride)
+        extra += [(p, vel, False) for p in range(lo + off, hi + 1, w.layer_stride)]
+    return core + extra
 
 
 def instrument_name(font: SoundFont, program: int) -> str:
@@ -82,6 +132,7 @@ class Instrument:
         self.state = self._load()
 
     def _fingerprint(self) -> str:
+        # the grid is not part of it: measurements are per note, so widening the grid re-gates only the new notes
         return f"v{STATE_VERSION}-{self.cfg.render.fingerprint()}-{self.cfg.gate.fingerprint()}-{self.font.path}"
 
     def _load(self) -> dict:
@@ -94,7 +145,10 @@ class Instrument:
         return state if state.get("fingerprint") == fresh["fingerprint"] else fresh
 
     def grid(self) -> list[tuple[str, int, int]]:
-        return [(note_name(self.name, p, v), p, v) for v in self.cfg.velocities for p in self.cfg.pitches]
+        return [(note_name(self.name, p, v), p, v) for p, v, _ in note_grid(self.name, self.cfg)]
+
+    def core_mask(self) -> list[bool]:
+        return [c for _, _, c in note_grid(self.name, self.cfg)]
 
     def measures(self) -> list[NoteMeasure]:
         return [NoteMeasure.from_dict(self.state["notes"][n]["measure"]) for n, _, _ in self.grid()]
@@ -148,7 +202,7 @@ class Builder:
     def _probe(self, renderer: FontRenderer, inst: Instrument) -> np.ndarray:
         """The first second of the note nearest middle C, normalized: compared to find duplicate presets before
         spending the pitch tracker on them (MuseScore General Lite renders sample-identical to Full)."""
-        note, pitch, velocity = min(inst.grid(), key=lambda g: (abs(g[1] - 60), g[2]))
+        note, pitch, velocity = min(inst.grid(), key=lambda g: (abs(g[1] - 60), abs(g[2] - 100)))
         self._render(renderer, inst, [(note, pitch, velocity)])
         x = inst.audio[note][: int(PROBE_SECONDS * self.cfg.render.sample_rate)].astype(np.float32)
         return x / max(float(np.linalg.norm(x)), 1e-12)
@@ -248,7 +302,7 @@ class Builder:
         else:
             self._gate(renderer, inst)
             measures = inst.measures()
-            reason, keep = decide(measures, self.cfg.gate)
+            reason, keep = decide_grid(measures, inst.core_mask(), self.cfg.gate)
             detail = {"status": dict(Counter(note_status(m, self.cfg.gate) for m in measures))}
         if dup is None:  # duplicates of dropped presets are caught too, before the tracker runs
             self._add_probe(probe, inst.name)
@@ -330,6 +384,21 @@ class Builder:
         _atomic_json(self.cfg.root / "build_report.json", report)
         return report
 
+    def coverage(self) -> dict:
+        """Kept notes of the training split per velocity and per octave (MIDI 12k..12k+11): how well the sampled
+        grid covers the keyboard and the layers."""
+        by_vel: Counter = Counter()
+        by_octave: Counter = Counter()
+        for inst in self.kept:
+            if inst.state["split"] != "train":
+                continue
+            for (_, pitch, vel), k in zip(inst.grid(), inst.state["keep"]):
+                if k:
+                    by_vel[vel] += 1
+                    by_octave[f"{12 * (pitch // 12)}-{12 * (pitch // 12) + 11}"] += 1
+        return {"train_notes_by_velocity": dict(sorted(by_vel.items())),
+                "train_notes_by_octave": dict(sorted(by_octave.items(), key=lambda kv: int(kv[0].split("-")[0])))}
+
     def report(self, fonts: list[SoundFont], total: float) -> dict:
         notes_dropped: Counter = Counter()
         counts: dict = {s: {f: {"instruments": 0, "notes": 0} for f in FAMILIES} for s in SPLITS}
@@ -348,14 +417,16 @@ class Builder:
         n_inst = {s: sum(c["instruments"] for c in counts[s].values()) for s in SPLITS}
         return {
             "config": {"root": str(self.cfg.root), "pitches": [min(self.cfg.pitches), max(self.cfg.pitches)],
-                       "velocities": list(self.cfg.velocities), "render": asdict(self.cfg.render),
+                       "velocities": list(self.cfg.velocities),
+                       "wide": asdict(self.cfg.wide) if self.cfg.wide else None, "render": asdict(self.cfg.render),
                        "gate": asdict(self.cfg.gate), "duplicate_corr": self.cfg.duplicate_corr},
             "fonts": [asdict(f) for f in fonts],
             "programs_not_rendered": {k: v for k, v in self.skipped_programs.items()},
             "instruments_kept": len(self.kept),
             "instruments_dropped": dict(Counter(d["reason"] for d in self.dropped.values())),
-            "notes_in_dropped_instruments": {reason: n * len(self.cfg.pitches) * len(self.cfg.velocities) for reason, n
-                                             in Counter(d["reason"] for d in self.dropped.values()).items()},
+            "notes_in_dropped_instruments": dict(sum((Counter({d["reason"]: len(note_grid(name, self.cfg))})
+                                                      for name, d in self.dropped.items()), Counter())),
+            "coverage": self.coverage(),
             "dropped": self.dropped,
             "notes_kept": n_notes,
             "instruments_per_split": n_inst,

@@ -18,6 +18,14 @@ Rules (the build applies them; see ``decide``):
   sounds there ("octave_off": GM organs with a 16' stop measure at -1200 cents on every note) and is dropped, as is
   one with other wrong pitches ("out_of_tune", e.g. lead_fifths, guitar_harmonics);
 - inside a kept instrument, octave-off notes are kept (same reason); silent, unvoiced and off-pitch notes are dropped.
+
+Wide grids (MIDI 21-108, several velocities; ``decide_grid``): the instrument is judged on its *core* (MIDI 48-72
+at velocity 100) by the rules above, so widening the grid never changes which instruments are kept; every other
+note is then kept by the per-note rule alone (in tune or one octave off, audible, voiced). That per-note rule is
+what defines an instrument's playable range: a flute's low A0 that fluidsynth renders as a quiet, detuned stretch
+of its lowest sample fails it and is left out. Crepe's bins span about MIDI 24-95 (32 Hz-2 kHz): notes outside
+``CREPE_MIDI`` are tracked by YIN (``synth.codec.pitch.yin`` with a 2048-sample window and a 25 Hz-4.5 kHz search
+range) on the same window, with the same tolerance.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import numpy as np
 
 CREPE_RATE = 16000
 CREPE_FRAME = 1024
+CREPE_MIDI = (24, 95)  # pitches crepe's 360 bins (C1 + 20 cents .. ~B6) can report; others go to YIN
 
 
 @dataclass(frozen=True)
@@ -120,17 +129,46 @@ def track_pitch(audio: np.ndarray, sample_rate: int, cfg: GateConfig, batch: int
     return f0.reshape(audio.shape[0], n_frames).numpy(), periodicity.reshape(audio.shape[0], n_frames).numpy()
 
 
+def track_pitch_yin(audio: np.ndarray, sample_rate: int, cfg: GateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame f0 (Hz) and periodicity (1 - YIN's dip) of each note's window at the gate's hop: for pitches
+    outside crepe's range."""
+    import torch
+
+    from synth.codec.pitch import yin
+
+    a, b = (int(t * sample_rate) for t in cfg.window)
+    hop = int(cfg.hop * sample_rate)
+    x = torch.from_numpy(np.ascontiguousarray(audio[:, a:b], dtype=np.float32))
+    f0, per = yin(x, sample_rate, hop, win=2048, fmin=25.0, fmax=4500.0)
+    return f0.numpy(), per.numpy()
+
+
 def measure(audio: np.ndarray, pitches: list[int], sample_rate: int, held: float, cfg: GateConfig) -> list[NoteMeasure]:
-    """Loudness and pitch measurements of a batch of notes (audio [notes, samples])."""
-    f0, periodicity = track_pitch(audio, sample_rate, cfg)
+    """Loudness and pitch measurements of a batch of notes (audio [notes, samples]); crepe inside ``CREPE_MIDI``,
+    YIN outside it."""
+    pitches = list(pitches)
+    in_crepe = np.array([CREPE_MIDI[0] <= p <= CREPE_MIDI[1] for p in pitches], dtype=bool)
+    parts = {}
+    if in_crepe.any():
+        parts[True] = track_pitch(audio[in_crepe], sample_rate, cfg)
+    if (~in_crepe).any():
+        parts[False] = track_pitch_yin(audio[~in_crepe], sample_rate, cfg)
+    rows = {True: iter(range(int(in_crepe.sum()))), False: iter(range(int((~in_crepe).sum())))}
     out = []
     for i, pitch in enumerate(pitches):
-        rms_db, peak = loudness(audio[i], sample_rate, held)
-        voiced = f0[i][periodicity[i] >= cfg.voiced_threshold]
-        hz = float(np.median(voiced)) if voiced.size else 0.0
-        cents = 1200 * math.log2(hz / midi_to_hz(pitch)) if hz > 0 else float("nan")
-        out.append(NoteMeasure(rms_db, peak, hz, cents, int(voiced.size)))
+        src = bool(in_crepe[i])
+        j = next(rows[src])
+        out.append(_note_measure(audio[i], pitch, parts[src][0][j], parts[src][1][j], sample_rate, held, cfg))
     return out
+
+
+def _note_measure(audio: np.ndarray, pitch: int, f0: np.ndarray, periodicity: np.ndarray, sample_rate: int,
+                  held: float, cfg: GateConfig) -> NoteMeasure:
+    rms_db, peak = loudness(audio, sample_rate, held)
+    voiced = f0[periodicity >= cfg.voiced_threshold]
+    hz = float(np.median(voiced)) if voiced.size else 0.0
+    cents = 1200 * math.log2(hz / midi_to_hz(pitch)) if hz > 0 else float("nan")
+    return NoteMeasure(rms_db, peak, hz, cents, int(voiced.size))
 
 
 def note_status(m: NoteMeasure, cfg: GateConfig) -> str:
@@ -163,3 +201,18 @@ def decide(measures: list[NoteMeasure], cfg: GateConfig) -> tuple[str | None, li
     if in_tune < 0.5 * tracked or in_tune + octave < cfg.min_in_tune * tracked:
         return "out_of_tune", [False] * n
     return None, [s in ("in_tune", "octave") for s in status]
+
+
+def decide_grid(measures: list[NoteMeasure], core: list[bool], cfg: GateConfig) -> tuple[str | None, list[bool]]:
+    """``decide`` on the core notes (the instrument's fate), then the per-note rule for every other note."""
+    core_idx = [i for i, c in enumerate(core) if c]
+    reason, core_keep = decide([measures[i] for i in core_idx], cfg)
+    keep = [False] * len(measures)
+    if reason is not None:
+        return reason, keep
+    for i, k in zip(core_idx, core_keep):
+        keep[i] = k
+    for i, c in enumerate(core):
+        if not c:
+            keep[i] = note_status(measures[i], cfg) in ("in_tune", "octave")
+    return None, keep

@@ -87,3 +87,40 @@ def test_duplicate_fonts_and_cross_split_sample_sharing_are_dropped(tmp_path):
     assert report["instruments_kept"] == 1 and report["timings_s"]["notes_gated"] == 4
     assert not (tmp_path / "notes" / "nsynth-valid" / "audio").exists() or not any(
         (tmp_path / "notes" / "nsynth-valid" / "audio").iterdir())
+
+
+def test_wide_grid_samples_keys_and_layers_per_instrument_and_covers_them_across_instruments():
+    from pathlib import Path
+
+    from synth.data.build import BuildConfig, WideGrid, note_grid
+
+    cfg = BuildConfig(root=Path("unused"), wide=WideGrid())
+    names = [f"font{i}_{p:03d}_x" for i in range(4) for p in range(100)]
+    grids = {n: note_grid(n, cfg) for n in names}
+    for grid in grids.values():
+        core = [(p, v) for p, v, c in grid if c]
+        assert core == [(p, 100) for p in range(48, 73)]  # the paper's grid first, unchanged
+        assert len(grid) == len(set((p, v) for p, v, _ in grid)) and 60 <= len(grid) <= 75
+        assert all(21 <= p <= 108 and v in (40, 70, 100, 127) for p, v, _ in grid)
+    covered = {(p, v) for g in grids.values() for p, v, _ in g}
+    assert {(p, 100) for p in range(21, 109)} <= covered  # every key at the core layer
+    for vel in (40, 70, 127):  # and every key at every other layer, by some instrument
+        assert {p for p, v in covered if v == vel} == set(range(21, 109))
+    assert note_grid(names[0], cfg) == grids[names[0]]  # stable across calls (and processes: crc32, not hash())
+
+
+def test_wide_build_keeps_in_tune_notes_outside_the_core(tmp_path):
+    from synth.data.build import BuildConfig, WideGrid, build
+    from synth.data.render import RenderConfig
+
+    cfg = BuildConfig(root=tmp_path, fonts=[FONT], programs=[0], pitches=(60, 62),
+                      wide=WideGrid(key_range=(57, 66), range_stride=3, layers=(40, 100), layer_stride=5),
+                      render=RenderConfig(duration=1.5, held=1.3), progress=False)
+    report = build(cfg)
+    examples = json.loads((tmp_path / "nsynth-train" / "examples.json").read_text())
+    velocities = {e["velocity"] for e in examples.values()}
+    pitches = {e["pitch"] for e in examples.values()}
+    assert velocities == {40, 100} and pitches - {60, 62}, examples.keys()
+    assert report["coverage"]["train_notes_by_velocity"][40] == sum(e["velocity"] == 40 for e in examples.values())
+    for note, fields in examples.items():
+        assert note == f"{fields['instrument_str']}-{fields['pitch']:03d}-{fields['velocity']:03d}"

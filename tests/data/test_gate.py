@@ -46,3 +46,30 @@ def test_crepe_measures_synthetic_tones():
                      [np.zeros_like(t)]).astype(np.float32)
     got = measure(audio, pitches + [60], rate, held=1.5, cfg=CFG)
     assert [note_status(m, CFG) for m in got] == ["in_tune"] * 3 + ["silent"]
+
+
+def test_wide_grid_decides_on_the_core_and_keeps_other_notes_by_the_note_rule():
+    from synth.data.gate import decide_grid
+
+    core = [True] * 25 + [False] * 4
+    extras = [_m(3), _m(-1201), _m(400), _m(None)]  # in tune, tracker octave, off pitch, unvoiced
+    reason, keep = decide_grid([_m(5)] * 25 + extras, core, CFG)
+    assert reason is None and keep == [True] * 25 + [True, True, False, False]
+    # extras never rescue or sink the instrument: a detuned core is dropped however good its other notes are
+    reason, keep = decide_grid([_m(-1200)] * 25 + [_m(0)] * 4, core, CFG)
+    assert reason == "octave_off" and not any(keep)
+
+
+def test_pitches_outside_crepes_range_are_tracked_by_yin():
+    """MIDI 21 (27.5 Hz) and 105 (3.5 kHz) lie outside crepe's bins; the gate measures them with YIN, in tune, and
+    a tone a semitone sharp of the asked pitch off pitch."""
+    rate = 24000
+    t = np.arange(2 * rate) / rate
+
+    def tone(midi):  # a few harmonics below Nyquist, like a real low or high note
+        f0 = midi_to_hz(midi)
+        return sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 6) if k * f0 < rate / 2)
+
+    audio = np.stack([tone(21), tone(105), tone(106)]).astype(np.float32)
+    got = measure(audio, [21, 105, 105], rate, held=1.5, cfg=CFG)
+    assert [note_status(m, CFG) for m in got] == ["in_tune", "in_tune", "off_pitch"], got
