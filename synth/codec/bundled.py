@@ -45,6 +45,17 @@ class CodecConfig:
     emb_norm: bool = False
     pitch_feature: bool = False  # last embedding dims from YIN (see pitch.py): pitch (+ periodicity if 2 dims)
     pitch_feature_dims: int = 2
+    # YIN's window and search range for the pitch dim: the defaults cover MIDI ~31-95 (v1-v5); v6 uses
+    # 2048 / 25 / 4500 for the whole keyboard, MIDI 21-108
+    yin_win: int = 1024
+    yin_fmin: float = 50.0
+    yin_fmax: float = 2000.0
+    # v6: one embedding dim carries the measured frame level (synth/codec/loudness.py) and drives the decoder's
+    # amplitude, so a written silence decodes to true silence; it sits between the learned dims and the pitch dim
+    loudness_feature: bool = False
+    fine_env: int = 0  # v6: sub-frame gain points per frame (sharper attacks); 0 = off
+    noise_init_db: float = -65.0  # v6: the noise bands' initial level relative to the amplitude
+    amp_correction_db: float = 12.0  # v6: bound of the decoder's correction to the loudness channel
     # harmonic decoder
     hidden: int = 128
     n_blocks: int = 4
@@ -61,8 +72,17 @@ class CodecConfig:
 
     @property
     def learned_dims(self) -> int:
-        """Embedding dims the encoder learns; the YIN pitch feature dims (when on) follow them, last."""
-        return self.dim - (self.pitch_feature_dims if self.pitch_feature else 0)
+        """Embedding dims the encoder learns; the measured feature dims follow them: loudness (v6), then the YIN
+        pitch (+ periodicity), last."""
+        return self.dim - (self.pitch_feature_dims if self.pitch_feature else 0) - int(self.loudness_feature)
+
+    @property
+    def loudness_dim(self) -> int | None:
+        return self.learned_dims if self.loudness_feature else None
+
+    @property
+    def pitch_dim(self) -> int | None:
+        return self.learned_dims + int(self.loudness_feature) if self.pitch_feature else None
 
     @property
     def hop_length(self) -> int:
@@ -104,7 +124,10 @@ class CodecModel(nn.Module):
                                                midi_max=config.midi_max, noise_seed=config.noise_seed,
                                                f0_bins_per_semitone=config.f0_bins_per_semitone,
                                                f0_from_feature=config.pitch_feature,
-                                               feature_dims=config.pitch_feature_dims)
+                                               feature_dims=config.pitch_feature_dims,
+                                               loudness_dim=config.loudness_dim, fine_env=config.fine_env,
+                                               noise_init_db=config.noise_init_db,
+                                               amp_correction_db=config.amp_correction_db)
             elif config.arch == "seanet":
                 self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
                                              ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)
@@ -118,10 +141,16 @@ class CodecModel(nn.Module):
             emb = self.emb_norm(emb)
         emb = emb.transpose(1, 2)
         emb = torch.tanh(emb) if self.config.emb_tanh else emb
-        if self.config.pitch_feature:
+        cfg = self.config
+        if cfg.loudness_feature:
+            from synth.codec.loudness import loudness_feature
+
+            emb = torch.cat([emb, loudness_feature(wave, cfg.hop_length)[:, : emb.shape[1]]], dim=-1)
+        if cfg.pitch_feature:
             from synth.codec.pitch import pitch_feature
 
-            feat = pitch_feature(wave, self.config.sample_rate, self.config.hop_length, dims=self.config.pitch_feature_dims)
+            feat = pitch_feature(wave, cfg.sample_rate, cfg.hop_length, dims=cfg.pitch_feature_dims, win=cfg.yin_win,
+                                 fmin=cfg.yin_fmin, fmax=cfg.yin_fmax)
             emb = torch.cat([emb, feat], dim=-1)
         return emb
 

@@ -112,6 +112,15 @@ def harmonic_synth(f0_hz: torch.Tensor, amps: torch.Tensor, hop: int, sample_rat
     return cur + (read(idx_n) - cur) * w
 
 
+def fine_envelope(points: torch.Tensor, hop: int) -> torch.Tensor:
+    """Sub-frame gains ``[B, T, K]`` -> per-sample envelope ``[B, T * hop]``: point j of frame k sits at sample
+    ``k * hop + j * hop / K`` and the envelope is linear between points (no steps, so no clicks)."""
+    batch, frames, k = points.shape
+    if hop % k:
+        raise ValueError(f"fine_env points ({k}) must divide the hop ({hop})")
+    return upsample_frames(points.reshape(batch, frames * k), hop // k)
+
+
 class FilteredNoise(nn.Module):
     """Time-varying filtered noise by frequency sampling in the STFT domain.
 
@@ -169,8 +178,22 @@ class HarmonicDecoder(nn.Module):
     def __init__(self, dim: int, hop: int, sample_rate: int, hidden: int = 128, n_blocks: int = 4,
                  n_harmonics: int = 80, n_noise_bands: int = 64, midi_min: float = 20.0, midi_max: float = 110.0,
                  noise_seed: int = 0, f0_bins_per_semitone: int = 5, f0_from_feature: bool = False,
-                 f0_correction: float = 1.0, feature_dims: int = 2):
+                 f0_correction: float = 1.0, feature_dims: int = 2, loudness_dim: int | None = None,
+                 fine_env: int = 0, noise_init_db: float = -65.0, amp_correction_db: float = 12.0):
         super().__init__()
+        # v6 options (all off by default, so v1-v5 folders load unchanged):
+        # - loudness_dim: index of the embedding's loudness channel (synth.codec.loudness); the amplitude is that
+        #   level times a bounded correction (+-amp_correction_db), harmonic amplitudes are energy-normalized so
+        #   their RMS is that amplitude, and the noise bands are relative to it: zero loudness is zero output.
+        # - fine_env: K sub-frame gain points per frame (hop / K samples apart) applied to the whole output and
+        #   normalized to unit mean power per frame: onsets sharper than a 13 ms frame (hammer, pick, chiff)
+        #   without changing the frame's level.
+        # - noise_init_db: the noise bands' level at initialization relative to the amplitude (v1-v5: about -65 dB,
+        #   where the branch got no useful gradient and carried 2e-5 of the output energy).
+        self.loudness_dim, self.fine_env = loudness_dim, fine_env
+        self.amp_log_range = amp_correction_db / 20.0 * math.log(10.0)
+        # white noise uniform in [-1, 1] has RMS 1/sqrt(3); the offset puts band magnitude 1 at noise_init_db
+        self.noise_offset = math.log(1 / math.sqrt(3)) - noise_init_db / 20.0 * math.log(10.0)
         # f0_from_feature: the embedding's pitch dimension (second to last, see pitch.py) gives the pitch and the f0
         # head only adds a bounded correction (+-f0_correction semitones); otherwise the head classifies pitch bins.
         self.f0_from_feature, self.f0_correction, self.feature_dims = f0_from_feature, f0_correction, feature_dims
@@ -183,7 +206,8 @@ class HarmonicDecoder(nn.Module):
         # off the guess is, where a regressed f0 sat at the mean pitch for hundreds of steps (measured).
         self.n_f0_bins = int(round((midi_max - midi_min) * f0_bins_per_semitone)) + 1
         self.register_buffer("f0_bin_midi", torch.linspace(midi_min, midi_max, self.n_f0_bins), persistent=False)
-        self.out = nn.Conv1d(hidden, 1 + n_harmonics + n_noise_bands + (1 if f0_from_feature else self.n_f0_bins), 1)
+        self.n_f0_out = 1 if f0_from_feature else self.n_f0_bins
+        self.out = nn.Conv1d(hidden, 1 + n_harmonics + n_noise_bands + self.n_f0_out + fine_env, 1)
         self.noise = FilteredNoise(hop, n_noise_bands, seed=noise_seed)
         self.register_buffer("harm_index", torch.arange(1, n_harmonics + 1, dtype=torch.float32), persistent=False)
 
@@ -194,17 +218,30 @@ class HarmonicDecoder(nn.Module):
         # with DDSP's exp_sigmoid the harmonic amplitude collapsed to zero within a few hundred steps and noise took
         # over (measured: even fitting controls directly to real notes put 90%+ of the energy in noise); in log space
         # the same fit puts it in the harmonics and halves the spectral loss (1.59 -> 0.72).
-        amp = torch.exp((raw[..., 0] - 2.0).clamp(max=1.0))
         harm = raw[..., 1:1 + self.n_harmonics] - 2.0 * torch.log(self.harm_index)  # logits
         k = 1 + self.n_harmonics + self.n_noise_bands
-        noise = torch.exp((raw[..., 1 + self.n_harmonics:k] - 7.0).clamp(max=1.0))
-        f0_logits = raw[..., k:]
+        f0_logits = raw[..., k:k + self.n_f0_out]
+        extra: dict[str, torch.Tensor] = {}
+        if self.loudness_dim is None:
+            amp = torch.exp((raw[..., 0] - 2.0).clamp(max=1.0))
+            noise = torch.exp((raw[..., 1 + self.n_harmonics:k] - 7.0).clamp(max=1.0))
+        else:
+            from synth.codec.loudness import amplitude
+
+            level = amplitude(emb[..., self.loudness_dim])
+            amp = level * torch.exp(self.amp_log_range * torch.tanh(raw[..., 0]))
+            noise = level[..., None] * torch.exp((raw[..., 1 + self.n_harmonics:k] - self.noise_offset).clamp(max=4.0))
+            extra["energy_norm"] = torch.ones_like(amp)  # marks energy-normalized harmonics (see harmonic_amps)
+        if self.fine_env:
+            g = 2.0 * torch.sigmoid(raw[..., k + self.n_f0_out:])  # [B, T, K], 1 at init
+            extra["fine_env"] = g / g.square().mean(-1, keepdim=True).sqrt().clamp_min(1e-4)
         if self.f0_from_feature:
             from synth.codec.pitch import feature_midi
 
             f0_midi = feature_midi(emb[..., -self.feature_dims:]) + self.f0_correction * torch.tanh(f0_logits[..., 0])
-            return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise}
-        return {"f0_midi": self.decode_f0(f0_logits), "f0_logits": f0_logits, "amp": amp, "harm": harm, "noise": noise}
+            return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise, **extra}
+        return {"f0_midi": self.decode_f0(f0_logits), "f0_logits": f0_logits, "amp": amp, "harm": harm, "noise": noise,
+                **extra}
 
     def decode_f0(self, logits: torch.Tensor) -> torch.Tensor:
         """MIDI pitch per frame: probability-weighted mean of the bins within 80 cents of the most likely one."""
@@ -221,11 +258,15 @@ class HarmonicDecoder(nn.Module):
         t = torch.exp(-0.5 * d.square())
         return t / t.sum(-1, keepdim=True)
 
-    def harmonic_amps(self, f0_hz: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor) -> torch.Tensor:
+    def harmonic_amps(self, f0_hz: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor,
+                      energy_norm: bool = False) -> torch.Tensor:
         """Softmax of the harmonic logits over the harmonics below Nyquist (the rest are exactly zero), scaled by the
-        overall amplitude."""
+        overall amplitude: as a sum of amplitudes (v1-v5), or (``energy_norm``, v6) so that the harmonic sum's RMS
+        is ``amp`` whatever the distribution (then ``amp`` is a level, comparable to the loudness channel)."""
         audible = (f0_hz[..., None].detach() * self.harm_index) < (self.sample_rate / 2)
         dist = torch.softmax(harm.masked_fill(~audible, -1e9), dim=-1) * audible
+        if energy_norm:
+            dist = dist * (math.sqrt(2.0) / dist.square().sum(-1, keepdim=True).sqrt().clamp_min(1e-8))
         return dist * amp[..., None]
 
     def synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor | None = None) -> torch.Tensor:
@@ -233,8 +274,11 @@ class HarmonicDecoder(nn.Module):
         if f0_hz is None:
             f0_hz = midi_to_hz(ctrl["f0_midi"])
         f0_hz = f0_hz.detach()
-        amps = self.harmonic_amps(f0_hz, ctrl["amp"], ctrl["harm"])
-        return harmonic_synth(f0_hz, amps, self.hop, self.sample_rate) + self.noise(ctrl["noise"])
+        amps = self.harmonic_amps(f0_hz, ctrl["amp"], ctrl["harm"], energy_norm="energy_norm" in ctrl)
+        out = harmonic_synth(f0_hz, amps, self.hop, self.sample_rate) + self.noise(ctrl["noise"])
+        if "fine_env" in ctrl:
+            out = out * fine_envelope(ctrl["fine_env"], self.hop)
+        return out
 
     def forward(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         ctrl = self.controls(emb)

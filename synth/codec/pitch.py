@@ -63,18 +63,20 @@ def yin(wave: torch.Tensor, sample_rate: int, hop: int, win: int = 1024, fmin: f
     return f0, periodicity
 
 
-def pitch_feature(wave: torch.Tensor, sample_rate: int, hop: int, voiced: float = 0.6, dims: int = 2) -> torch.Tensor:
+def pitch_feature(wave: torch.Tensor, sample_rate: int, hop: int, voiced: float = 0.6, dims: int = 2,
+                  win: int = 1024, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
     """Embedding dims per frame ``[B, T, dims]``: scaled MIDI pitch, and (dims=2) periodicity.
 
     With periodicity included the decoder could follow the note's envelope from it and ignored the learned dims
     (measured on v2 at step 393: swapping learned dims between notes changed the output by 0.1%), so the shipped
-    codec uses the pitch dimension only.
+    codec uses the pitch dimension only. ``win``/``fmin``/``fmax`` set YIN's range: the defaults cover MIDI ~31-95;
+    codec v6 uses 2048 / 25 Hz / 4.5 kHz for the whole keyboard (MIDI 21-108).
 
     Unvoiced frames (silence, noise, the end of a release) take the median pitch of the note's voiced frames, so the
     pitch dimension of a steady note is one flat line that a generator can write from its pitch token.
     """
     with torch.no_grad():
-        f0, per = yin(wave, sample_rate, hop)
+        f0, per = yin(wave, sample_rate, hop, win=win, fmin=fmin, fmax=fmax)
         midi = 69.0 + 12.0 * torch.log2(f0.clamp_min(1.0) / 440.0)
         is_voiced = per > voiced
         fill = torch.stack([m[v].median() if v.any() else torch.tensor(MIDI_CENTER, device=m.device)

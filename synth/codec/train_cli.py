@@ -30,6 +30,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Gaussian noise on the learned embedding dims while training")
     parser.add_argument("--w-smooth", type=float, default=t.w_smooth,
                         help="penalty on frame-to-frame change of the learned dims (keeps the code regressable)")
+    parser.add_argument("--stft-ffts", type=lambda t: tuple(int(x) for x in t.split(",")), default=t.stft_ffts,
+                        help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,1024,512,256,128,64)")
+    parser.add_argument("--w-lin-mag", type=float, default=t.w_lin_mag, help="weight of the linear-magnitude term")
+    parser.add_argument("--loudness-feature", action="store_true",
+                        help="v6: one embedding dim carries the frame level and drives the decoder's amplitude")
+    parser.add_argument("--fine-env", type=int, default=c.fine_env, help="v6: sub-frame gain points per frame (0 = off)")
+    parser.add_argument("--noise-init-db", type=float, default=c.noise_init_db,
+                        help="v6: initial noise level relative to the amplitude")
+    parser.add_argument("--yin-win", type=int, default=c.yin_win, help="YIN window for the pitch dim (v6: 2048)")
+    parser.add_argument("--yin-fmin", type=float, default=c.yin_fmin, help="YIN lowest f0 (v6: 25)")
+    parser.add_argument("--yin-fmax", type=float, default=c.yin_fmax, help="YIN highest f0 (v6: 4500)")
     parser.add_argument("--ckpt-minutes", type=float, default=t.ckpt_minutes)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads ran ~10x slower per step)")
@@ -63,13 +74,16 @@ def run(args: argparse.Namespace) -> int:
                       crop_seconds=args.crop_seconds, lr=args.lr, w_f0=args.w_f0,
                       teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_smooth=args.w_smooth, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
-                      notes_file=args.notes_file)
+                      notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag)
     codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
                             enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
                             pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh, emb_norm=args.emb_norm,
                             pitch_feature_dims=args.pitch_feature_dims, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
-                            dec_filters=args.dec_filters, dec_lstm=args.dec_lstm)
+                            dec_filters=args.dec_filters, dec_lstm=args.dec_lstm,
+                            loudness_feature=args.loudness_feature, fine_env=args.fine_env,
+                            noise_init_db=args.noise_init_db, yin_win=args.yin_win, yin_fmin=args.yin_fmin,
+                            yin_fmax=args.yin_fmax)
     if not args.minutes and not args.steps:
         print("synth codec train: give --minutes and/or --steps")
         return 2
