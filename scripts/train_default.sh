@@ -7,19 +7,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
-MINUTES_CODEC=${MINUTES_CODEC:-20}
+MINUTES_CODEC=${MINUTES_CODEC:-60}
 EPOCHS_VAE=${EPOCHS_VAE:-40}
 MINUTES_GEN=${MINUTES_GEN:-42}
 STEPS_GEN=${STEPS_GEN:-850}  # length of the generator's cosine schedule: what MINUTES_GEN buys on 1 CPU thread
 
-# 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~20 min here)
-$PY -m synth dataset build --root data/notes
-# 2. the bundled harmonic-plus-noise codec (see models/default/CODEC_CARD.md for the flags and why)
-#    v5: --w-smooth and --emb-noise keep the code slowly varying, so that averaged codes (what the VAE decoder and
-#    the generator output) still decode at full level; v4 without them decoded ~40 dB too quiet after regression.
-$PY -m synth codec train --data data/notes --out runs/codec/harmonic5a --arch harmonic --pitch-feature \
-    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 1.0 --emb-noise 0.1 --minutes "$MINUTES_CODEC" \
-    --ckpt-minutes 2 --threads 1 --name default-harmonic-v5a --export models/default/codec
+# 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits. --wide: each
+#    instrument keeps its MIDI 48-72 velocity-100 core and samples MIDI 21-108 and velocity layers 40/70/127
+#    (synth.data.build.WideGrid; ~25 min here)
+$PY -m synth dataset build --root data/notes --wide
+# 2. the bundled harmonic-plus-noise codec v6 (see models/default/CODEC_CARD.md for the flags and why): a loudness
+#    channel that drives the amplitude (true silence), noise bands that start audible, sub-frame envelopes for
+#    attacks, YIN over the whole keyboard, a spectral loss with linear magnitudes and 2.7 ms windows. --w-smooth and
+#    --emb-noise keep the code slowly varying so that regressed (averaged) codes still decode at full level.
+$PY -m synth codec train --data data/notes --out runs/codec/v6 --arch harmonic --pitch-feature \
+    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 0.5 --emb-noise 0.1 --loudness-feature --fine-env 8 \
+    --noise-init-db -25 --yin-win 2048 --yin-fmin 25 --yin-fmax 4500 --n-harmonics 160 --n-blocks 6 \
+    --stft-ffts 2048,512,128,64 --w-lin-mag 1 --minutes "$MINUTES_CODEC" --ckpt-minutes 3 --threads 1 \
+    --name default-harmonic-v6 --export models/default/codec
 # 3. embedding cache (fp16 memmaps + train statistics)
 $PY -m synth codec encode --codec models/default/codec --data data/notes --out data/emb/default
 # 4. stage 1: timbre VAE

@@ -59,7 +59,7 @@ class TrainConfig:
     notes_file: str = ""  # optional: train only on the note_strs listed here (same data for runs compared)
     # The spectral loss's FFT sizes (hop = size / 4) and the weight of its linear-magnitude term. v1-v5: 2048/512/128,
     # log magnitudes only, which hear a -40 dB noise floor as well as a -10 dB one and so left the noise branch
-    # unused; v6 adds linear magnitudes (loud partials and noise energy count by their energy) and 256/64-sample
+    # unused; v6 adds linear magnitudes (loud partials and noise energy count by their energy) and a 64-sample
     # windows (2.7 ms) that resolve attacks and high-frequency bursts.
     stft_ffts: tuple[int, ...] = (2048, 512, 128)
     w_lin_mag: float = 0.0

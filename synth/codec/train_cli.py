@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--w-smooth", type=float, default=t.w_smooth,
                         help="penalty on frame-to-frame change of the learned dims (keeps the code regressable)")
     parser.add_argument("--stft-ffts", type=lambda t: tuple(int(x) for x in t.split(",")), default=t.stft_ffts,
-                        help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,1024,512,256,128,64)")
+                        help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,512,128,64)")
     parser.add_argument("--w-lin-mag", type=float, default=t.w_lin_mag, help="weight of the linear-magnitude term")
     parser.add_argument("--loudness-feature", action="store_true",
                         help="v6: one embedding dim carries the frame level and drives the decoder's amplitude")

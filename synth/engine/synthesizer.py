@@ -61,7 +61,8 @@ class Synthesizer:
         cfg = getattr(self.codec, "config", None)
         if not getattr(cfg, "pitch_feature", False):
             return None
-        return int(cfg.learned_dims)  # the pitch is the first feature dim after the learned ones
+        # the pitch dim follows the learned dims (and, from codec v6, the loudness dim)
+        return int(getattr(cfg, "pitch_dim", None) or cfg.learned_dims)
 
     def lock_pitch(self, frames: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Keep the codec's pitch channel within ``pitch_lock`` semitones of the asked pitch (standardized frames).
