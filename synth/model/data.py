@@ -145,6 +145,33 @@ def cache_shape(emb_dir: str | Path, split: str = "train") -> tuple[int, int, in
     return tuple(open_cache(emb_dir, split).embeddings.shape)  # type: ignore[return-value]
 
 
+def cache_coverage(emb_dir: str | Path, split: str = "train") -> dict:
+    """What a split holds, from its meta: ``pitch_min``, ``pitch_max`` and the sorted distinct ``velocities``
+    (100 for notes written before velocity layers). Lets a training command check its config against the data."""
+    meta = open_cache(emb_dir, split).meta
+    pitches = [int(m["pitch"]) for m in meta]
+    return {
+        "pitch_min": min(pitches) if pitches else None,
+        "pitch_max": max(pitches) if pitches else None,
+        "velocities": sorted({int(m.get("velocity", 100)) for m in meta}),
+    }
+
+
+def coverage_warnings(coverage: dict, pitch_min: int, pitch_max: int, velocity_cond: bool) -> list[str]:
+    """Plain-language warnings when a model config would ignore part of the data (notes outside its pitch range
+    are dropped by ``load_notes``; velocity layers without ``velocity_cond`` are all decoded as one)."""
+    out = []
+    lo, hi = coverage["pitch_min"], coverage["pitch_max"]
+    if lo is not None and (lo < pitch_min or hi > pitch_max):
+        out.append(f"the data spans MIDI {lo}-{hi} but the config {pitch_min}-{pitch_max}: notes outside are left "
+                   f"out (train the whole range with --set pitch_min={lo} --set pitch_max={hi})")
+    if len(coverage["velocities"]) > 1 and not velocity_cond:
+        layers = ",".join(map(str, coverage["velocities"]))
+        out.append(f"the data has velocity layers {layers} but velocity_cond is off: every layer is trained as one "
+                   f"sound (condition on them with --set velocity_cond=true --set velocity_layers={layers})")
+    return out
+
+
 def cache_stats(emb_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     c = open_cache(emb_dir, "train")
     return np.asarray(c.mean, np.float32), np.asarray(c.std, np.float32)
@@ -184,26 +211,39 @@ def synthetic_notes(
     dim: int = 16,
     time_pool: int = 1,
     seed: int = 0,
+    velocities: tuple[int, ...] = (100,),
+    brightness: float = 1.0,
 ) -> NoteSet:
     """A tiny structured stand-in for a split (tests, tiny bundles): each instrument has a random spectral
     signature and decay, each pitch a sinusoidal pattern over the dims, plus noise. Instruments are named
-    ``synth_<family>_<i>``; families cycle through the taxonomy."""
+    ``synth_<family>_<i>``; families cycle through the taxonomy.
+
+    ``velocities``: every (instrument, pitch) note at each of these velocities (default one layer, 100: the notes
+    and random draws of the single-layer version, unchanged). A note at velocity v gets a "brightness" tilt over
+    the dims, ``brightness * (v - 100) / 64 * ramp`` with ``ramp`` rising linearly from -1 (dim 0) to +1 (last
+    dim), times the note's envelope: harder notes have more in the high dims, as real instruments get brighter;
+    a model must read the velocity to rebuild it (the instrument's signature and the pitch do not say it)."""
     g = torch.Generator().manual_seed(seed)
     fams = families()
     lo, hi = pitches
-    names, fam, pit, xs = [], [], [], []
+    names, fam, pit, vel, xs = [], [], [], [], []
     t = torch.arange(num_frames).float()[:, None]
     dims = torch.arange(dim).float()[None, :]
+    ramp = torch.linspace(-1.0, 1.0, dim)[None, :]
     for i in range(num_instruments):
         sig = torch.randn(dim, generator=g)
         decay = 0.02 + 0.1 * torch.rand(1, generator=g)
-        for p in range(lo, hi + 1):
-            pat = torch.sin(dims * (p - lo + 1) * 0.13)
-            x = (sig + pat) * torch.exp(-decay * t) + 0.1 * torch.randn(num_frames, dim, generator=g)
-            xs.append(x)
-            names.append(f"synth_{fams[i % len(fams)]}_{i:03d}")
-            fam.append(i % len(fams))
-            pit.append(p)
+        env = torch.exp(-decay * t)
+        for v in velocities:
+            tilt = brightness * (int(v) - 100) / 64.0 * ramp
+            for p in range(lo, hi + 1):
+                pat = torch.sin(dims * (p - lo + 1) * 0.13)
+                x = (sig + pat + tilt) * env + 0.1 * torch.randn(num_frames, dim, generator=g)
+                xs.append(x)
+                names.append(f"synth_{fams[i % len(fams)]}_{i:03d}")
+                fam.append(i % len(fams))
+                pit.append(p)
+                vel.append(int(v))
     x = torch.stack(xs)
     if time_pool > 1:
         x = F.avg_pool1d(x.transpose(1, 2), time_pool, ceil_mode=True)
@@ -211,10 +251,10 @@ def synthetic_notes(
     return NoteSet(
         x=x.half(),
         pitch=torch.tensor(pit),
-        velocity=torch.full((len(pit),), 100, dtype=torch.long),
+        velocity=torch.tensor(vel, dtype=torch.long),
         family=torch.tensor(fam),
         instrument=torch.tensor([classes.index(n) for n in names]),
         instrument_names=names,
-        note_strs=[f"{n}-{p:03d}-100" for n, p in zip(names, pit)],
+        note_strs=[f"{n}-{p:03d}-{v:03d}" for n, p, v in zip(names, pit, vel)],
         family_names=fams,
     )

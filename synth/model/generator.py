@@ -6,6 +6,10 @@ Sequence layout (one row per note)::
     input:     z-token  pitch-token  start-patch  patch 0     ...   patch S-2
     output:    -        -            patch 0      patch 1     ...   patch S-1
 
+With ``velocity_cond`` the pitch token is ``pitch embedding + velocity-layer embedding`` (the nearest of
+``velocity_layers``, as in the VAE decoder and the flow model); the layout does not change. The velocity embedding
+starts at zero, so training starts from a velocity-blind generator and learns what each layer changes.
+
 A *patch* is ``frames_per_step`` consecutive codec frames flattened into one token: with 4 frames per step a
 300-frame note takes 75 steps instead of 300, which is what makes a new point playable on a 2-core CPU (DESIGN:
 300 KV-cached steps x 25 notes took ~5.8 s). All T frames are produced (the last patch is cropped), none lost.
@@ -27,13 +31,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.model.vae import velocity_index
+
 
 @dataclass
 class GeneratorConfig:
     num_frames: int = 300  # T
     dim: int = 128  # D
     pitch_min: int = 48
-    pitch_max: int = 72
+    pitch_max: int = 72  # the training CLI copies the VAE's range (wide dataset: 21-108)
+    # velocity as a condition, added to the pitch token (see the module docstring). False (the default, and every
+    # config written before this field) = the old generator, same weights, same outputs.
+    velocity_cond: bool = False
+    velocity_layers: tuple[int, ...] = (40, 70, 100, 127)
     latent_dim: int = 2
     frames_per_step: int = 4  # P: codec frames per Transformer step ("patching")
     d_model: int = 256
@@ -177,6 +187,12 @@ class Generator(nn.Module):
         # the 2D point enters through a small MLP: a single linear map of 2 numbers spans only a plane of token space
         self.z_proj = nn.Sequential(nn.Linear(cfg.latent_dim, d), nn.GELU(), nn.Linear(d, d))
         self.pitch_emb = nn.Embedding(cfg.num_pitches, d)
+        self.vel_emb = None
+        if cfg.velocity_cond:
+            if not cfg.velocity_layers:
+                raise ValueError("velocity_cond needs at least one velocity layer")
+            self.vel_emb = nn.Embedding(len(cfg.velocity_layers), d)
+            nn.init.zeros_(self.vel_emb.weight)  # start velocity-blind; the gradient does not depend on the value
         self.start = nn.Parameter(torch.zeros(pd))
         self.in_proj = nn.Linear(pd, d)
         self.pos = nn.Parameter(torch.randn(cfg.num_steps + 2, d) * 0.02)
@@ -203,11 +219,16 @@ class Generator(nn.Module):
         b, s, _ = patches.shape
         return patches.reshape(b, s * self.cfg.frames_per_step, self.cfg.dim)[:, :num_frames]
 
-    def prefix(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        """The three first tokens ``[B, 3, d]``: timbre point, pitch, learned start patch."""
+    def prefix(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
+        """The three first tokens ``[B, 3, d]``: timbre point, pitch (+ velocity layer), learned start patch.
+        ``velocity``: MIDI ``[B]`` or None (= 100); ignored without ``cfg.velocity_cond``."""
         idx = (pitch.long() - self.cfg.pitch_min).clamp(0, self.cfg.num_pitches - 1)
         start = self.in_proj(self.start).expand(z.shape[0], 1, -1)
-        return torch.cat([self.z_proj(z.float())[:, None], self.pitch_emb(idx)[:, None], start], dim=1)
+        pitch_tok = self.pitch_emb(idx)
+        if self.vel_emb is not None:
+            vidx = velocity_index(self.cfg.velocity_layers, velocity, z.shape[0], idx.device)
+            pitch_tok = pitch_tok + self.vel_emb(vidx)
+        return torch.cat([self.z_proj(z.float())[:, None], pitch_tok[:, None], start], dim=1)
 
     def _base_patches(self, base: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor | None:
         """The VAE decoder's frames as patches ``[B, S, P*D]`` (``refine_vae`` only; checked here)."""
@@ -235,17 +256,19 @@ class Generator(nn.Module):
         frames_in: torch.Tensor,
         input_noise: float = 0.0,
         base: torch.Tensor | None = None,
+        velocity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher forcing. ``frames_in`` are the note's true frames ``[B, T, D]``; they are shifted here (start
         patch, then patches 0..S-2) and the output holds the predictions of all T frames ``[B, T, D]``.
         ``input_noise`` adds N(0, sigma) to the shifted inputs only (a cheap guard against exposure bias).
-        ``base``: the VAE decoder's frames ``[B, T, D]`` (required when ``cfg.refine_vae``)."""
+        ``base``: the VAE decoder's frames ``[B, T, D]`` (required when ``cfg.refine_vae``); ``velocity``: MIDI
+        ``[B]`` or None (= 100)."""
         t = frames_in.shape[1]
         patches = self.to_patches(frames_in.float())
         inp = patches[:, :-1]
         if input_noise > 0:
             inp = inp + input_noise * torch.randn_like(inp)
-        h = torch.cat([self.prefix(z, pitch), self.in_proj(inp)], dim=1)  # [B, S+2, d]
+        h = torch.cat([self.prefix(z, pitch, velocity), self.in_proj(inp)], dim=1)  # [B, S+2, d]
         bp = self._base_patches(base, z.shape[0], patches.shape[1])
         if bp is not None:  # each predicting token also reads the decoder's version of the patch it predicts
             h = torch.cat([h[:, :2], h[:, 2:] + self.base_proj(bp)], dim=1)
@@ -263,20 +286,32 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        pitch: torch.Tensor,
+        num_frames: int | None = None,
+        base: torch.Tensor | None = None,
+        velocity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Free-running generation of ``num_frames`` frames (default T) with a KV cache, batched ``[B, T, D]``.
-        ``base``: the VAE decoder's frames for (z, pitch) when ``cfg.refine_vae`` (see ``generate_frames``)."""
-        return self._free_run(z, pitch, num_frames, base, grad=False)
+        ``base``: the VAE decoder's frames for (z, pitch, velocity) when ``cfg.refine_vae`` (see
+        ``generate_frames``); ``velocity``: MIDI ``[B]`` or None (= 100; ignored without ``cfg.velocity_cond``)."""
+        return self._free_run(z, pitch, num_frames, base, grad=False, velocity=velocity)
 
     def rollout(
-        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        pitch: torch.Tensor,
+        num_frames: int | None = None,
+        base: torch.Tensor | None = None,
+        velocity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``generate`` with autograd: the network runs on its own output and the loss on the result trains it for
         what the player hears (rollout training; teacher forcing alone never shows it its own drift)."""
-        return self._free_run(z, pitch, num_frames, base, grad=True)
+        return self._free_run(z, pitch, num_frames, base, grad=True, velocity=velocity)
 
-    def _free_run(self, z, pitch, num_frames: int | None, base: torch.Tensor | None, grad: bool) -> torch.Tensor:
+    def _free_run(self, z, pitch, num_frames: int | None, base: torch.Tensor | None, grad: bool,
+                  velocity: torch.Tensor | None = None) -> torch.Tensor:
         num_frames = num_frames or self.cfg.num_frames
         s = -(-num_frames // self.cfg.frames_per_step)
         if s > self.cfg.num_steps:
@@ -285,7 +320,7 @@ class Generator(nn.Module):
         z, pitch = z.to(p.device, p.dtype), pitch.to(p.device)
         bp = self._base_patches(base, z.shape[0], s)
         cache = GradKVCache(self.cfg) if grad else KVCache(self.cfg, z.shape[0], s + 2, p.device, p.dtype)
-        pre = self.prefix(z, pitch)
+        pre = self.prefix(z, pitch, velocity)
         pre = torch.cat([pre[:, :2], self._step_input(pre[:, 2:], bp, 0)], dim=1)
         out = self._step_output(self._run(pre, cache, 0)[:, -1:], bp, 0)  # patch 0
         patches = [out]
@@ -296,7 +331,12 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def generate_uncached(
-        self, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None, base: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        pitch: torch.Tensor,
+        num_frames: int | None = None,
+        base: torch.Tensor | None = None,
+        velocity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Reference implementation without a cache (quadratic): the whole sequence is re-run through ``forward``'s
         teacher-forced pass on the frames generated so far, every step."""
@@ -307,22 +347,35 @@ class Generator(nn.Module):
         for i in range(s):
             # forward() shifts its input by one patch: the prediction of patch i reads patches 0..i-1
             padded = torch.cat([frames, torch.zeros(z.shape[0], p, self.cfg.dim, device=z.device)], dim=1)
-            y = self.forward(z, pitch, padded, base=None if base is None else base[:, : (i + 1) * p])
+            y = self.forward(z, pitch, padded, base=None if base is None else base[:, : (i + 1) * p],
+                             velocity=velocity)
             frames = torch.cat([frames, y[:, i * p : (i + 1) * p]], dim=1)
         return frames[:, :num_frames]
 
 
-def refine_base(generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor | None:
-    """The VAE decoder's frames for (z, pitch) when ``generator`` refines them (``cfg.refine_vae``), else None."""
+def refine_base(
+    generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """The VAE decoder's frames for (z, pitch, velocity) when ``generator`` refines them (``cfg.refine_vae``), else
+    None. The velocity goes to the decoder too (a decoder without ``velocity_cond`` ignores it)."""
     if not generator.cfg.refine_vae:
         return None
     with torch.no_grad():
-        return vae.decode(z, pitch)
+        return vae.decode(z, pitch, velocity)
 
 
-def generate_frames(generator: Generator, vae, z: torch.Tensor, pitch: torch.Tensor, num_frames: int | None = None):
-    """The generator's frames for (z, pitch), handing it the VAE decoder's frames when it refines them."""
-    return generator.generate(z, pitch, num_frames, base=refine_base(generator, vae, z, pitch))
+def generate_frames(
+    generator: Generator,
+    vae,
+    z: torch.Tensor,
+    pitch: torch.Tensor,
+    num_frames: int | None = None,
+    velocity: torch.Tensor | None = None,
+):
+    """The generator's frames for (z, pitch, velocity), handing it the VAE decoder's frames when it refines them.
+    ``velocity``: MIDI ``[B]`` or None (= 100)."""
+    return generator.generate(z, pitch, num_frames, base=refine_base(generator, vae, z, pitch, velocity),
+                              velocity=velocity)
 
 
 def save_generator(model: Generator, out_dir: str | Path, name: str = "generator") -> None:

@@ -12,6 +12,10 @@ not hold, and the option is off by default.
 Pseudo-instruments take part in reconstruction, KL, the regularizer, the neighbour loss (each its own group) and the
 pitch classifier; the instrument classifier ignores them (index -1), the family classifier too unless both parents
 share a family.
+
+Velocity layers (issue 18): a pseudo-instrument blends two notes at the same pitch AND the same velocity, so the
+table holds the notes at one reference velocity (100, the core layer every instrument has at its core pitches) and
+pseudo-instrument notes carry that velocity.
 """
 
 from __future__ import annotations
@@ -34,13 +38,17 @@ class MixedGroups:
 
 
 def note_table(instrument: torch.Tensor, pitch: torch.Tensor, num_instruments: int, pitch_min: int,
-               num_pitches: int) -> torch.Tensor:
+               num_pitches: int, velocity: torch.Tensor | None = None, ref_velocity: int = 100) -> torch.Tensor:
     """``[num_instruments, num_pitches]`` index of each (instrument, pitch) note in the set, -1 where missing.
 
-    Notes outside the pitch range or of no training instrument (index -1) are left out."""
+    Notes outside the pitch range or of no training instrument (index -1) are left out; with ``velocity`` given,
+    so are notes at another velocity than ``ref_velocity`` (one note per cell; without it every note counts and
+    the last of a cell wins)."""
     table = torch.full((num_instruments, num_pitches), -1, dtype=torch.long)
     col = pitch.long() - pitch_min
     keep = (instrument >= 0) & (col >= 0) & (col < num_pitches)
+    if velocity is not None:
+        keep &= velocity.long() == int(ref_velocity)
     rows = torch.nonzero(keep).squeeze(1)
     table[instrument[rows], col[rows]] = rows
     return table

@@ -42,46 +42,54 @@ def encode_mu(vae: TimbreVAE, x: torch.Tensor, chunk: int = 256) -> torch.Tensor
 
 
 @torch.no_grad()
-def _chunked_mse(predict, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor, device, chunk: int = 64) -> float:
-    """MSE of ``predict(z, pitch, x)`` frames against ``x`` over all notes, ``chunk`` notes at a time."""
+def _chunked_mse(predict, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor, device, chunk: int = 64,
+                 velocity: torch.Tensor | None = None) -> float:
+    """MSE of ``predict(z, pitch, x, velocity)`` frames against ``x`` over all notes, ``chunk`` notes at a time
+    (``velocity`` None: None is handed on, = 100)."""
     err, n = 0.0, 0
     for i in range(0, len(z), chunk):
         xb = x[i : i + chunk].to(device).float()
-        y = predict(z[i : i + chunk].to(device), pitch[i : i + chunk].to(device), xb)[:, : x.shape[1]]
+        vb = None if velocity is None else velocity[i : i + chunk].to(device)
+        y = predict(z[i : i + chunk].to(device), pitch[i : i + chunk].to(device), xb, vb)[:, : x.shape[1]]
         err += F.mse_loss(y, xb, reduction="sum").item()
         n += y.numel()
     return err / max(1, n)
 
 
-def free_running_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
+def free_running_error(gen: Generator, vae: TimbreVAE, z, pitch, x, velocity=None, chunk: int = 64) -> float:
     """MSE between freely generated and true frames (standardized units)."""
     gen.eval()
     dev = next(gen.parameters()).device
-    return _chunked_mse(lambda zb, pb, xb: generate_frames(gen, vae, zb, pb, xb.shape[1]), z, pitch, x, dev, chunk)
+    return _chunked_mse(lambda zb, pb, xb, vb: generate_frames(gen, vae, zb, pb, xb.shape[1], velocity=vb),
+                        z, pitch, x, dev, chunk, velocity)
 
 
-def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
+def teacher_forced_error(gen: Generator, vae: TimbreVAE, z, pitch, x, velocity=None, chunk: int = 64) -> float:
     gen.eval()
     dev = next(gen.parameters()).device
-    return _chunked_mse(lambda zb, pb, xb: gen(zb, pb, xb, base=refine_base(gen, vae, zb, pb)), z, pitch, x, dev, chunk)
+    return _chunked_mse(lambda zb, pb, xb, vb: gen(zb, pb, xb, base=refine_base(gen, vae, zb, pb, vb), velocity=vb),
+                        z, pitch, x, dev, chunk, velocity)
 
 
-def vae_decoder_error(vae: TimbreVAE, z, pitch, x, chunk: int = 64) -> float:
+def vae_decoder_error(vae: TimbreVAE, z, pitch, x, velocity=None, chunk: int = 64) -> float:
     """MSE of the VAE decoder's frames (same notes, same points): the bar a generator has to clear."""
     dev = next(vae.parameters()).device
-    return _chunked_mse(lambda zb, pb, xb: vae.decode(zb, pb), z, pitch, x, dev, chunk)
+    return _chunked_mse(lambda zb, pb, xb, vb: vae.decode(zb, pb, vb), z, pitch, x, dev, chunk, velocity)
 
 
-def training_loss(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def training_loss(gen: Generator, vae: TimbreVAE, z: torch.Tensor, pitch: torch.Tensor, x: torch.Tensor,
+                  velocity: torch.Tensor | None = None) -> torch.Tensor:
     """Teacher-forced MSE and/or the MSE of a free-running rollout (see GeneratorConfig.rollout_weight)."""
     cfg = gen.cfg
-    base = refine_base(gen, vae, z, pitch)
+    base = refine_base(gen, vae, z, pitch, velocity)
     loss = x.new_zeros(())
     if cfg.tf_weight > 0:
-        loss = loss + cfg.tf_weight * F.mse_loss(gen(z, pitch, x, input_noise=cfg.input_noise, base=base), x)
+        y = gen(z, pitch, x, input_noise=cfg.input_noise, base=base, velocity=velocity)
+        loss = loss + cfg.tf_weight * F.mse_loss(y, x)
     if cfg.rollout_weight > 0:
         n = min(cfg.rollout_batch, len(z))
-        y = gen.rollout(z[:n], pitch[:n], x.shape[1], base=None if base is None else base[:n])
+        y = gen.rollout(z[:n], pitch[:n], x.shape[1], base=None if base is None else base[:n],
+                        velocity=None if velocity is None else velocity[:n])
         loss = loss + cfg.rollout_weight * F.mse_loss(y, x[:n])
     return loss
 
@@ -95,10 +103,11 @@ def condition_points(cfg: GeneratorConfig, mu: torch.Tensor, instrument_names: l
 
 
 def valid_subset(valid: NoteSet, mu: torch.Tensor, n: int, seed: int = 0):
-    """A fixed spread of valid notes (all instruments, mixed pitches) for cheap free-running checks."""
+    """A fixed spread of valid notes (all instruments, mixed pitches and velocities) for cheap free-running checks:
+    ``(mu, pitch, x, velocity)``, the argument order of the ``*_error`` functions."""
     idx = np.random.default_rng(seed).permutation(len(valid))[:n]
     idx = torch.from_numpy(np.sort(idx))
-    return mu[idx], valid.pitch[idx], valid.x[idx]
+    return mu[idx], valid.pitch[idx], valid.x[idx], valid.velocity[idx]
 
 
 def train_generator(
@@ -193,7 +202,8 @@ def train_generator(
         z = mu_train[idx].to(device)
         z = z + cfg.cond_noise * torch.randn_like(z)
         pb = train.pitch[idx].to(device)
-        loss = training_loss(gen, vae, z, pb, xb)
+        vb = train.velocity[idx].to(device)
+        loss = training_loss(gen, vae, z, pb, xb, vb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from synth.model.data import cache_shape, load_notes, train_instruments
+    from synth.model.data import cache_coverage, cache_shape, coverage_warnings, load_notes, train_instruments
     from synth.model.generator import GeneratorConfig
     from synth.model.overrides import apply_overrides
     from synth.model.train_generator import train_generator
@@ -43,13 +43,17 @@ def run(args: argparse.Namespace) -> int:
     if (out / "generator.json").exists():
         cfg = GeneratorConfig.load(out / "generator.json")
     else:
+        # a new run takes the VAE's pitch range and velocity conditioning (--set may still change them)
         cfg = GeneratorConfig(num_frames=vae.cfg.num_frames, dim=d, pitch_min=vae.cfg.pitch_min,
-                              pitch_max=vae.cfg.pitch_max)
+                              pitch_max=vae.cfg.pitch_max, velocity_cond=vae.cfg.velocity_cond,
+                              velocity_layers=tuple(vae.cfg.velocity_layers))
     try:
         apply_overrides(cfg, args.set)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    for line in coverage_warnings(cache_coverage(emb, "train"), cfg.pitch_min, cfg.pitch_max, cfg.velocity_cond):
+        print(f"warning: {line}", file=sys.stderr)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     classes = train_instruments(emb)
     pr = (cfg.pitch_min, cfg.pitch_max)
@@ -59,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a cache without a valid split: select on training error instead
         print(f"no valid split ({exc}); selecting checkpoints on training error", file=sys.stderr)
         valid = None
-    print(f"{len(train)} training notes; generator on {device}", file=sys.stderr)
+    print(f"{len(train)} training notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities "
+          f"{sorted(set(train.velocity.tolist()))}, velocity_cond {cfg.velocity_cond}); generator on {device}",
+          file=sys.stderr)
     try:
         train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
                         valid_every=args.valid_every, valid_notes=args.valid_notes, device=device,

@@ -20,7 +20,7 @@ import torch
 from synth.model.data import NoteSet, instrument_batches
 from synth.model.losses import vae_loss
 from synth.model.mixup import mixed_groups, note_table
-from synth.model.vae import TimbreVAE, VAEConfig, save_vae
+from synth.model.vae import DEFAULT_VELOCITY, TimbreVAE, VAEConfig, save_vae
 
 
 def seed_everything(seed: int) -> None:
@@ -53,18 +53,25 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _batch(train: NoteSet, b: np.ndarray, cfg: VAEConfig, table: torch.Tensor, rng: np.random.Generator):
-    """(x, pitch, classifier instrument, family, neighbour group) of one batch: the notes ``b``, plus
-    ``cfg.mix_groups`` pseudo-instrument groups per real group (instrument -1, groups after the real classes)."""
+    """(x, pitch, velocity, classifier instrument, family, neighbour group) of one batch: the notes ``b``, plus
+    ``cfg.mix_groups`` pseudo-instrument groups per real group (instrument -1, groups after the real classes; their
+    notes are at the reference velocity, see ``mixup.note_table``).
+
+    The neighbour group is the instrument, whatever the note's velocity layer: all layers of an instrument are one
+    instrument, pulled to one point (the map is timbre only; the decoder gets the velocity)."""
     bi = torch.from_numpy(b)
     x, pitch, inst, fam = train.x[bi].float(), train.pitch[bi], train.instrument[bi], train.family[bi]
+    vel = train.velocity[bi]
     n_mix = round(cfg.mix_groups * -(-len(b) // max(1, cfg.notes_per_instrument)))
     if n_mix <= 0:
-        return x, pitch, inst, fam, inst
+        return x, pitch, vel, inst, fam, inst
     mixed = mixed_groups(train.x, train.family, table, cfg.pitch_min, n_mix, cfg.notes_per_instrument, rng,
                          tuple(cfg.mix_lambda))
     no_class = torch.full_like(mixed.pitch, -1)
-    return (torch.cat([x, mixed.x]), torch.cat([pitch, mixed.pitch]), torch.cat([inst, no_class]),
-            torch.cat([fam, mixed.family]), torch.cat([inst, mixed.group + cfg.num_instruments]))
+    mixed_vel = torch.full_like(mixed.pitch, DEFAULT_VELOCITY)
+    return (torch.cat([x, mixed.x]), torch.cat([pitch, mixed.pitch]), torch.cat([vel, mixed_vel]),
+            torch.cat([inst, no_class]), torch.cat([fam, mixed.family]),
+            torch.cat([inst, mixed.group + cfg.num_instruments]))
 
 
 def train_vae(
@@ -105,7 +112,8 @@ def train_vae(
         _set_rng_state(ck["rng"])
     cfg.save(out / "vae.json")
     (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
-    table = note_table(train.instrument, train.pitch, cfg.num_instruments, cfg.pitch_min, cfg.num_pitches)
+    table = note_table(train.instrument, train.pitch, cfg.num_instruments, cfg.pitch_min, cfg.num_pitches,
+                       train.velocity, DEFAULT_VELOCITY)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -122,9 +130,9 @@ def train_vae(
         mix_rng = np.random.default_rng([cfg.seed, epoch, 1])  # per epoch: a resumed run draws the same blends
         for i, b in enumerate(batches):
             gamma = (epoch + i / len(batches)) / cfg.epochs
-            xb, pitch_b, inst_b, fam_b, group_b = _batch(train, b, cfg, table, mix_rng)
+            xb, pitch_b, vel_b, inst_b, fam_b, group_b = _batch(train, b, cfg, table, mix_rng)
             xb, inst_b, group_b = xb.to(device), inst_b.to(device), group_b.to(device)
-            outp = model(xb, pitch_b.to(device), group_b)
+            outp = model(xb, pitch_b.to(device), group_b, vel_b.to(device))
             pitch_ix = (pitch_b - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
             loss, logs = vae_loss(cfg, outp, xb, pitch_ix.to(device), inst_b, fam_b.to(device), gamma, group_b)
             opt.zero_grad(set_to_none=True)

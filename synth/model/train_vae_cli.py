@@ -16,7 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: config's)")
     parser.add_argument("--ablation", choices=ABLATIONS, action="append", default=[], help="switch a loss term off")
     parser.add_argument("--config", default=None, help="a VAEConfig JSON to start from")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field; the wide dataset (MIDI 21-108, layers 40/70/100/127): "
+                             "--set pitch_min=21 --set pitch_max=108 --set velocity_cond=true")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--no-progress", action="store_true")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from synth.model.data import cache_shape, load_notes, train_instruments
+    from synth.model.data import cache_coverage, cache_shape, coverage_warnings, load_notes, train_instruments
     from synth.model.train_vae import train_vae
 
     emb = Path(args.emb)
@@ -61,10 +63,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    for line in coverage_warnings(cache_coverage(emb, "train"), cfg.pitch_min, cfg.pitch_max, cfg.velocity_cond):
+        print(f"warning: {line}", file=sys.stderr)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     print(f"loading {n} training notes ({t} frames x {d}) from {emb}", file=sys.stderr)
     train = load_notes(emb, "train", classes, cfg.num_frames, cfg.time_pool, (cfg.pitch_min, cfg.pitch_max))
-    print(f"{len(train)} notes, {len(classes)} instruments; training {cfg.epochs} epochs on {device}", file=sys.stderr)
+    vels = sorted(set(train.velocity.tolist()))
+    print(f"{len(train)} notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities {vels}, velocity_cond "
+          f"{cfg.velocity_cond}), {len(classes)} instruments; training {cfg.epochs} epochs on {device}", file=sys.stderr)
     train_vae(train, cfg, args.out, classes, device=device, progress=not args.no_progress)
     print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes), "notes": len(train)}))
     return 0

@@ -2,7 +2,9 @@
 
 Why this shape: the encoder sees a whole note ``[T, D]`` of standardized codec embeddings and must say *which
 instrument* plays, not *which pitch*; the decoder gets the pitch as a one-hot, so the encoder has no reason to put
-pitch into z (and the losses in ``losses.py`` push it out). Output heads are plain linear layers: no norm,
+pitch into z (and the losses in ``losses.py`` push it out). With ``velocity_cond`` the decoder also gets the
+velocity, as a one-hot of the nearest of ``velocity_layers`` (the dataset's layers): how hard a note is struck is a
+property of the note, not of the instrument, so like the pitch it is handed to the decoder and kept out of z. Output heads are plain linear layers: no norm,
 activation or dropout after an output (a pitfall of the authors' prototype, see MODEL.md).
 """
 
@@ -26,7 +28,15 @@ class VAEConfig:
     num_frames: int = 300  # T: 4 s at 75 frames/s; inputs are cropped / zero-padded to this
     dim: int = 128  # D: codec embedding size
     pitch_min: int = 48
-    pitch_max: int = 72  # inclusive
+    pitch_max: int = 72  # inclusive (the wide dataset: --set pitch_min=21 --set pitch_max=108)
+    # velocity as a decoder condition (issue 18): a one-hot of the nearest layer of velocity_layers, concatenated to
+    # z and the pitch one-hot (= a learned embedding per layer in the decoder's first linear layer). Layers, not a
+    # scalar: the data has exactly these layers, and SoundFonts switch samples by velocity (a step, not a line), which
+    # a per-layer code fits and a linear scalar does not; it also matches the flow model's velocity_layers, so the
+    # engine treats every model alike (nearest layer / crossfade of the two nearest). False (the default, and every
+    # config written before this field) = no velocity input: the architecture and outputs of older models.
+    velocity_cond: bool = False
+    velocity_layers: tuple[int, ...] = (40, 70, 100, 127)
     num_instruments: int = 0  # classes of the instrument classifier (training instruments), set from data
     num_families: int = 11  # classes of the family classifier (synth.data.families.FAMILIES)
     # network
@@ -129,12 +139,30 @@ def fit_frames(x: torch.Tensor, num_frames: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, num_frames - t))
 
 
+DEFAULT_VELOCITY = 100  # the velocity of notes given none (and of every note of a dataset without layers)
+
+
+def velocity_index(layers: tuple[int, ...], velocity: torch.Tensor | None, batch: int, device=None) -> torch.Tensor:
+    """Index of the nearest of ``layers`` for each row ``[B]`` (None = 100 everywhere; ties go to the lower layer,
+    as in ``synth.model.flow.velocity_index``)."""
+    lay = torch.tensor(tuple(int(v) for v in layers), device=device)
+    if velocity is None:
+        velocity = torch.full((batch,), DEFAULT_VELOCITY, device=device)
+    v = torch.as_tensor(velocity, device=device).reshape(-1).to(lay.dtype)
+    if v.shape[0] != batch:
+        raise ValueError(f"{v.shape[0]} velocities for {batch} notes")
+    return (v[:, None] - lay[None, :]).abs().argmin(dim=1)
+
+
 class TimbreVAE(nn.Module):
-    """Conv encoder ``[B,T,D] -> (mu, logvar)[B,2]``; decoder ``(z, pitch) -> [B,T,D]``; heads for the losses."""
+    """Conv encoder ``[B,T,D] -> (mu, logvar)[B,2]``; decoder ``(z, pitch[, velocity]) -> [B,T,D]``; heads for the
+    losses. The encoder never sees pitch or velocity."""
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.velocity_cond and not cfg.velocity_layers:
+            raise ValueError("velocity_cond needs at least one velocity layer")
         t_in = -(-cfg.num_frames // cfg.time_pool)
         # encoder: strided convs, kernel 5, stride 2
         layers: list[nn.Module] = []
@@ -156,8 +184,9 @@ class TimbreVAE(nn.Module):
         self.t_in = t_in
         dec_channels = tuple(reversed(cfg.enc_channels))  # e.g. 64, 128, 256
         self.dec_c0 = dec_channels[0]
+        self.num_velocity_inputs = len(cfg.velocity_layers) if cfg.velocity_cond else 0
         self.dec_mlp = nn.Sequential(
-            nn.Linear(cfg.latent_dim + cfg.num_pitches, cfg.hidden),
+            nn.Linear(cfg.latent_dim + cfg.num_pitches + self.num_velocity_inputs, cfg.hidden),
             nn.GELU(),
             nn.Linear(cfg.hidden, self.dec_c0 * self.dec_t0),
             nn.GELU(),
@@ -194,12 +223,28 @@ class TimbreVAE(nn.Module):
         idx = (pitch.long() - self.cfg.pitch_min).clamp(0, self.cfg.num_pitches - 1)
         return F.one_hot(idx, self.cfg.num_pitches).float()
 
+    def velocity_onehot(self, velocity: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """``[B, len(velocity_layers)]`` one-hot of the nearest layer (``[B, 0]`` without ``velocity_cond``)."""
+        if not self.cfg.velocity_cond:
+            return torch.zeros(batch, 0)
+        idx = velocity_index(self.cfg.velocity_layers, velocity, batch, self.dec_out.weight.device)
+        return F.one_hot(idx, self.num_velocity_inputs).float()
+
+    def decoder_condition(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None) -> torch.Tensor:
+        """The decoder MLP's input: ``[z, pitch one-hot(, velocity one-hot)]``."""
+        parts = [z, self.pitch_onehot(pitch)]
+        if self.cfg.velocity_cond:
+            parts.append(self.velocity_onehot(velocity, z.shape[0]).to(z.dtype))
+        return torch.cat(parts, dim=1)
+
     # -- the contract ----------------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_prepped(self._prep(x))
 
-    def decode(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        y = self.decode_coarse(z, pitch)
+    def decode(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames ``[B, T, D]`` for points ``z`` ``[B, 2]``, MIDI ``pitch`` ``[B]`` and MIDI ``velocity`` ``[B]``
+        (None = 100; ignored by a VAE without ``velocity_cond``)."""
+        y = self.decode_coarse(z, pitch, velocity)
         if self.cfg.time_pool > 1:
             y = F.interpolate(y, scale_factor=self.cfg.time_pool, mode="linear", align_corners=False)
         y = y[:, :, : self.cfg.num_frames]
@@ -223,9 +268,11 @@ class TimbreVAE(nn.Module):
             xp = xp[:, : self.cfg.dim - self.cfg.enc_skip_dims]
         return self.enc_mlp(self.enc_pool(self.enc_conv(xp)).flatten(1))
 
-    def decode_coarse(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    def decode_coarse(
+        self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Decoder output at the pooled time resolution ``[B, D, T/time_pool]`` (the training target's grid)."""
-        h = self.dec_mlp(torch.cat([z, self.pitch_onehot(pitch)], dim=1))
+        h = self.dec_mlp(self.decoder_condition(z, pitch, velocity))
         h = h.view(z.shape[0], self.dec_c0, self.dec_t0)
         y = self.dec_out(self.dec_up(h))  # [B, D, t0 * 2^n]
         return y[:, :, : self.t_in]
@@ -241,12 +288,17 @@ class TimbreVAE(nn.Module):
         return self.pitch_head(self._prep(x))
 
     def forward(
-        self, xp: torch.Tensor, pitch: torch.Tensor, instrument: torch.Tensor | None = None
+        self,
+        xp: torch.Tensor,
+        pitch: torch.Tensor,
+        instrument: torch.Tensor | None = None,
+        velocity: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid.
 
         ``instrument`` (one label per instrument or pseudo-instrument) is used only with
-        ``cfg.decode_instrument_mean``."""
+        ``cfg.decode_instrument_mean``; ``velocity`` (MIDI, None = 100) only by the decoder, with
+        ``cfg.velocity_cond``. The encoder sees ``xp`` alone."""
         h = self.encode_hidden(xp)
         mu, logvar = self._posterior(h)
         z = self.sample(mu, logvar)
@@ -257,7 +309,7 @@ class TimbreVAE(nn.Module):
             "mu": mu,
             "logvar": logvar,
             "z": z,
-            "recon": self.decode_coarse(z_dec, pitch),
+            "recon": self.decode_coarse(z_dec, pitch, velocity),
             "inst_logits": self.inst_head(z),
             "fam_logits": self.fam_head(z),
             "pitch_logits": self.pitch_head(xp),

@@ -75,13 +75,28 @@ def test_batch_appends_pseudo_instruments_with_their_own_groups_and_no_class():
     cfg = tiny_cfg(mix_groups=0.5, notes_per_instrument=4)
     table = note_table(notes.instrument, notes.pitch, 6, cfg.pitch_min, cfg.num_pitches)
     b = np.arange(16)  # 4 real groups -> 2 pseudo-instruments of 4 notes
-    x, pitch, inst, fam, group = _batch(notes, b, cfg, table, np.random.default_rng(0))
-    assert x.shape[0] == pitch.shape[0] == inst.shape[0] == fam.shape[0] == group.shape[0] == 24
+    x, pitch, vel, inst, fam, group = _batch(notes, b, cfg, table, np.random.default_rng(0))
+    assert x.shape[0] == pitch.shape[0] == vel.shape[0] == inst.shape[0] == fam.shape[0] == group.shape[0] == 24
     assert torch.equal(inst[:16], notes.instrument[:16]) and torch.equal(group[:16], inst[:16])
-    assert (inst[16:] == -1).all()
+    assert (inst[16:] == -1).all() and (vel == 100).all()
     assert sorted(set(group[16:].tolist())) == [6, 7]  # after the real classes: never merged with an instrument
     off = _batch(notes, b, tiny_cfg(), table, np.random.default_rng(0))
-    assert off[0].shape[0] == 16 and torch.equal(off[4], off[2])
+    assert off[0].shape[0] == 16 and torch.equal(off[5], off[3])
+
+
+def test_mixup_blends_notes_of_one_velocity_and_layers_stay_one_instrument():
+    notes = synthetic_notes(4, pitches=(48, 55), num_frames=8, dim=4, seed=3, velocities=(40, 100, 127))
+    # without velocities the table would hold whichever layer came last; with them, the 100 layer only
+    table = note_table(notes.instrument, notes.pitch, 4, 48, 8, notes.velocity, 100)
+    held = table[table >= 0]
+    assert len(held) == 4 * 8 and (notes.velocity[held] == 100).all()
+    cfg = tiny_cfg(mix_groups=1.0, notes_per_instrument=4, num_instruments=4, pitch_max=55)
+    idx = np.flatnonzero(np.isin(notes.instrument.numpy(), [0, 1]))[::3][:16]
+    x, pitch, vel, inst, fam, group = _batch(notes, idx, cfg, table, np.random.default_rng(0))
+    assert torch.equal(vel[:16], notes.velocity[idx]) and len(set(vel[:16].tolist())) > 1
+    assert (vel[16:] == 100).all()
+    # the neighbour group of a real note is its instrument, whatever its velocity layer
+    assert torch.equal(group[:16], notes.instrument[idx])
 
 
 def test_family_loss_ignores_mixed_families():
