@@ -315,3 +315,14 @@ def test_cli_trains_the_whole_keyboard_with_velocity_layers(tmp_path, capsys):
     assert log[-1]["step"] == 2 and np.isfinite(log[-1]["valid_free_mse"])
     valid = load_notes(emb, "valid", train_instruments(emb), 24, 1, (21, 108))
     assert sorted(set(valid.velocity.tolist())) == [40, 100, 127] and len(valid) == 2 * 88 * 3
+    # the bundle as it is today takes the velocity-conditioned configs (it plays them at velocity 100)
+    from synth.engine.synthesizer import Synthesizer
+    from synth.model.bundle import build_tiny_bundle, load_bundle
+
+    codec_dir = build_tiny_bundle(tmp_path / "tinyb") / "codec"
+    assert main(["bundle", "build", "--codec", str(codec_dir), "--vae", str(vae_dir), "--gen", str(gen_dir),
+                 "--emb", str(emb), "--out", str(tmp_path / "bundle")]) == 0
+    b = load_bundle(tmp_path / "bundle", device="cpu")
+    assert b.vae.cfg.velocity_cond and b.generator.cfg.velocity_cond and tuple(b.pitch_range) == (21, 108)
+    audio = Synthesizer(b, device="cpu").generate((0.1, 0.2), [21, 108])
+    assert audio.shape[0] == 2 and np.isfinite(audio).all()
