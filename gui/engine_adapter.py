@@ -77,6 +77,7 @@ class EngineAdapter:
         self._connected_port: str | None = None
         self._errors: list[str] = []
         self._seen_worker_errors = 0
+        self._last_worker_error: str | None = None
 
     # ------------------------------------------------------------ what the model is
 
@@ -165,11 +166,21 @@ class EngineAdapter:
         meters = self._guard("read the meters", self.engine.meters) or {}
         self.meters = meters
         errors = meters.get("worker_errors") or []
-        total = len(self.engine.worker.errors)
-        if total > self._seen_worker_errors and errors:
-            self._errors.append(f"Generation problem: {errors[-1]}")
+        total = int(meters.get("worker_error_count", 0))
+        if total > self._seen_worker_errors and errors and errors[-1] != self._last_worker_error:
+            self._errors.append(f"Generation problem: {errors[-1]}")  # each new message once, not every retry
+            self._last_worker_error = errors[-1]
         self._seen_worker_errors = total
+        self._check_audio_alive()
         return meters
+
+    def _check_audio_alive(self) -> None:
+        """A stream whose server died is dropped (stopping it would hang the window) and the player is told."""
+        if self.engine.audio_lost():
+            self.engine.abandon_audio()
+            self.audio_error = ("Audio stopped: the audio server or device is gone. Restart the app when it is "
+                                "back (or pick another device in File > Settings).")
+            self._errors.append(self.audio_error)
 
     def cache_progress(self) -> tuple[int, int]:
         done, total = self.engine.cache_progress()

@@ -16,7 +16,8 @@ build on it; details in each module's docstring and in docs/INTERFACES.md):
     connect_midi(name); midi_ports(); midi_port_name  # "pgesam:midi_in"; named keyboards are re-connected on replug
     meters() -> dict(peak, peak_db, limiter_reduction_db, xruns, load, max_load, voices, latency_ms, bad_blocks,
                      callback_errors,
-                     cache_done, cache_total, worker_errors, master_gain)
+                     cache_done, cache_total, worker_errors, worker_error_count, master_gain)
+    audio_lost(); abandon_audio()                     # the stream died under us (server gone): drop it, never stop it
     peak, xruns, latency, cache_progress() -> (done, total)
     process_block(out)                                # one callback's work (events, mix, limiter); for tests/tools
 

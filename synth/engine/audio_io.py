@@ -6,6 +6,12 @@ JACK server must already be running then to be listed (see ../shared/notes/audio
 Real-time constraints: the stream callback (``AudioOutput._callback``) calls the engine's ``render(out)``, which may
 only mix preallocated buffers: no torch, no allocation, no logging, no blocking locks. Underflows reported by
 PortAudio are counted (``xruns``); the callback's own duration is measured against the block's duration (``load``).
+
+Losing the audio server (JACK killed or stopped): PortAudio marks the stream inactive (``alive()`` turns False), and
+from then on every call that stops, aborts or closes that stream waits for a server that is gone (measured: over
+20 s, effectively forever), and so does ``Pa_Terminate``. ``abandon()`` therefore drops such a stream without touching
+it again; a program that lost its server leaves with ``os._exit`` (play_cli does). PortAudio also cannot rescan a
+host API without ``Pa_Terminate``, so reconnecting means a fresh process (``synth play`` re-executes itself).
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import numpy as np
 
 class AudioDeviceError(RuntimeError):
     """The requested output device or setting does not exist or cannot be opened (message lists alternatives)."""
+
+
+# streams whose server died: kept referenced so that nothing (no finalizer, no GC) ever calls into them again
+_ABANDONED: list = []
 
 
 def list_output_devices() -> list[dict]:
@@ -111,8 +121,38 @@ class AudioOutput:
         if load > self.max_load:
             self.max_load = load
 
+    @property
+    def hostapi(self) -> str:
+        """Name of the host API the stream plays on (e.g. "JACK Audio Connection Kit", "ALSA")."""
+        import sounddevice as sd
+
+        try:
+            return str(sd.query_hostapis(sd.query_devices(self.stream.device)["hostapi"])["name"])
+        except Exception:
+            return ""
+
+    def alive(self) -> bool:
+        """False once PortAudio has given up the running stream (its server died or its device vanished).
+        Cheap and non-blocking: it reads the stream's active flag."""
+        try:
+            return bool(self.stream.active)
+        except Exception:
+            return False
+
     def start(self) -> None:
         self.stream.start()
+
+    def abandon(self) -> None:
+        """Forget a stream whose server is gone without calling into it (any stop or close would hang). Also takes
+        sounddevice's exit handler off: its ``Pa_Terminate`` would hang the interpreter's exit on this stream."""
+        import atexit
+
+        import sounddevice as sd
+
+        _ABANDONED.append(self.stream)
+        handler = getattr(sd, "_exit_handler", None)
+        if handler is not None:
+            atexit.unregister(handler)
 
     def stop(self) -> None:
         try:

@@ -61,6 +61,7 @@ class ModelNoteSource:
         lo, hi = bundle.pitch_range
         self.pitch_range = (int(lo), int(hi))
         self.hash = str(bundle.hash)
+        self.label = f"model {getattr(bundle, 'path', '?')}"  # names the bundle in worker errors
         self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
         samples = getattr(synthesizer, "num_samples", None)
         duration = float(samples) / self.sample_rate if samples else 4.0
@@ -184,15 +185,35 @@ class Engine:
         return self
 
     def stop(self) -> None:
+        """Close MIDI (while the callback still drains it), then audio, then the worker."""
+        if self.midi is not None:
+            self.midi.close(wait=self.audio is not None)
+            self.midi = None
         if self.audio is not None:
             self.audio.stop()
             self.audio = None
-        if self.midi is not None:
-            self.midi.close()
-            self.midi = None
         self.worker.stop()
         sys.setswitchinterval(self._prev_switch)
         self._running = False
+
+    def audio_lost(self) -> bool:
+        """True when the running audio stream died under us (its server was killed or stopped, the device vanished).
+        Then call ``abandon_audio()``, never ``stop()`` on that stream (see synth.engine.audio_io)."""
+        audio = self.audio
+        return self._running and audio is not None and not audio.alive()
+
+    def audio_hostapi(self) -> str:
+        return self.audio.hostapi if self.audio is not None else ""
+
+    def abandon_audio(self) -> None:
+        """Drop a dead stream without calling into it and close MIDI without waiting for the callback; the worker
+        keeps running. ``stop()`` afterwards only stops the worker."""
+        if self.audio is not None:
+            self.audio.abandon()
+            self.audio = None
+        if self.midi is not None:
+            self.midi.close(wait=False)
+            self.midi = None
 
     def __enter__(self) -> "Engine":
         return self.start()
@@ -385,6 +406,7 @@ class Engine:
             "latency_ms": 1000.0 * self.latency, "bad_blocks": self.limiter.bad_blocks,
             "callback_errors": audio.errors if audio else 0,
             "cache_done": done, "cache_total": total, "worker_errors": list(self.worker.errors[-3:]),
+            "worker_error_count": self.worker.error_count,
             "master_gain": db_to_gain(self.settings.master_gain_db),
         }
 

@@ -13,9 +13,15 @@ The parser takes raw bytes, so it copes with whatever arrives: running status, s
 real-time bytes interleaved (ignored), sysex (skipped up to F7), truncated messages and stray data bytes (dropped).
 Channel filter: ``channel=None`` (omni, the default) or 0-15.
 
-Known transport limit: rtmidi's JACK input holds back everything after an unterminated SysEx start (F0 without F7)
-until some later event ends with F7; the parser then recovers every message from that stretch. A flood of garbage
-therefore delays, but never loses, the note-offs that follow it, once any well-formed SysEx or F7 arrives.
+Transport fault handled here: rtmidi's JACK input holds back every event after an unterminated SysEx start (F0
+without F7) until some later event ends with F7, so one junk F0 from a keyboard held back the note-offs and CC123
+behind it (a stuck note nothing could stop). ``MidiInput`` therefore feeds each of its JACK input ports a lone F7
+every ``SYSEX_FLUSH_INTERVAL`` seconds from a small output client of its own: the held stretch is released within
+that time and the parser recovers every message in it (any status byte ends a SysEx); with nothing held, the F7
+arrives alone and is dropped. Real-time bytes (F8-FF) may sit anywhere, inside a SysEx too, and change nothing.
+
+Unplug: each parser remembers which notes its device holds (and its pedal); when a keyboard disappears (or is
+disconnected), note-offs for them (and pedal up) are played, so a key held at unplug does not sound forever.
 
 Ports: with a JACK server running, rtmidi's JACK API is used (that is also what the test bus and the benchmark run
 on); otherwise the platform default (ALSA on Linux, CoreMIDI, WinMM). ``MidiInput`` always opens a virtual input port
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import threading
 import time
 from collections import deque
@@ -41,6 +48,9 @@ Event = tuple[int, float, int]
 _DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 # system common: data bytes after F1..F7 (F4/F5 undefined, F7 ends sysex)
 _SYS_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF4: 0, 0xF5: 0, 0xF6: 0, 0xF7: 0}
+_NO_NOTES = bytes(128)
+# how often each JACK input gets a lone F7 that releases events rtmidi holds back after an unterminated SysEx
+SYSEX_FLUSH_INTERVAL = 0.05
 
 
 class MidiParser:
@@ -52,9 +62,39 @@ class MidiParser:
         self._status = 0  # running status (0: none)
         self._data: list[int] = []
         self._in_sysex = False
+        # what this source holds down, for release_events() at unplug (a bytearray: updating it allocates nothing)
+        self._held = bytearray(128)
+        self._pedal = False
+        self._bent = False
 
     def reset(self) -> None:
+        """Forget a half-read message (the held notes stay: they are still down on the device)."""
         self._status, self._data, self._in_sysex = 0, [], False
+
+    def release_events(self) -> list[Event]:
+        """Events that let go of everything this source holds (note-offs, pedal up, bend centred) and forget it:
+        played when its device is unplugged, so a key that was down then does not sound forever."""
+        events: list[Event] = [(NOTE_OFF, pitch, 0) for pitch in range(128) if self._held[pitch]]
+        if self._pedal:
+            events.append((SUSTAIN, 0, 0))
+        if self._bent:
+            events.append((BEND, 0.0, 0))
+        self._held[:] = _NO_NOTES
+        self._pedal = self._bent = False
+        return events
+
+    def _remember(self, event: Event) -> None:
+        kind, a, _ = event
+        if kind == NOTE_ON:
+            self._held[a] = 1
+        elif kind == NOTE_OFF:
+            self._held[a] = 0
+        elif kind == SUSTAIN:
+            self._pedal = bool(a)
+        elif kind == BEND:
+            self._bent = a != 0.0
+        elif kind in (ALL_NOTES_OFF, ALL_SOUND_OFF):
+            self._held[:] = _NO_NOTES
 
     def feed(self, data: Iterable[int]) -> list[Event]:
         events: list[Event] = []
@@ -89,6 +129,7 @@ class MidiParser:
                 continue
             event = self._decode(status, data_bytes)
             if event is not None:
+                self._remember(event)
                 events.append(event)
         return events
 
@@ -176,6 +217,63 @@ def _match(ports: list[str], name: str) -> int | None:
     return None
 
 
+class _SysexFlusher:
+    """Feeds a lone F7 to each of our JACK input ports every ``SYSEX_FLUSH_INTERVAL`` seconds (module docstring):
+    rtmidi's JACK input releases what it held back after an unterminated SysEx at the next event that ends with F7."""
+
+    _names = itertools.count()
+
+    def __init__(self, rtmidi, api: int, client_name: str) -> None:
+        self._rtmidi, self._api, self._client = rtmidi, api, client_name
+        self._outs: dict[str, object] = {}  # our input port -> the MidiOut connected to it
+        self._lock = threading.Lock()  # sends vs. opening/closing (an rtmidi object must not be used while deleted)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, port: str) -> None:
+        out = self._rtmidi.MidiOut(self._api, name=f"{self._client}-flush{next(self._names)}")
+        try:
+            out.open_port(list(out.get_ports()).index(port), name="sysex_flush")
+        except Exception:  # the port is not there (renamed by the server?): that input just goes unflushed
+            out.delete()
+            return
+        with self._lock:
+            self._outs[port] = out
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="midi-sysex-flush", daemon=True)
+            self._thread.start()
+
+    def remove(self, port: str | None) -> None:
+        with self._lock:
+            out = self._outs.pop(port, None)
+            if out is not None:
+                _delete_quietly(out)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SYSEX_FLUSH_INTERVAL):
+            with self._lock:
+                for out in self._outs.values():
+                    try:
+                        out.send_message([0xF7])
+                    except Exception:  # a port of a dead server: nothing to flush
+                        pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        for port in list(self._outs):
+            self.remove(port)
+
+
+def _delete_quietly(port) -> None:
+    try:
+        port.close_port()
+        port.delete()
+    except Exception:
+        pass
+
+
 class MidiInput:
     """The engine's MIDI input: a virtual port plus keyboards opened by name, all feeding one event queue."""
 
@@ -205,11 +303,17 @@ class MidiInput:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.reconnects = 0
+        # release events of unplugged keyboards, played by the next drain() (pull mode; a deque: no lock needed)
+        self._pending: deque = deque()
+        self._own_port: dict[int, str] = {}  # id(MidiIn) -> its JACK input port, for the SysEx flusher
+        jack = self.api == rtmidi.API_UNIX_JACK
+        self._flusher = _SysexFlusher(rtmidi, self.api, client_name) if jack else None
+        self.virtual_port_name = f"{client_name}:{port_name}" if virtual else None
         if virtual:
             self._virtual = self._new_midi_in(f"{client_name}")
             self._virtual.open_virtual_port(port_name)
             self._publish(self._virtual, add=True)
-        self.virtual_port_name = f"{client_name}:{port_name}" if virtual else None
+            self._flush_sysex_of(self._virtual, self.virtual_port_name)
 
     # -------------------------------------------------------------------------------------- settings
     def set_channel(self, channel: int | None) -> None:
@@ -260,6 +364,12 @@ class MidiInput:
         Called by the engine at the start of each audio block, so an event that arrived during the previous JACK
         cycle is played in this one (a callback thread would add a thread hop and often a whole period). rtmidi's
         queue is a lock-free ring; with no input waiting this allocates nothing."""
+        pending = self._pending
+        while pending:
+            try:
+                sink(pending.popleft())
+            except IndexError:
+                break
         for midi_in, parser in self._active:  # a tuple snapshot: the hot-plug thread swaps it, never mutates it
             try:
                 while True:
@@ -297,10 +407,11 @@ class MidiInput:
         return ok
 
     def disconnect(self, name: str) -> None:
+        """Stop reading keyboard ``name``; notes it holds are released."""
         with self._lock:
             midi_in = self._wanted.pop(name, None)
         if midi_in is not None:
-            self._close(midi_in)
+            self._close(midi_in, release=True)
 
     @property
     def connected(self) -> dict[str, bool]:
@@ -316,7 +427,8 @@ class MidiInput:
         index = _match(ports, name)
         if index is None:
             return False
-        midi_in = self._new_midi_in(f"{self.client_name}-in{len(self._parsers)}")
+        client = f"{self.client_name}-in{len(self._parsers)}"
+        midi_in = self._new_midi_in(client)
         try:
             # the port list may have changed since the probe: re-resolve on the object that opens it
             ports = list(midi_in.get_ports())
@@ -327,6 +439,7 @@ class MidiInput:
         except Exception:
             self._close(midi_in)
             return False
+        self._flush_sysex_of(midi_in, f"{client}:in")
         with self._lock:
             if name in self._wanted:
                 old = self._wanted[name]
@@ -339,24 +452,44 @@ class MidiInput:
             self._close(old)
         return True
 
-    def _close(self, midi_in) -> None:
+    def _flush_sysex_of(self, midi_in, port: str) -> None:
+        if self._flusher is not None:
+            self._own_port[id(midi_in)] = port
+            self._flusher.add(port)
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Events made here rather than read from a port (the release of an unplugged keyboard)."""
+        for ev in events:
+            if self.pull:
+                self._pending.append(ev)  # drain() hands them to the engine, in the audio thread like any other
+            else:
+                self.queue.append(ev)
+                if self.on_event is not None:
+                    self.on_event(ev)
+
+    def _close(self, midi_in, release: bool = False, wait: bool = True) -> None:
+        """Close one input. ``release``: play note-offs for what its device still holds. ``wait`` False when no
+        drain() will come any more (audio stopped or its server died): then there is nothing to wait for."""
         if any(pair[0] is midi_in for pair in self._active):
             self._publish(midi_in, add=False)
-            if self.pull:  # let a drain() that may still hold the old tuple finish before the port goes away
+            if self.pull and wait:  # let a drain() that may still hold the old tuple finish before the port goes
                 seen = self._drains
                 deadline = time.monotonic() + 0.5
                 while self._drains == seen and time.monotonic() < deadline:
                     time.sleep(0.002)
+        parser = self._parser_of.pop(id(midi_in), None)
+        if self._flusher is not None:
+            self._flusher.remove(self._own_port.pop(id(midi_in), None))
         try:
             if not self.pull:
                 midi_in.cancel_callback()
-            midi_in.close_port()
-            parser = self._parser_of.pop(id(midi_in), None)
-            if parser in self._parsers:
-                self._parsers.remove(parser)
-            midi_in.delete()
         except Exception:
             pass
+        _delete_quietly(midi_in)
+        if parser in self._parsers:
+            self._parsers.remove(parser)
+        if release and parser is not None:  # no thread reads this parser any more
+            self._deliver(parser.release_events())
 
     def _ensure_poller(self) -> None:
         if self._poller is None or not self._poller.is_alive():
@@ -381,24 +514,27 @@ class MidiInput:
                         with self._lock:
                             if self._wanted.get(name) is midi_in:
                                 self._wanted[name] = None
-                        self._close(midi_in)
+                        self._close(midi_in, release=True)  # unplugged: keys it held must not sound forever
                     elif midi_in is None and present:
                         if self._try_open(name):
                             self.reconnects += 1
         finally:
             probe.delete()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Close every port. ``wait`` False when the audio callback no longer runs (see ``_close``)."""
         self._stop.set()
+        if self._flusher is not None:
+            self._flusher.close()
         if self._poller is not None:
             self._poller.join(timeout=2.0)
         with self._lock:
             opened = [m for m in self._wanted.values() if m is not None]
             self._wanted.clear()
         for m in opened:
-            self._close(m)
+            self._close(m, wait=wait)
         if self._virtual is not None:
-            self._close(self._virtual)
+            self._close(self._virtual, wait=wait)
             self._virtual = None
 
 

@@ -56,7 +56,9 @@ class GenerationWorker:
         self._threads: list[threading.Thread] = []
         self._done: set[int] = set()  # pitches exact for the current serial
         self.generated_notes = 0
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # the latest 20 messages, each naming the source
+        self.error_count = 0  # every failure so far (the list is capped; readers compare counts)
+        self._label = str(getattr(source, "label", None) or type(source).__name__)
         # timings of the latest request (seconds after request(); None until reached)
         self.requested_at = 0.0
         self.grid_latency: float | None = None  # first held (or first) pitch swapped from the grid
@@ -196,8 +198,9 @@ class GenerationWorker:
                 try:
                     self._generate(x, y, serial, batch)
                 except Exception as exc:  # keep the instrument playing with what it has; report the error
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    self.errors.append(f"{self._label}: {type(exc).__name__}: {exc}")
                     del self.errors[:-20]
+                    self.error_count += 1
                     time.sleep(0.5)
                     break
                 if self.exact_latency is None and all(p in self._done for p in held):
