@@ -2,18 +2,32 @@
 
 Stored as JSON in ``platformdirs.user_config_dir("pgesam-synth")/session.json`` (written atomically on quit). The
 audio device is remembered by name, not by index (indices change when devices come and go). Anything missing,
-unreadable or no longer available is skipped: a stale session never stops the app from starting.
+unreadable or no longer available is skipped: a stale session never stops the app from starting. A file that is
+not a session (broken or crafted JSON) is ignored with a warning naming it; a value in it that is not a finite
+number in the range the app offers (a NaN master gain, a point at 1e300) is not applied and is reported.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from synth.presets import PresetError, write_text_atomic
+from synth.atomic import clean_stale
+from synth.presets import (ATTACK_MS_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, RELEASE_MS_RANGE, PresetError,
+                           write_text_atomic)
+from synth.validate import InputError, finite_in_range, load_json_file
+
+log = logging.getLogger(__name__)
 
 SESSION_VERSION = 1
+SESSION_MAX_BYTES = 1 << 20
 ENGINE_KEYS = ("samplerate", "blocksize", "bend_range", "velocity_curve", "master_gain_db")
+# What the settings dialog offers: a session may hold nothing the player could not have chosen there.
+ENGINE_LIMITS = {"samplerate": (8000, 192000), "blocksize": (16, 8192), "bend_range": (1, 24),
+                 "master_gain_db": (-60.0, 0.0)}
+INTEGER_KEYS = ("samplerate", "blocksize", "bend_range")
+SOUND_LIMITS = {"gain_db": GAIN_DB_RANGE, "attack_ms": ATTACK_MS_RANGE, "release_ms": RELEASE_MS_RANGE}
 
 
 def default_session_path() -> Path:
@@ -42,7 +56,7 @@ def capture(window) -> dict:
 def save(window, path: Path | None = None) -> str | None:
     """Write the session; returns an error message instead of raising (quitting must always work)."""
     try:
-        text = json.dumps(capture(window), indent=1) + "\n"
+        text = json.dumps(capture(window), indent=1, allow_nan=False) + "\n"  # NaN is not JSON
         write_text_atomic(Path(path or default_session_path()), text, what="the session")
     except (PresetError, TypeError, ValueError) as exc:
         return str(exc)
@@ -50,9 +64,15 @@ def save(window, path: Path | None = None) -> str | None:
 
 
 def load(path: Path | None = None) -> dict:
-    try:
-        data = json.loads(Path(path or default_session_path()).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The saved session, or {} (with a warning naming the file when it exists but cannot be used)."""
+    path = Path(path or default_session_path())
+    clean_stale(path.parent, target=path.name)  # the temp file of a save that was killed
+    if not path.exists():
+        return {}
+    try:  # NaN passes here so one bad value costs only itself: restore() checks every field
+        data = load_json_file(path, max_bytes=SESSION_MAX_BYTES, allow_nan=True)
+    except InputError as exc:
+        log.warning("%s; starting without the last session", exc)
         return {}
     return data if isinstance(data, dict) and data.get("version") == SESSION_VERSION else {}
 
@@ -60,8 +80,9 @@ def load(path: Path | None = None) -> dict:
 def restore(window, data: dict) -> list[str]:
     """Apply a loaded session before the engine starts; returns what could not be restored (for the status bar)."""
     problems: list[str] = []
+    refused: list[str] = []  # session values out of range or of the wrong kind: reported, never applied
     adapter = window.adapter
-    wanted = {k: v for k, v in (data.get("engine") or {}).items() if k in ENGINE_KEYS and v is not None}
+    wanted = _engine_values(data.get("engine"), refused)
     device = _device_index(adapter, data.get("device_name"))
     if device is not None:
         wanted["device"] = device
@@ -73,35 +94,73 @@ def restore(window, data: dict) -> list[str]:
         error = adapter.apply_settings(**changes)
         if error:
             problems.append(error)
-    _restore_sound(window, data)
-    _restore_point(window, data)
+    _restore_sound(window, data, refused)
+    _restore_point(window, data, refused)
     base = data.get("octave_base")
     if isinstance(base, int) and 0 <= base <= 120 and base % 12 == 0:
         window.keys.shift_octave((base - window.keys.base) // 12)
+    if refused:
+        problems.insert(0, "Could not apply from the session file: " + "; ".join(refused))
     return problems
 
 
-def _restore_sound(window, data: dict) -> None:
-    sound = data.get("sound") or {}
+def _engine_values(engine, refused: list[str]) -> dict:
+    """The engine settings worth applying; each bad one goes to ``refused`` with its reason."""
+    wanted = {}
+    for key, value in (engine.items() if isinstance(engine, dict) else ()):
+        if key not in ENGINE_KEYS or value is None:
+            continue
+        try:
+            wanted[key] = _engine_value(key, value)
+        except InputError as exc:
+            refused.append(str(exc))
+    return wanted
+
+
+def _engine_value(key: str, value):
+    if key == "velocity_curve":
+        from synth.engine.velocity import CURVES
+
+        if not isinstance(value, str) or value not in CURVES:
+            raise InputError(f"engine.velocity_curve: {value!r} is not one of {', '.join(CURVES)}")
+        return value
+    number = finite_in_range(value, *ENGINE_LIMITS[key], f"engine.{key}")
+    if key in INTEGER_KEYS:
+        if number != int(number):
+            raise InputError(f"engine.{key}: {number:g} is not a whole number")
+        return int(number)
+    return number
+
+
+def _restore_sound(window, data: dict, refused: list[str]) -> None:
+    sound = data.get("sound")
+    if not isinstance(sound, dict) or not all(key in sound for key in SOUND_LIMITS):
+        return  # an older session without a sound: nothing to restore
     try:
-        values = float(sound["gain_db"]), float(sound["attack_ms"]), float(sound["release_ms"])
-    except (KeyError, TypeError, ValueError):
+        values = [finite_in_range(sound[key], *limits, f"sound.{key}") for key, limits in SOUND_LIMITS.items()]
+    except InputError as exc:
+        refused.append(str(exc))
         return
     window.sound_panel.set_sound(*values)
 
 
-def _restore_point(window, data: dict) -> None:
+def _restore_point(window, data: dict, refused: list[str]) -> None:
     """The point only means something on the same map; the preset name is shown again either way."""
     name = data.get("preset")
     if isinstance(name, str) and window.preset_bar.library.find(name) is not None:
         window.preset_bar.select(name)
     point = data.get("point")
-    if data.get("map_hash") == window.adapter.map_hash and isinstance(point, list) and len(point) == 2:
-        try:
-            window.pad.set_point(float(point[0]), float(point[1]))
-        except (TypeError, ValueError):
-            return
-        window.point_throttle.flush()
+    if data.get("map_hash") != window.adapter.map_hash or point is None:
+        return
+    try:
+        if not isinstance(point, list) or len(point) != 2:
+            raise InputError(f"point: expected [x, y], got {str(point)[:40]}")
+        x, y = (finite_in_range(v, *MAP_COORD_RANGE, f"point.{axis}") for v, axis in zip(point, "xy"))
+    except InputError as exc:
+        refused.append(str(exc))
+        return
+    window.pad.set_point(x, y)
+    window.point_throttle.flush()
 
 
 def _device_name(adapter, index) -> str | None:

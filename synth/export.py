@@ -15,7 +15,10 @@ into the sample, so it is seamless), and the preset's attack and release as
 
 Writes are atomic: everything is rendered into a staging folder beside the target first, then moved into place
 (the whole folder with one rename when the target does not exist yet, else file by file with ``os.replace``).
-Existing files are never overwritten without ``force``; unrelated files in the target are left alone.
+Existing files are never overwritten without ``force``; unrelated files in the target are left alone. Staging
+folders and temp files of an export or render that was killed are removed when the next one to the same target
+starts. The point, gain and sample rate must be finite and in range (checked before any work): a NaN gain used to
+reach the manifest as invalid JSON.
 """
 
 from __future__ import annotations
@@ -25,20 +28,23 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from synth.atomic import clean_stale, temp_dir_for, temp_file_for
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 
 WAV_SUBTYPES = {"pcm24": "PCM_24", "float": "FLOAT"}
 NOTE_NAMES = ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
 FILE_MODE, DIR_MODE = 0o644, 0o755  # temp files are private (0600); finished files get the usual modes
 BATCH_PITCHES = 8  # pitches generated per call: big enough to batch, small enough for progress and cancel
+MAP_COORD_LIMIT = 100.0  # the same bound as synth.presets.MAP_COORD_RANGE
+SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 crashed inside soxr
 
 
 class ExportError(Exception):
@@ -99,7 +105,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "P
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             data = np.clip(audio, -1.0, 1.0) if subtype.startswith("PCM") else audio
@@ -117,7 +123,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "P
 def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -192,8 +198,23 @@ def all_outputs(request: ExportRequest) -> list[Path]:
     return outputs
 
 
+def check_request(request: ExportRequest) -> None:
+    """Refuse numbers no export can use (NaN, inf, off the map, absurd rates) with ``ExportError`` naming them."""
+    try:
+        for name, value in (("x", request.x), ("y", request.y)):
+            finite_in_range(value, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, name)
+        finite_in_range(request.gain_db, *MASTER_GAIN_DB_RANGE, "gain_db")
+        rate = finite_in_range(request.sample_rate, *SAMPLE_RATE_RANGE, "sample_rate")
+        velocity = finite_in_range(request.velocity, 1, 127, "velocity")
+    except InputError as exc:
+        raise ExportError(str(exc)) from None
+    if rate != int(rate) or velocity != int(velocity):
+        raise ExportError("sample_rate and velocity must be whole numbers")
+
+
 def check_target(request: ExportRequest) -> None:
-    """Refuse before any work is done when files would be overwritten without ``force``."""
+    """Refuse before any work is done when files would be overwritten without ``force`` (or numbers are bad)."""
+    check_request(request)
     target = Path(request.out_dir)
     if target.exists() and not target.is_dir():
         raise ExportError(f"{target} exists and is not a folder")
@@ -216,7 +237,8 @@ def export_notes(source, request: ExportRequest, progress: Callable[[int, int], 
     check_target(request)
     target = Path(request.out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    clean_stale(target.parent, target=target.name)  # staging folders of exports that were killed
+    staging = temp_dir_for(target)
     os.chmod(staging, DIR_MODE)
     try:
         result = _write_pack(source, request, staging, progress, cancelled)

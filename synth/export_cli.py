@@ -4,6 +4,9 @@ Examples::
 
     python -m synth export --preset "Grand Keys" --format sfz -o packs/grand_keys
     python -m synth export --xy 0.4 -1.2 --pitches 36-84 --format wav --sample-format float -o notes/
+
+Exit codes: 0 done; 2 bad input (a flag out of range, an unknown or broken preset), checked before any model is
+loaded; 1 anything else (files would be overwritten, no model, disk errors). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         request = _request(args)
+    except (ExportError, PresetError, ValueError) as exc:  # synth.validate.InputError is a ValueError
+        print(f"synth export: {exc}", file=sys.stderr)
+        return 2
+    try:
         check_target(request)  # refuse before loading a model
         opened = open_source(args.bundle, args.demo)
         print(f"source: {opened.description}", file=sys.stderr)
@@ -65,11 +72,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace):
-    from synth.export import ExportError, ExportRequest, parse_pitches
+    """The request from the flags, every number checked (flag names in the messages)."""
+    from synth.export import MAP_COORD_LIMIT, SAMPLE_RATE_RANGE, ExportError, ExportRequest, parse_pitches
     from synth.render import find_preset
+    from synth.validate import MASTER_GAIN_DB_RANGE, finite_in_range
 
     if not 1 <= args.velocity <= 127:
         raise ExportError(f"velocity {args.velocity} is outside 1-127")
+    if args.gain_db is not None:
+        finite_in_range(args.gain_db, *MASTER_GAIN_DB_RANGE, "--gain-db")
+    finite_in_range(args.sample_rate, *SAMPLE_RATE_RANGE, "--sample-rate")
+    for value in args.xy or ():
+        finite_in_range(value, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, "--xy")
     if args.preset:
         preset = find_preset(args.preset)
         x, y, name = preset.x, preset.y, preset.name

@@ -12,15 +12,34 @@ its absolute time in seconds. Only what the instrument can play is kept, per cha
 The General MIDI drum channel (channel 10, index 9) is skipped: a pitched timbre map has no drum kit, and playing
 drum keys as pitches would sound like wrong notes. Everything wrong with the file itself (not a MIDI file, truncated,
 bad data bytes, type 2 files) raises ``MidiFileError`` naming the file and the problem.
+
+Timing, as a sequencer plays it:
+
+- metrical files (ticks per beat): the tempo map; a tempo of 0 microseconds per beat has no meaning (every later
+  event would land at the same instant) and is refused rather than rendered as a pile of silent notes;
+- SMPTE files (frames per second x ticks per frame in the header): absolute time, tempo events ignored, as the
+  standard says; 29 frames per second means 29.97 (drop frame);
+- a note whose key goes up on the tick it went down (drum and arpeggiator exports do this) lasts
+  ``MIN_NOTE_SECONDS``, as in FluidSynth (its ``synth.min-note-length``), instead of vanishing;
+- caps: a file bigger than ``DEFAULT_MAX_BYTES`` or a song longer than ``DEFAULT_MAX_SECONDS`` is refused before any
+  audio is allocated (a 44-byte file can ask for billions of seconds); both are parameters of ``read_midi``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DRUM_CHANNEL = 9  # channel 10 in the 1-based numbering musicians use
 DEFAULT_BEND_RANGE = 2.0  # semitones, the General MIDI default
+DEFAULT_MAX_SECONDS = 30 * 60.0  # longer than nearly any piece; the render holds this much audio in memory
+# 2 MiB is about ten times a long orchestral score; mido needs ~200 bytes of memory and ~10 us per byte of file
+DEFAULT_MAX_BYTES = 2 << 20
+MIN_NOTE_SECONDS = 0.01
+DEFAULT_TEMPO = 500000  # microseconds per beat (120 bpm) until the file sets one
+SMPTE_RATES = {24: 24.0, 25: 25.0, 29: 30000 / 1001, 30: 30.0}
 
 NOTE_ON = "note_on"
 NOTE_OFF = "note_off"
@@ -31,6 +50,10 @@ PROGRAM = "program"
 
 class MidiFileError(Exception):
     """A MIDI file that cannot be read or played; the message names the file and what is wrong."""
+
+
+class MidiTooLongError(MidiFileError):
+    """The song is longer than the allowed length (the caller may offer a way to raise the limit)."""
 
 
 @dataclass(frozen=True)
@@ -73,35 +96,98 @@ class MidiTimeline:
         return sorted({e.channel for e in self.events if e.kind == NOTE_ON})
 
 
-def read_midi(path: str | Path) -> MidiTimeline:
-    """Read a MIDI file into a timeline; raises ``MidiFileError`` for anything unreadable or unsupported."""
-    import mido
-
+def read_midi(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> MidiTimeline:
+    """Read a MIDI file into a timeline; raises ``MidiFileError`` for anything unreadable or unsupported, and
+    ``MidiTooLongError`` for a song longer than ``max_seconds``."""
     path = Path(path)
-    if not path.is_file():
-        raise MidiFileError(f"{path}: no such MIDI file")
+    midi = _parse(path, max_bytes)
+    clock = _Clock(path, midi.ticks_per_beat, max_seconds)
     try:
-        midi = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MidiFileError(f"{path}: not a readable MIDI file ({type(exc).__name__}: {exc})") from exc
-    if midi.type == 2:
-        raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported; use type 0 or 1")
-    try:
-        events, skipped = _timeline(midi)
-    except (ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
-        raise MidiFileError(f"{path}: broken MIDI data ({type(exc).__name__}: {exc})") from exc
-    duration = max([midi.length] + [e.time for e in events])
+        events, skipped, end = _timeline(midi, clock)
+    except MidiFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mido's messages for crafted data: any failure is a broken file
+        raise MidiFileError(f"{path}: broken MIDI data ({type(exc).__name__}: {str(exc)[:120]})") from None
+    events = _lengthen_short_notes(events)
+    duration = max([end] + [e.time for e in events])
     return MidiTimeline(path=path, events=events, duration=float(duration), skipped_drum_notes=skipped)
 
 
-def _timeline(midi) -> tuple[list[MidiEvent], int]:
-    """Walk the merged tracks (mido applies the tempo map) and keep the playable events."""
-    now = 0.0
+def _parse(path: Path, max_bytes: int):
+    """The file through mido, size-capped; every way mido can fail on crafted bytes becomes ``MidiFileError``."""
+    import mido
+
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise MidiFileError(f"{path}: not a file")
+    except OSError:
+        raise MidiFileError(f"{path}: no such MIDI file") from None
+    if size > max_bytes:
+        raise MidiFileError(f"{path}: {size} bytes is more than the {max_bytes} bytes a MIDI file may have here")
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(path.read_bytes()))
+    except Exception as exc:  # noqa: BLE001 - OSError, EOFError, ValueError, KeyError, struct.error, ...
+        raise MidiFileError(f"{path}: not a readable MIDI file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if midi.type == 2:
+        raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported; use type 0 or 1")
+    if midi.type not in (0, 1):
+        raise MidiFileError(f"{path}: MIDI format {midi.type} does not exist (the header is broken)")
+    return midi
+
+
+class _Clock:
+    """Ticks to seconds: the tempo map for metrical files, frames x ticks per frame for SMPTE ones."""
+
+    def __init__(self, path: Path, division: int, max_seconds: float) -> None:
+        self.path, self.max_seconds, self.now = path, float(max_seconds), 0.0
+        division &= 0xFFFF  # mido reads the header field as a signed number
+        self.smpte = bool(division & 0x8000)
+        if self.smpte:
+            fps, per_frame = 256 - (division >> 8), division & 0xFF  # the high byte is -fps in two's complement
+            if fps not in SMPTE_RATES or per_frame == 0:
+                raise MidiFileError(f"{path}: SMPTE timing of {fps} frames/s x {per_frame} ticks per frame is not "
+                                    f"valid (frames/s must be 24, 25, 29 or 30)")
+            self.seconds_per_tick = 1.0 / (SMPTE_RATES[fps] * per_frame)
+        elif division == 0:
+            raise MidiFileError(f"{path}: the header says 0 ticks per beat, so no event has a time")
+        else:
+            self.ticks_per_beat = division
+            self.seconds_per_tick = DEFAULT_TEMPO / 1e6 / division
+
+    def advance(self, ticks: int) -> float:
+        """Move on by ``ticks``; refuse as soon as the song runs past the length cap (before any audio exists)."""
+        if ticks:
+            self.now += ticks * self.seconds_per_tick if ticks < 1 << 60 else math.inf
+            if self.now > self.max_seconds:
+                raise MidiTooLongError(f"{self.path}: longer than the {_minutes(self.max_seconds)} limit (an event "
+                                       f"at {_minutes(self.now)}); render a shorter file or raise the limit")
+        return self.now
+
+    def set_tempo(self, tempo: int) -> None:
+        if self.smpte:
+            return  # SMPTE time is absolute: tempo events are for display only
+        if tempo <= 0:
+            raise MidiFileError(f"{self.path}: tempo 0 (0 microseconds per beat) at {self.now:.3f} s: every later "
+                                "event would sound at the same instant; fix the tempo in a sequencer")
+        self.seconds_per_tick = tempo / 1e6 / self.ticks_per_beat
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.4g} min" if seconds < 360000 else f"{seconds / 3600:.3g} h"
+
+
+def _timeline(midi, clock: _Clock) -> tuple[list[MidiEvent], int, float]:
+    """Walk the merged tracks (tick order) and keep the playable events; returns them, the skipped drum notes and
+    the time of the last message (end of track included: a sequencer plays the silence up to it)."""
     events: list[MidiEvent] = []
     channels: dict[int, _ChannelState] = {}
     skipped = 0
-    for msg in midi:
-        now += msg.time
+    for msg in midi.merged_track:
+        now = clock.advance(msg.time)
+        if msg.type == "set_tempo":
+            clock.set_tempo(msg.tempo)
         if msg.is_meta or not hasattr(msg, "channel"):
             continue
         if msg.channel == DRUM_CHANNEL:
@@ -111,7 +197,25 @@ def _timeline(midi) -> tuple[list[MidiEvent], int]:
         event = state.translate(msg, now)
         if event is not None:
             events.append(event)
-    return events, skipped
+    return events, skipped, clock.now
+
+
+def _lengthen_short_notes(events: list[MidiEvent]) -> list[MidiEvent]:
+    """Give every note at least ``MIN_NOTE_SECONDS`` by moving its note off (notes pair first on, first off per
+    channel and key, as in ``pair_notes``); events stay in time order."""
+    starts: dict[tuple[int, int], list[float]] = {}
+    moved = False
+    out = []
+    for e in events:
+        key = (e.channel, e.note)
+        if e.kind == NOTE_ON:
+            starts.setdefault(key, []).append(e.time)
+        elif e.kind == NOTE_OFF and starts.get(key):
+            start = starts[key].pop(0)
+            if e.time - start < MIN_NOTE_SECONDS:
+                e, moved = replace(e, time=start + MIN_NOTE_SECONDS), True
+        out.append(e)
+    return sorted(out, key=lambda e: e.time) if moved else out
 
 
 class _ChannelState:

@@ -3,8 +3,10 @@
 Factory presets ship in ``presets/`` (read-only); user presets live in
 ``platformdirs.user_config_dir("pgesam-synth")/presets`` and are listed first. A user preset with the same name as a
 factory one hides it. Writes are atomic (temp file in the same folder, fsync, ``os.replace``): a failed save leaves
-the old file intact and raises :class:`PresetError`. A corrupt or foreign file is collected in
-:attr:`PresetLibrary.errors` and skipped, never raised.
+the old file intact and raises :class:`PresetError`; temp files of a save that was killed are removed when the
+library next opens. A rename rewrites the file in place, then renames the file itself, so at every instant exactly
+one file holds the preset. A corrupt, foreign or crafted file (deep nesting, huge numbers, a point off the map) is
+collected in :attr:`PresetLibrary.errors` with a message naming it, and skipped, never raised.
 
 ``python -m synth.presets place --bundle models/default`` moves the factory presets to the family centroids of a
 bundle's training instruments (run it after a new model is bundled: the map changes with every training run).
@@ -17,10 +19,12 @@ import math
 import os
 import re
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from synth.atomic import clean_stale, temp_file_for
+from synth.validate import InputError, load_json_file
 
 PRESET_KIND = "pgesam-synth-preset"
 PRESET_VERSION = 1
@@ -30,6 +34,10 @@ GAIN_DB_RANGE = (-60.0, 12.0)
 ATTACK_MS_RANGE = (0.0, 5000.0)
 RELEASE_MS_RANGE = (0.0, 10000.0)
 MAX_NAME_LENGTH = 80
+# The trained maps span about +-1 (a VAE latent under a unit Gaussian prior); +-100 leaves room for any retrained
+# map while refusing points like 1e300 that no map has and that overflow the generator's arithmetic.
+MAP_COORD_RANGE = (-100.0, 100.0)
+MAX_PRESET_BYTES = 1 << 20
 
 
 class PresetError(Exception):
@@ -78,6 +86,8 @@ class Preset:
 
     def validate(self) -> None:
         check_name(self.name)
+        _in_range("x", self.x, MAP_COORD_RANGE)
+        _in_range("y", self.y, MAP_COORD_RANGE)
         _in_range("gain_db", self.gain_db, GAIN_DB_RANGE)
         _in_range("attack_ms", self.attack_ms, ATTACK_MS_RANGE)
         _in_range("release_ms", self.release_ms, RELEASE_MS_RANGE)
@@ -118,7 +128,7 @@ def _tags(data: dict) -> tuple[str, ...]:
 
 def _in_range(key: str, value: float, bounds: tuple[float, float]) -> None:
     low, high = bounds
-    if not low <= value <= high:
+    if not low <= value <= high:  # also true for NaN, which compares false both ways
         raise PresetError(f"{key} = {value} is outside [{low}, {high}]")
 
 
@@ -127,13 +137,9 @@ def _in_range(key: str, value: float, bounds: tuple[float, float]) -> None:
 
 def read_preset(path: Path) -> Preset:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PresetError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        data = load_json_file(path, max_bytes=MAX_PRESET_BYTES)
+    except InputError as exc:  # its message starts with the path
+        raise PresetError(str(exc)) from None
     try:
         return Preset.from_dict(data)
     except PresetError as exc:
@@ -151,7 +157,7 @@ def write_text_atomic(path: Path, text: str, what: str = "file") -> None:
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = temp_file_for(path)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -230,6 +236,7 @@ class PresetLibrary:
     def __post_init__(self) -> None:
         self.user_dir = Path(self.user_dir)
         self.factory_dir = Path(self.factory_dir)
+        clean_stale(self.user_dir)  # temp files of saves that were killed: the library opens once per start
         self.reload()
 
     def reload(self) -> None:
@@ -301,9 +308,16 @@ class PresetLibrary:
         if other is not None and other.is_user:
             raise PresetError(f"a user preset named {new!r} already exists")
         path = self._free_path(new, allow=entry.path)
-        write_preset(replace(entry.preset, name=new), path)
+        # In place first, then move the file itself: both steps are atomic, so a kill at any point leaves one
+        # file holding the preset (under the old name or the new); writing a new file and deleting the old one
+        # would leave two presets in between.
+        write_preset(replace(entry.preset, name=new), entry.path)
         if path != entry.path:
-            _remove_quietly(entry.path)
+            try:
+                os.rename(entry.path, path)
+                _fsync_dir(path.parent)
+            except OSError:
+                pass  # renamed inside the file already; only its file name keeps the old stem
         self.reload()
         return self.find(new)
 

@@ -16,8 +16,12 @@ How a file becomes audio:
    engine's ``PeakLimiter`` (master gain, ceiling -0.3 dBFS) in fixed blocks, as in the live audio callback.
 
 Length: the file's duration plus the longest release time of the mapped timbres, after which every voice has faded
-(a pedal still down at the end of the file is released there). Output: mono WAV, 24-bit PCM or 32-bit float,
-written atomically.
+(a pedal still down at the end of the file is released there); a song longer than ``max_seconds`` (30 min unless
+raised) is refused before any audio is allocated. Output: mono WAV, 24-bit PCM or 32-bit float, written atomically
+(the temp file of a render that was killed is removed when the next render to the same file starts).
+
+Numbers from outside (master gain, sample rate, map points typed as ``X,Y``) are checked where they enter, with
+``synth.validate``: a NaN gain would otherwise pass the limiter's NaN guard as full-scale DC.
 """
 
 from __future__ import annotations
@@ -30,13 +34,18 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from synth.atomic import clean_stale
 from synth.engine.buffers import NoteBuffer
 from synth.engine.limiter import PeakLimiter, db_to_gain
 from synth.engine.sources import source_hash
 from synth.engine.voices import Mixer
 from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
-from synth.midi_file import NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent, MidiTimeline, read_midi
+from synth.midi_file import (DEFAULT_MAX_SECONDS, NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent,
+                             MidiTimeline, read_midi)
+from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
+SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 used to crash inside soxr
+MAP_COORD_LIMIT = 100.0  # the same bound as synth.presets.MAP_COORD_RANGE
 BLOCK = 4096  # frames per mixer call offline: large blocks amortise the per-voice Python overhead
 MAX_VOICES = 32  # per channel
 GENERATION_VELOCITY = 100  # notes are generated once at this velocity; the mixer's velocity curve scales them
@@ -254,6 +263,7 @@ def render_timeline(timeline: MidiTimeline, bank: NoteBank, program_map: Program
 
     ``progress(stage, done, total)`` reports the stages "generate" (notes) and "mix" (frames).
     """
+    master_gain_db = finite_in_range(master_gain_db, *MASTER_GAIN_DB_RANGE, "master_gain_db")
     staged = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
     generated, gen_seconds = bank.generated, bank.generate_seconds
     bank.ensure(needed_notes(timeline, program_map), progress=staged("generate"), cancelled=cancelled)
@@ -365,12 +375,18 @@ def _apply(channel: _Channel, event: MidiEvent, bank: NoteBank, program_map: Pro
         channel.set_timbre(program_map.timbre_for(int(event.value)))
 
 
-def render_midi(midi_path: str | Path, out_wav: str | Path | None, source, program_map: ProgramMap | None = None,
-                *, sample_rate: int = 48000, sample_format: str = "pcm24", master_gain_db: float = -12.0,
-                bank: NoteBank | None = None, progress: Callable[[str, int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None) -> RenderResult:
-    """Read, render and (when ``out_wav`` is given) write one MIDI file; ``progress(stage, done, total)``."""
-    timeline = read_midi(midi_path)
+def render_midi(midi_path: str | Path | MidiTimeline, out_wav: str | Path | None, source,
+                program_map: ProgramMap | None = None, *, sample_rate: int = 48000, sample_format: str = "pcm24",
+                master_gain_db: float = -12.0, bank: NoteBank | None = None,
+                progress: Callable[[str, int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                max_seconds: float = DEFAULT_MAX_SECONDS) -> RenderResult:
+    """Read (or take an already read timeline), render and (when ``out_wav`` is given) write one MIDI file;
+    ``progress(stage, done, total)``. Bad numbers raise ``InputError``, bad files ``MidiFileError``."""
+    sample_rate = check_sample_rate(sample_rate, "sample_rate")
+    master_gain_db = finite_in_range(master_gain_db, *MASTER_GAIN_DB_RANGE, "master_gain_db")
+    if out_wav is not None:
+        clean_stale(Path(out_wav).parent, target=Path(out_wav).name)  # left by a render that was killed
+    timeline = midi_path if isinstance(midi_path, MidiTimeline) else read_midi(midi_path, max_seconds=max_seconds)
     program_map = program_map or default_program_map(getattr(source, "instruments", None))
     bank = bank if bank is not None and bank.sample_rate == sample_rate else NoteBank(source, sample_rate)
     result = render_timeline(timeline, bank, program_map, master_gain_db, progress, cancelled)
@@ -439,15 +455,25 @@ def find_preset(name: str):
     raise PresetError(f"no preset named {name!r}; presets: {', '.join(library.names()) or 'none'}")
 
 
+def check_sample_rate(value, name: str) -> int:
+    rate = finite_in_range(value, *SAMPLE_RATE_RANGE, name)
+    if rate != int(rate):
+        raise InputError(f"{name}: {rate:g} is not a whole number of samples per second")
+    return int(rate)
+
+
 def parse_timbre(text: str) -> Timbre:
     """``PRESET NAME`` or ``X,Y`` (a raw map point) to a timbre."""
     parts = text.split(",")
     if len(parts) == 2:
         try:
             x, y = float(parts[0]), float(parts[1])
-            return Timbre(f"({x:g}, {y:g})", x, y)
         except ValueError:
             pass
+        else:
+            x, y = (finite_in_range(v, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, f"map point {text!r}: {axis}")
+                    for v, axis in ((x, "x"), (y, "y")))
+            return Timbre(f"({x:g}, {y:g})", x, y)
     return Timbre.from_preset(find_preset(text.strip()))
 
 

@@ -5,6 +5,10 @@ Examples::
     python -m synth render song.mid                          # song.wav beside it, GM families -> map regions
     python -m synth render song.mid -o out.wav --preset "Grand Keys"
     python -m synth render song.mid --map 40="Bowed Strings" --map 0=0.8,-0.2 --map bass="Round Bass"
+
+Exit codes: 0 done; 2 bad input (a flag out of range, an unreadable or too long MIDI file, an unknown or broken
+preset), checked before any model is loaded; 1 anything else (output exists, no model, disk errors). Errors are one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -26,15 +30,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="use the built-in demo sound instead of a model")
     parser.add_argument("--sample-rate", type=int, default=48000)
     parser.add_argument("--sample-format", choices=("pcm24", "float"), default="pcm24")
-    parser.add_argument("--gain-db", type=float, default=-12.0, help="master gain before the limiter (live default)")
+    parser.add_argument("--gain-db", type=float, default=-12.0,
+                        help="master gain before the limiter (live default -12; allowed -96 to 24)")
+    parser.add_argument("--max-minutes", type=float, default=30.0,
+                        help="refuse songs longer than this (default 30; the whole song is held in memory)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from synth.midi_file import MidiFileError
-    from synth.presets import PresetError
     from synth.render import SourceError, apply_overrides, default_program_map, open_source, render_midi
 
     output = args.output or args.midi.with_suffix(".wav")
@@ -42,15 +47,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth render: {output} exists; pass --force to overwrite it", file=sys.stderr)
         return 1
     try:
+        timeline = _checked_input(args)
+    except _BAD_INPUT as exc:
+        return _fail(exc, 2)
+    try:
         opened = open_source(args.bundle, args.demo)
         program_map = apply_overrides(default_program_map(opened.instruments), args.map, args.preset)
         print(f"source: {opened.description}", file=sys.stderr)
         with _ProgressBars(disabled=args.quiet) as bars:
-            result = render_midi(args.midi, output, opened.source, program_map, sample_rate=args.sample_rate,
+            result = render_midi(timeline, output, opened.source, program_map, sample_rate=args.sample_rate,
                                  sample_format=args.sample_format, master_gain_db=args.gain_db, progress=bars.update)
-    except (MidiFileError, SourceError, PresetError, ValueError, OSError) as exc:
-        print(f"synth render: {exc}", file=sys.stderr)
-        return 1
+    except _BAD_INPUT as exc:  # a --map or --preset that names no usable preset
+        return _fail(exc, 2)
+    except (SourceError, OSError) as exc:
+        return _fail(exc, 1)
     summary = _summary(result, args)
     if args.json:
         print(json.dumps(summary))
@@ -61,6 +71,38 @@ def run(args: argparse.Namespace) -> int:
         if result.skipped_drum_notes:
             print(f"note: {result.skipped_drum_notes} drum notes on channel 10 were skipped (no drum kit on the map)")
     return 0
+
+
+def _bad_input_errors() -> tuple[type[Exception], ...]:
+    from synth.midi_file import MidiFileError
+    from synth.presets import PresetError
+
+    return MidiFileError, PresetError, ValueError  # synth.validate.InputError is a ValueError
+
+
+_BAD_INPUT = _bad_input_errors()
+
+
+def _checked_input(args: argparse.Namespace):
+    """Every flag and the MIDI file checked before a model is loaded (seconds saved on every typo); returns the
+    file's timeline."""
+    from synth.midi_file import MidiTooLongError, read_midi
+    from synth.render import apply_overrides, check_sample_rate, default_program_map
+    from synth.validate import MASTER_GAIN_DB_RANGE, finite_in_range
+
+    finite_in_range(args.gain_db, *MASTER_GAIN_DB_RANGE, "--gain-db")
+    check_sample_rate(args.sample_rate, "--sample-rate")
+    minutes = finite_in_range(args.max_minutes, 0.0, 24 * 60.0, "--max-minutes")
+    apply_overrides(default_program_map(presets=[]), args.map, args.preset)  # map points and preset names
+    try:
+        return read_midi(args.midi, max_seconds=minutes * 60.0)
+    except MidiTooLongError as exc:
+        raise MidiTooLongError(f"{exc} with --max-minutes") from None
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"synth render: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+    return code
 
 
 def _summary(result, args) -> dict:

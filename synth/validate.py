@@ -10,10 +10,11 @@ API (small on purpose):
 - ``finite_in_range(value, lo, hi, name) -> float``: ``value`` as a float, or ``InputError`` when it is not a
   number, NaN, infinite or outside ``[lo, hi]``. ``name`` is the flag or field, e.g. ``"--gain-db"``.
 - ``MASTER_GAIN_DB_RANGE``: the range every master gain (render, export, play, session) must lie in.
-- ``load_json_file(path, max_bytes=..., max_depth=...)``: parse a JSON file, refusing files that are too big,
-  nested too deeply, hold integers too long to be meant (a 5000-digit number), or numbers that are not finite
-  (``NaN``, ``Infinity``, ``1e999``). Messages start with the file's path.
-- ``parse_json_text(text, source, max_depth=...)``: the same checks for text already in memory.
+- ``load_json_file(path, max_bytes=..., max_depth=..., allow_nan=False)``: parse a JSON file, refusing files that
+  are too big, nested too deeply, hold integers too long to be meant (a 5000-digit number), or numbers that are not
+  finite (``NaN``, ``Infinity``, ``1e999``). Messages start with the file's path. ``allow_nan=True`` lets those
+  through as float NaN/inf instead, for a caller that checks each field and wants to keep the good ones.
+- ``parse_json_text(text, source, max_depth=..., allow_nan=False)``: the same checks for text already in memory.
 
 Example::
 
@@ -65,7 +66,8 @@ def finite_in_range(value: object, lo: float, hi: float, name: str) -> float:
     return number
 
 
-def load_json_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH):
+def load_json_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
+                   allow_nan: bool = False):
     """Parse a JSON file with the checks above; ``InputError`` names the file on any problem (never a traceback)."""
     path = Path(path)
     try:
@@ -81,17 +83,17 @@ def load_json_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, max_dep
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return parse_json_text(text, str(path), max_depth)
+    return parse_json_text(text, str(path), max_depth, allow_nan)
 
 
-def parse_json_text(text: str, source: str, max_depth: int = DEFAULT_MAX_DEPTH):
+def parse_json_text(text: str, source: str, max_depth: int = DEFAULT_MAX_DEPTH, allow_nan: bool = False):
     """Parse JSON ``text``; ``source`` (a path or a label) starts every error message."""
     depth = _nesting_depth(text, max_depth)
     if depth > max_depth:
         raise InputError(f"{source}: JSON nested more than {max_depth} levels deep")
+    hooks = {} if allow_nan else {"parse_float": _parse_float(source), "parse_constant": _parse_constant(source)}
     try:
-        return json.loads(text, parse_int=_parse_int(source), parse_float=_parse_float(source),
-                          parse_constant=_parse_constant(source))
+        return json.loads(text, parse_int=_parse_int(source), **hooks)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
     except RecursionError:  # the depth check above should make this unreachable; kept as a last fence

@@ -150,5 +150,5 @@ def test_export_command_line(tmp_path, capsys):
     assert main(args) == 1
     assert "--force" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
-    assert main(["export", "--preset", "no such preset", "-o", str(tmp_path / "x"), "--demo", "--quiet"]) == 1
+    assert main(["export", "--preset", "no such preset", "-o", str(tmp_path / "x"), "--demo", "--quiet"]) == 2
     assert "no preset named" in capsys.readouterr().err

@@ -139,7 +139,7 @@ def test_permission_error_is_a_clear_preset_error(library, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(presets_module.tempfile, "mkstemp", denied)
+    monkeypatch.setattr("tempfile.mkstemp", denied)
     with pytest.raises(PresetError, match="Permission denied"):
         library.save(Preset("Pad", 0, 0))
     assert "Pad" not in library.names()

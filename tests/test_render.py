@@ -164,7 +164,7 @@ def test_render_command_line(tmp_path, capsys):
     assert main(["render", str(song), "-o", str(tmp_path / "a.wav"), "--demo", "--quiet"]) == 1
     assert "--force" in capsys.readouterr().err
     (tmp_path / "bad.mid").write_bytes(b"garbage")
-    assert main(["render", str(tmp_path / "bad.mid"), "--demo", "--quiet"]) == 1
+    assert main(["render", str(tmp_path / "bad.mid"), "--demo", "--quiet"]) == 2  # bad input
     assert "bad.mid" in capsys.readouterr().err
 
 

@@ -9,13 +9,22 @@ Disk grid: ``python -m synth prerender`` renders every pitch of the model at a `
 sample rate, under ``platformdirs.user_cache_dir("pgesam-synth")/grid/<bundle hash>/`` with a ``grid.json``
 describing it. When the pad moves, the engine answers at once with the nearest grid point while the worker generates
 the exact one. The grid never lives in the repository.
+
+The grid is a cache: anything wrong with it must cost only the shortcut, never the instrument. A ``grid.json`` that
+is not a valid description (crafted JSON, NaN bounds, absurd sizes) turns the grid off; a point file that is not the
+float16 ``[n_pitches, samples]`` array of finite numbers it should be is deleted (the next prerender rebuilds it).
+Both are logged with the file's path. Temp files of a prerender that was killed are removed when the store opens.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +32,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from synth.atomic import LEGACY_AGE_S, clean_stale, temp_file_for
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.validate import InputError, finite_in_range, load_json_file
+
+log = logging.getLogger(__name__)
+
+MAX_GRID_SIZE = 256  # points per side; the default is 9, 256 x 256 would already be days of prerendering
+MAP_LIMIT = 100.0  # the map spans about +-1; see synth.presets.MAP_COORD_RANGE
+_LEGACY_TEMP = re.compile(r"^(p_\d+_\d+\.tmp\.npy|grid\.json\.tmp)$")  # temp names before they carried a pid
 
 
 class NoteKey(NamedTuple):
@@ -128,6 +145,8 @@ class GridSpec:
 
     def nearest(self, x: float, y: float) -> tuple[int, int]:
         (x0, x1), (y0, y1) = self.bounds
+        if not (math.isfinite(x) and math.isfinite(y)):  # no nearest point to NaN; the centre is harmless
+            return (self.size - 1) // 2, (self.size - 1) // 2
         n = max(1, self.size - 1)
         i = int(round((x - x0) / (x1 - x0) * n)) if x1 != x0 else 0
         j = int(round((y - y0) / (y1 - y0) * n)) if y1 != y0 else 0
@@ -139,10 +158,30 @@ class GridSpec:
 
     @classmethod
     def from_json(cls, d: dict) -> "GridSpec":
-        (x0, x1), (y0, y1) = d["bounds"]
-        return cls(size=int(d["size"]), bounds=((float(x0), float(x1)), (float(y0), float(y1))),
-                   pitches=tuple(int(p) for p in d["pitches"]), sample_rate=int(d["sample_rate"]),
-                   velocity=int(d.get("velocity", 100)))
+        """A checked spec; ``InputError`` (naming the field) for anything a prerender could not have written."""
+        if not isinstance(d, dict):
+            raise InputError(f"expected an object, got {type(d).__name__}")
+        try:
+            (x0, x1), (y0, y1) = d["bounds"]
+            pitches = tuple(_whole(p, 0, 127, "pitches") for p in d["pitches"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"missing or malformed field ({type(exc).__name__}: {exc})") from None
+        if not 1 <= len(pitches) <= 128:
+            raise InputError(f"pitches: {len(pitches)} pitches (expected 1 to 128)")
+        bounds = tuple(tuple(finite_in_range(v, -MAP_LIMIT, MAP_LIMIT, "bounds") for v in pair)
+                       for pair in ((x0, x1), (y0, y1)))
+        if bounds[0][0] > bounds[0][1] or bounds[1][0] > bounds[1][1]:
+            raise InputError(f"bounds: {bounds} run backwards")
+        return cls(size=_whole(d.get("size"), 1, MAX_GRID_SIZE, "size"), bounds=bounds, pitches=pitches,
+                   sample_rate=_whole(d.get("sample_rate"), 8000, 192000, "sample_rate"),
+                   velocity=_whole(d.get("velocity", 100), 1, 127, "velocity"))
+
+
+def _whole(value, lo: int, hi: int, name: str) -> int:
+    number = finite_in_range(value, lo, hi, name)
+    if number != int(number):
+        raise InputError(f"{name}: {number:g} is not a whole number")
+    return int(number)
 
 
 class GridStore:
@@ -152,16 +191,33 @@ class GridStore:
         self.bundle_hash = bundle_hash
         self.dir = Path(root or default_grid_root()) / bundle_hash
         self._spec: GridSpec | None = None
+        self._bad_spec: tuple[float, int] | None = None  # (mtime, size) of a grid.json already refused and logged
+        self._checked: dict[tuple[int, int], tuple[float, int]] = {}  # point files verified, by (mtime, size)
+        self._clean_stale()
+
+    def _clean_stale(self) -> None:
+        """Temp files of a prerender that was killed (the store opens when the app or a prerender starts)."""
+        clean_stale(self.dir)
+        for old in self.dir.glob("*.tmp*") if self.dir.is_dir() else ():
+            try:
+                if _LEGACY_TEMP.match(old.name) and time.time() - old.stat().st_mtime > LEGACY_AGE_S:
+                    old.unlink()
+            except OSError:
+                pass
 
     @property
     def spec(self) -> GridSpec | None:
         if self._spec is None:
             meta = self.dir / "grid.json"
-            if meta.exists():
+            stamp = _stamp(meta)
+            if stamp is not None and stamp != self._bad_spec:
                 try:
-                    self._spec = GridSpec.from_json(json.loads(meta.read_text()))
-                except (ValueError, KeyError, TypeError):
-                    return None
+                    self._spec = GridSpec.from_json(load_json_file(meta, max_bytes=1 << 20))
+                except InputError as exc:
+                    self._bad_spec = stamp
+                    where = "" if str(exc).startswith(str(meta)) else f"{meta}: "
+                    log.warning("%s%s; the prerendered grid is not used (run `synth prerender` to rebuild it)",
+                                where, exc)
         return self._spec
 
     def create(self, spec: GridSpec) -> None:
@@ -171,9 +227,7 @@ class GridStore:
         if old is not None and old != spec:
             for f in self.dir.glob("p_*.npy"):
                 f.unlink()
-        tmp = self.dir / "grid.json.tmp"
-        tmp.write_text(json.dumps(spec.to_json(), indent=1))
-        os.replace(tmp, self.dir / "grid.json")
+        self._write_atomic(self.dir / "grid.json", json.dumps(spec.to_json(), indent=1).encode())
         self._spec = spec
 
     def path(self, i: int, j: int) -> Path:
@@ -184,19 +238,56 @@ class GridStore:
 
     def save(self, i: int, j: int, audio: np.ndarray) -> None:
         """Atomic write (tmp + rename), so an interrupted prerender never leaves a half file behind."""
-        tmp = self.dir / f"p_{i}_{j}.tmp.npy"
-        np.save(tmp, np.asarray(audio, dtype=np.float16))
-        os.replace(tmp, self.path(i, j))
+        fd, tmp = temp_file_for(self.path(i, j))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.asarray(audio, dtype=np.float16))
+            os.replace(tmp, self.path(i, j))
+        except BaseException:
+            _unlink(Path(tmp))
+            raise
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        fd, tmp = temp_file_for(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(Path(tmp))
+            raise
 
     def load(self, i: int, j: int) -> np.ndarray | None:
-        """float16 [n_pitches, samples] memory-mapped (cheap: rows are read when used), or None."""
+        """float16 [n_pitches, samples] memory-mapped (cheap: rows are read when used), or None.
+
+        A file that is not such an array of finite numbers is deleted and logged: it would otherwise stop the grid
+        thread (or play garbage) at every move near it, and the next prerender writes it again.
+        """
         p = self.path(i, j)
-        if not p.exists():
+        stamp = _stamp(p)
+        if stamp is None:
             return None
         try:
-            return np.load(p, mmap_mode="r")
-        except (OSError, ValueError):
+            data = np.load(p, mmap_mode="r")
+            if self._checked.get((i, j)) != stamp:
+                self._check_point(data)
+                self._checked[(i, j)] = stamp
+            return data
+        except Exception as exc:  # noqa: BLE001 - any failure to read a cache file means: rebuild it
+            log.warning("%s: broken grid point removed (%s); `synth prerender` renders it again", p,
+                        f"{type(exc).__name__}: {exc}"[:200])
+            _unlink(p)
+            self._checked.pop((i, j), None)
             return None
+
+    def _check_point(self, data: np.ndarray) -> None:
+        """Raise ValueError unless ``data`` is what ``save`` writes for this spec (checked once per file)."""
+        spec = self.spec
+        rows = len(spec.pitches) if spec is not None else None
+        if data.dtype != np.float16 or data.ndim != 2 or data.shape[1] == 0 or data.shape[0] != rows:
+            raise ValueError(f"expected float16 [{rows}, samples], got {data.dtype} {list(data.shape)}")
+        if not np.isfinite(data).all():
+            raise ValueError("holds NaN or inf")
 
     def progress(self) -> tuple[int, int]:
         spec = self.spec
@@ -204,3 +295,19 @@ class GridStore:
             return 0, 0
         done = sum(1 for i in range(spec.size) for j in range(spec.size) if self.has(i, j))
         return done, spec.size * spec.size
+
+
+def _stamp(path: Path) -> tuple[float, int] | None:
+    """(mtime, size) of a file, None when it is missing: a changed file is checked again."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime, st.st_size
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -52,6 +52,12 @@ def prerender(source: NoteSource, store: GridStore, size: int, *, batch: int = 2
 
 
 def run(args: argparse.Namespace) -> int:
+    from synth.engine.note_cache import MAX_GRID_SIZE
+
+    if not 1 <= args.grid <= MAX_GRID_SIZE or args.batch < 1:  # checked before minutes of model loading
+        print(f"prerender: --grid must be 1 to {MAX_GRID_SIZE} and --batch at least 1 (got {args.grid}, "
+              f"{args.batch})", file=sys.stderr)
+        return 2
     if args.demo:
         from synth.engine.sources import SineNoteSource
 

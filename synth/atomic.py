@@ -1,0 +1,91 @@
+"""Temp files for atomic writes, named so that a later start can find and remove the ones a killed process left.
+
+Every file the app writes goes: temp file in the target's folder -> fsync -> ``os.replace`` onto the target, so a
+crash never leaves half a file. A process killed before the replace leaves its temp file behind, though (a killed
+render: as big as the WAV). So the temp name carries the writer's process id, ``.<target>.<pid>-<random><suffix>``,
+and :func:`clean_stale` removes those whose process is gone. It never touches a name of another form, nor a temp
+file of a process still running (a second render writing to the same folder). Temp names of versions before the
+pid was in the name (``.<target>.<8 random><suffix>``) are removed once they are an hour old: no write takes that
+long between creating its temp file and renaming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LEGACY_AGE_S = 3600.0
+_TAGGED = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+(?P<suffix>\.tmp|\.partial)$")
+_LEGACY = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}(?P<suffix>\.tmp)$|^\.(?P<dir>.+)\.partial-[A-Za-z0-9_]{8}$")
+
+
+def temp_file_for(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """``tempfile.mkstemp`` beside ``path`` with the cleanable name; returns (fd, name) like mkstemp."""
+    path = Path(path)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=suffix)
+
+
+def temp_dir_for(path: Path) -> Path:
+    """A staging folder beside ``path`` (moved into place when complete) with the cleanable name."""
+    path = Path(path)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".partial"))
+
+
+def clean_stale(folder: Path, target: str | None = None) -> list[Path]:
+    """Remove temp files and staging folders in ``folder`` left by processes that no longer run (only those of
+    ``target`` when given); returns what was removed. Never raises: cleaning must not stop anything starting."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = _stale_target(entry)
+        if owner is None or (target is not None and owner != target):
+            continue
+        try:
+            shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+        log.info("removed %s, left by an interrupted write", entry.path)
+    return removed
+
+
+def _stale_target(entry: os.DirEntry) -> str | None:
+    """The target a stale temp entry belonged to, or None when the entry is not ours or still in use."""
+    tagged = _TAGGED.match(entry.name)
+    if tagged:
+        return None if _alive(int(tagged["pid"]), entry) else tagged["target"]
+    legacy = _LEGACY.match(entry.name)
+    if legacy and _age(entry) > LEGACY_AGE_S:
+        return legacy["target"] or legacy["dir"]
+    return None
+
+
+def _alive(pid: int, entry: os.DirEntry) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: go by age instead
+        return _age(entry) < LEGACY_AGE_S
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # someone else's process (EPERM) or a pid no system has: keep the file
+        return True
+    return True
+
+
+def _age(entry: os.DirEntry) -> float:
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
