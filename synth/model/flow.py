@@ -148,6 +148,8 @@ class FlowConfig:
         if not 0 < self.context_min <= self.context_max < self.num_frames:
             raise ValueError(f"need 0 < context_min <= context_max < num_frames ({self.context_min}, "
                              f"{self.context_max}, {self.num_frames})")
+        if not 0 < self.context_frames < self.num_frames:
+            raise ValueError(f"context_frames {self.context_frames} must be 1..{self.num_frames - 1}")
         if self.pitch_max < self.pitch_min or not self.velocity_layers:
             raise ValueError("empty pitch range or no velocity layers")
 

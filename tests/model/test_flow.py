@@ -1,0 +1,296 @@
+"""Flow-matching generator: seeding per point, guidance semantics, sampler plumbing, continuation, training, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from synth.model.flow import FlowConfig, FlowNet, load_flow, point_noise, save_flow, time_grid, velocity_index
+
+T, D = 24, 6
+
+
+def tiny_cfg(**kw) -> FlowConfig:
+    base = dict(num_frames=T, dim=D, patch=4, d_model=32, n_layers=2, n_heads=4, pitch_min=48, pitch_max=72,
+                context_min=2, context_max=10, context_shift_max=6, context_frames=8, batch_size=16,
+                warmup_steps=5, total_steps=200, ema_decay=0.9)
+    base.update(kw)
+    return FlowConfig(**base)
+
+
+def tiny(**kw) -> FlowNet:
+    """A tiny net with every weight random (a fresh one is adaLN-Zero: it outputs exactly zero)."""
+    torch.manual_seed(0)
+    net = FlowNet(tiny_cfg(**kw))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.1)
+    return net.eval()
+
+
+PTS = torch.tensor([[0.3, -0.1]])
+
+
+def test_same_point_same_notes_and_different_points_differ():
+    net = tiny()
+    pitches = torch.arange(48, 54)
+    a = net.generate(PTS.expand(6, 2), pitches)
+    b = net.generate(PTS.expand(6, 2), pitches)
+    assert a.shape == (6, T, D) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    c = net.generate(torch.tensor([[-0.4, 0.5]]).expand(6, 2), pitches)
+    assert not torch.allclose(a, c, atol=1e-3)
+    # a row does not depend on the others in its batch (the engine generates the first note alone)
+    mixed = net.generate(torch.cat([PTS, torch.tensor([[-0.4, 0.5]])]), torch.tensor([48, 49]))
+    assert torch.allclose(mixed[0], a[0], atol=1e-5) and torch.allclose(mixed[1], c[1], atol=1e-5)
+
+
+def test_pitches_of_one_point_share_their_noise():
+    cfg = tiny_cfg()
+    pts = torch.tensor([[0.3, -0.1]] * 5 + [[0.301, -0.1]])  # the last one is in the same 0.02 cell
+    noise = point_noise(cfg, pts, torch.full((6,), 2))
+    assert all(torch.equal(noise[0], noise[i]) for i in range(6))
+    assert not torch.equal(noise[0], point_noise(cfg, pts[:1], torch.tensor([1]))[0])  # another velocity layer
+    assert not torch.equal(noise[0], point_noise(cfg, pts[:1], torch.tensor([2]), segment=1)[0])  # next segment
+    assert not torch.equal(noise[0], point_noise(cfg, pts[:1] + 0.05, torch.tensor([2]))[0])  # another cell
+    # and generate() really starts every pitch of the point from that one tensor
+    net, seen = tiny(), []
+    real = net.sample
+    net.sample = lambda noise, *a, **k: seen.append(noise) or real(noise, *a, **k)
+    net.generate(pts[:5], torch.arange(50, 55))
+    assert all(torch.equal(seen[0][0], seen[0][i]) for i in range(5))
+    assert torch.equal(seen[0][0], noise[0])
+    # seed_points=False: fresh noise per row
+    seen.clear()
+    net.generate(pts[:2], torch.tensor([50, 51]), seed_points=False, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(seen[0][0], seen[0][1])
+
+
+def test_guidance_at_the_velocity_field():
+    net = tiny()
+    b = 3
+    x, t = torch.randn(b, T, D), torch.rand(b)
+    pts, pidx = torch.randn(b, 2) * 0.5, torch.tensor([0, 5, 20])
+    vidx = velocity_index(net.cfg, torch.tensor([100, 40, 127]), b)
+    with torch.no_grad():
+        vc = net(x, t, pts, pidx, vidx)
+        vu = net(x, t, pts, pidx, vidx, torch.ones(b, dtype=torch.bool))
+        assert torch.equal(net.guided_velocity(x, t, pts, pidx, vidx, 1.0), vc)
+        assert torch.equal(net.guided_velocity(x, t, pts, pidx, vidx, 0.0), vu)
+        assert torch.allclose(net.guided_velocity(x, t, pts, pidx, vidx, 2.5), vu + 2.5 * (vc - vu), atol=1e-5)
+        assert not torch.allclose(vc, vu, atol=1e-3)
+        # the unconditional field ignores point, pitch and velocity
+        vu2 = net(x, t, pts + 1, pidx.flip(0), vidx.flip(0), torch.ones(b, dtype=torch.bool))
+        assert torch.allclose(vu, vu2, atol=1e-6)
+
+
+def _euler(net, noise, t_grid, drop, pts, pidx, vidx):
+    x = noise
+    for t0, t1 in zip(t_grid[:-1], t_grid[1:]):
+        with torch.no_grad():
+            x = x + (t1 - t0) * net(x, torch.full((len(x),), t0), pts, pidx, vidx, drop)
+    return x
+
+
+def test_guidance_through_the_sampler():
+    net = tiny()
+    pts, pitches = PTS.expand(3, 2), torch.tensor([48, 60, 72])
+    noise = point_noise(net.cfg, pts, velocity_index(net.cfg, None, 3))
+    pidx, vidx = pitches - 48, velocity_index(net.cfg, None, 3)
+    grid = time_grid(4)
+    cond = _euler(net, noise, grid, None, pts, pidx, vidx)
+    unc = _euler(net, noise, grid, torch.ones(3, dtype=torch.bool), pts, pidx, vidx)
+    assert torch.allclose(net.generate(pts, pitches, steps=4, guidance=1.0), cond, atol=1e-5)
+    assert torch.allclose(net.generate(pts, pitches, steps=4, guidance=0.0), unc, atol=1e-5)
+    # guidance 0 = the unconditional model: the pitch makes no difference (same noise)
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    a = net.generate(pts, pitches, steps=4, guidance=0.0, seed_points=False, generator=g(1))
+    b = net.generate(pts * -1, pitches.flip(0), steps=4, guidance=0.0, seed_points=False, generator=g(1))
+    assert torch.allclose(a, b, atol=1e-5)
+    g2 = net.generate(pts, pitches, steps=4, guidance=2.0)
+    assert not torch.allclose(g2, cond, atol=1e-3)
+
+
+def _count(net):
+    calls = []
+    handle = net.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    return calls, handle
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun"])
+@pytest.mark.parametrize("steps", [1, 4, 7])
+def test_step_count_plumbing(sampler, steps):
+    net = tiny()
+    calls, handle = _count(net)
+    try:
+        expected = steps if sampler == "euler" else 2 * steps - 1
+        for guidance, rows in ((1.0, 5), (0.0, 5), (2.0, 10)):  # guidance other than 0/1: one doubled batch
+            calls.clear()
+            net.generate(PTS.expand(5, 2), torch.arange(50, 55), steps=steps, guidance=guidance, sampler=sampler)
+            assert calls == [rows] * expected
+    finally:
+        handle.remove()
+    assert time_grid(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    shifted = time_grid(4, 3.0)
+    assert shifted[0] == 0.0 and shifted[-1] == 1.0 and shifted[1] < 0.25  # more steps near the noise end
+
+
+def test_defaults_come_from_the_config():
+    net = tiny(sample_steps=3, sampler="heun", guidance=1.0)
+    calls, handle = _count(net)
+    net.generate(PTS, torch.tensor([60]))
+    handle.remove()
+    assert calls == [1] * 5
+
+
+def test_continuation_shapes_and_exact_context():
+    net = tiny()
+    pts, pitches = PTS.expand(2, 2), torch.tensor([55, 67])
+    first = net.generate(pts, pitches)
+    nxt = net.continue_(first, pts, pitches, context=8)
+    assert nxt.shape == (2, T - 8, D)
+    window = net.continue_(first, pts, pitches, context=8, return_window=True)
+    assert window.shape == (2, T, D)
+    assert torch.equal(window[:, :8], first[:, -8:])  # the given frames come back exactly
+    assert torch.equal(window[:, 8:], nxt)
+    assert torch.equal(net.continue_(first, pts, pitches, context=8), nxt)  # deterministic
+    assert not torch.equal(net.continue_(first, pts, pitches, context=8, segment=2), nxt)  # new noise per segment
+    assert net.continue_(first, pts, pitches).shape == (2, T - net.cfg.context_frames, D)
+    # the context matters
+    other = net.continue_(first + 1.0, pts, pitches, context=8)
+    assert not torch.allclose(other, nxt, atol=1e-3)
+    with pytest.raises(ValueError, match="context"):
+        net.continue_(first, pts, pitches, context=T)
+    with pytest.raises(ValueError, match="prev_frames"):
+        net.continue_(first[:, :4], pts, pitches, context=8)
+
+
+def test_refuses_non_finite_conditions_and_bad_pitches():
+    net = tiny()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            net.generate(torch.tensor([[bad, 0.0]]), torch.tensor([60]))
+        with pytest.raises(ValueError, match="finite"):
+            net.continue_(torch.zeros(1, T, D), torch.tensor([[0.0, bad]]), torch.tensor([60]))
+    with pytest.raises(ValueError, match="MIDI 48-72"):
+        net.generate(PTS, torch.tensor([90]))
+    with pytest.raises(ValueError, match="points"):
+        net.generate(PTS, torch.tensor([60, 61]))
+
+
+def test_config_json_round_trip_and_state_dict_files(tmp_path):
+    cfg = tiny_cfg(velocity_layers=(50, 100), betas=(0.8, 0.9), guidance=3.0, sampler="heun")
+    back = FlowConfig.from_json(cfg.to_json())
+    assert back == cfg and isinstance(back.velocity_layers, tuple)
+    net = tiny(velocity_layers=(50, 100))
+    save_flow(net, tmp_path)
+    assert json.loads((tmp_path / "flow.json").read_text())["velocity_layers"] == [50, 100]
+    loaded = load_flow(tmp_path)
+    assert not loaded.training
+    assert torch.equal(loaded.generate(PTS, torch.tensor([60]), velocities=[55]),
+                       net.generate(PTS, torch.tensor([60]), velocities=[55]))
+    with pytest.raises(ValueError, match="n_heads"):
+        FlowNet(tiny_cfg(d_model=30))
+    assert velocity_index(FlowConfig(), torch.tensor([1, 55, 56, 100, 114, 127]), 6).tolist() == [0, 0, 1, 2, 3, 3]
+
+
+def _tiny_task():
+    from synth.model.data import synthetic_notes
+
+    notes = synthetic_notes(num_instruments=4, pitches=(48, 55), num_frames=T, dim=D, seed=0)
+    g = torch.Generator().manual_seed(0)
+    inst_pts = torch.rand(4, 2, generator=g) * 2 - 1
+    return notes, inst_pts[notes.instrument]
+
+
+def test_training_lowers_the_loss_and_resumes_to_the_same_weights(tmp_path):
+    from synth.model.train_flow import train_flow, valid_loss
+
+    notes, pts = _tiny_task()
+    cfg = tiny_cfg(lr=3e-3)
+    val = (notes.x, pts, notes.pitch, notes.velocity)
+    torch.manual_seed(0)
+    fresh = FlowNet(cfg)
+    before = valid_loss(fresh, *val)
+    trained = train_flow(notes, notes, pts, pts, cfg, tmp_path / "a", max_steps=80, valid_every=40,
+                         valid_notes=64, progress=False)
+    after = valid_loss(trained, *val)
+    assert after < 0.6 * before
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [40, 80] and "valid_loss" in log[-1] and "valid_loss_raw" in log[-1]
+    assert load_flow(tmp_path / "a").cfg == cfg
+    # interrupted at step 3 and resumed to 6 == 6 steps in one go
+    train_flow(notes, None, pts, None, cfg, tmp_path / "b", max_steps=6, valid_every=100, progress=False)
+    train_flow(notes, None, pts, None, cfg, tmp_path / "c", max_steps=3, valid_every=100, progress=False)
+    ck = torch.load(tmp_path / "c" / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 3 and ck["elapsed"] > 0 and set(ck) >= {"model", "ema", "opt", "sched", "gen", "rng"}
+    train_flow(notes, None, pts, None, cfg, tmp_path / "c", max_steps=6, valid_every=100, progress=False)
+    for name in ("last.pt", "last_ema.pt"):
+        a = torch.load(tmp_path / "b" / name, weights_only=True)
+        b = torch.load(tmp_path / "c" / name, weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # a resume with another network is refused by name; the schedule length may change
+    with pytest.raises(RuntimeError, match="d_model"):
+        train_flow(notes, None, pts, None, tiny_cfg(lr=3e-3, d_model=16), tmp_path / "c", max_steps=7, progress=False)
+    train_flow(notes, None, pts, None, tiny_cfg(lr=3e-3, total_steps=300), tmp_path / "c", max_steps=7,
+               progress=False)
+
+
+def test_training_batch_pieces():
+    from synth.model.train_flow import context_batch, instrument_points, sample_t
+
+    cfg = tiny_cfg(p_context=1.0, context_shift_max=0)
+    x = torch.randn(8, T, D)
+    g = torch.Generator().manual_seed(0)
+    xs, mask = context_batch(cfg, x, g)
+    k = mask.sum(1)
+    assert torch.equal(xs, x) and bool(((k >= 2) & (k <= 10)).all())
+    assert bool((mask[:, 0] == 1).all())  # the context is the start of the window
+    t = sample_t(FlowConfig(), 4000, g)
+    assert 0 < float(t.min()) and float(t.max()) < 1 and float((t < 0.05).float().mean()) > 0.005
+    mu = torch.tensor([[0.0, 0.0], [1.0, 1.0], [9.0, 9.0], [5.0, 5.0]])
+    pts = instrument_points(mu, ["a", "a", "a", "b"], torch.tensor([60, 62, 21, 21]), torch.tensor([100, 100, 100, 40]),
+                            (48, 72))
+    # a's point: its core notes (MIDI 48-72, velocity 100) only; b has no core note: all of its notes
+    assert torch.allclose(pts, torch.tensor([[0.5, 0.5]] * 3 + [[5.0, 5.0]]))
+
+
+def test_cli_trains_resumes_and_benches(tmp_path, capsys):
+    from synth.cli import main
+    from tests.model.fakecache import write_fake_cache
+    from tests.model.test_pipeline_cli import TINY_VAE
+
+    emb = write_fake_cache(tmp_path / "emb")
+    vae_dir, out = tmp_path / "vae", tmp_path / "flow"
+    assert main(["train", "vae", "--emb", str(emb), "--out", str(vae_dir), "--epochs", "1", "--no-progress",
+                 *TINY_VAE]) == 0
+    tiny_flow = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "patch=4",
+                 "--set", "batch_size=8", "--set", "warmup_steps=2", "--set", "context_min=4", "--set", "context_max=12",
+                 "--set", "context_shift_max=8", "--set", "context_frames=8"]
+    args = ["train", "flow", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(out), "--valid-every", "2",
+            "--valid-notes", "8", "--no-progress", "--threads", "1"]
+    capsys.readouterr()
+    assert main([*args, "--steps", "4", *tiny_flow]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["step"] == 4 and res["valid_loss"] > 0
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4]
+    assert (out / "vae_source.txt").exists() and (out / "ckpt.pt").exists()
+    assert main([*args, "--steps", "6"]) == 0  # resumes (config from flow.json)
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 6
+    capsys.readouterr()
+    assert main([*args, "--steps", "8", "--set", "d_model=32"]) == 2
+    assert "d_model" in capsys.readouterr().err
+    flow = load_flow(out)
+    assert flow.cfg.num_frames == 24 and flow.cfg.dim == 8 and flow.cfg.pitch_min == 21
+    frames = flow.generate(torch.tensor([[0.1, 0.2]] * 3), torch.tensor([21, 60, 108]), velocities=[40, 100, 127],
+                           steps=2)
+    assert frames.shape == (3, 24, 8) and bool(torch.isfinite(frames).all())
+    capsys.readouterr()
+    assert main(["bench", "flow", "--run", str(out), "--steps", "2", "--samplers", "euler,heun", "--threads", "1",
+                 "--notes", "3", "--repeats", "1", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = bench["by_threads"][0]["rows"]
+    assert [(r["sampler"], r["net_calls"]) for r in rows] == [("euler", 2), ("heun", 3)] and rows[0]["all_3_s"] > 0
