@@ -41,7 +41,7 @@ from synth.engine.sources import source_hash
 from synth.engine.voices import Mixer
 from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
 from synth.midi_file import (DEFAULT_MAX_SECONDS, NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent,
-                             MidiTimeline, read_midi)
+                             MidiFileError, MidiTimeline, read_midi)
 from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 used to crash inside soxr
@@ -387,6 +387,7 @@ def render_midi(midi_path: str | Path | MidiTimeline, out_wav: str | Path | None
     if out_wav is not None:
         clean_stale(Path(out_wav).parent, target=Path(out_wav).name)  # left by a render that was killed
     timeline = midi_path if isinstance(midi_path, MidiTimeline) else read_midi(midi_path, max_seconds=max_seconds)
+    check_playable(timeline)
     program_map = program_map or default_program_map(getattr(source, "instruments", None))
     bank = bank if bank is not None and bank.sample_rate == sample_rate else NoteBank(source, sample_rate)
     result = render_timeline(timeline, bank, program_map, master_gain_db, progress, cancelled)
@@ -453,6 +454,14 @@ def find_preset(name: str):
         if entry is not None:
             return entry.preset
     raise PresetError(f"no preset named {name!r}; presets: {', '.join(library.names()) or 'none'}")
+
+
+def check_playable(timeline: MidiTimeline) -> None:
+    """A file with nothing the instrument can play would render a silent WAV and report success: refuse it."""
+    if not any(e.kind == NOTE_ON for e in timeline.events):
+        drums = timeline.skipped_drum_notes
+        why = f" (its {drums} drum notes on channel 10 are skipped: the map has no drum kit)" if drums else ""
+        raise MidiFileError(f"{timeline.path}: no notes to play{why}")
 
 
 def check_sample_rate(value, name: str) -> int:

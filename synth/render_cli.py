@@ -87,7 +87,7 @@ def _checked_input(args: argparse.Namespace):
     """Every flag and the MIDI file checked before a model is loaded (seconds saved on every typo); returns the
     file's timeline."""
     from synth.midi_file import MidiTooLongError, read_midi
-    from synth.render import apply_overrides, check_sample_rate, default_program_map
+    from synth.render import apply_overrides, check_playable, check_sample_rate, default_program_map
     from synth.validate import MASTER_GAIN_DB_RANGE, finite_in_range
 
     finite_in_range(args.gain_db, *MASTER_GAIN_DB_RANGE, "--gain-db")
@@ -95,9 +95,11 @@ def _checked_input(args: argparse.Namespace):
     minutes = finite_in_range(args.max_minutes, 0.0, 24 * 60.0, "--max-minutes")
     apply_overrides(default_program_map(presets=[]), args.map, args.preset)  # map points and preset names
     try:
-        return read_midi(args.midi, max_seconds=minutes * 60.0)
+        timeline = read_midi(args.midi, max_seconds=minutes * 60.0)
     except MidiTooLongError as exc:
         raise MidiTooLongError(f"{exc} with --max-minutes") from None
+    check_playable(timeline)
+    return timeline
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -272,6 +272,17 @@ def test_smpte_29_97_drop_frame(tmp_path):
     assert read_midi(path).notes()[0].start == pytest.approx(1.001, abs=1e-9)  # 30 frames at 29.97 frames/s
 
 
+@pytest.mark.parametrize("data", [smf(), smf(track()), smf(track(*note(0, 96)).replace(b"\x90", b"\x99")
+                                                                 .replace(b"\x80", b"\x89"))])
+def test_a_file_with_nothing_to_play_is_refused(data, tmp_path, capsys):
+    """No tracks, an empty track, only drums: a silent WAV with exit code 0 would look like success."""
+    path = write(tmp_path / "empty.mid", data)
+    with pytest.raises(MidiFileError, match="no notes to play"):
+        render_midi(path, None, SineNoteSource(), PIANO)
+    assert main(["render", str(path), "-o", str(tmp_path / "o.wav"), "--demo", "--quiet"]) == 2
+    assert str(path) in one_error_line(capsys.readouterr().err, "render")
+
+
 def test_unreadable_midi_gives_exit_code_2(tmp_path, capsys):
     path = write(tmp_path / "bad.mid", b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x00")  # 0 ticks per beat
     assert main(["render", str(path), "-o", str(tmp_path / "o.wav"), "--demo", "--quiet"]) == 2
