@@ -13,15 +13,33 @@ Layout (``models/default/``)::
 Only state_dicts and JSON: loading never unpickles code (``torch.load(weights_only=True)``). Every problem found
 while loading is a ``BundleError`` that names the file and says what is wrong (missing, truncated, hash mismatch,
 bad JSON, version mismatch), so a user with a half-copied folder gets a sentence, not a traceback from torch.
+
+Validated completely at load (issue 16), because bundle.json is not signed and may come from anyone:
+
+- bundle.json itself: size, nesting, numbers (``synth.validate.load_json_file``); ``hash`` is 12 lowercase hex
+  digits and the hash of the listed files (it names cache folders, so "../x" must never get through); every name in
+  ``files`` and the codec folder stay inside the bundle folder (symlinks resolved) and are checked before any file
+  is opened; the weights the loader reads are all listed, each with a well-formed sha256; ``num_frames``,
+  ``sample_rate``, ``pitch_range``, ``play_path`` and every instrument's name, family, x and y are sane.
+- the weights: every tensor finite; stats have a finite mean and a finite, positive std of the codec's dim; the
+  configs build networks whose shapes are those of the weight files (built on the meta device first, under a
+  tensor budget from the file, so a config asking for 10^12 parameters costs nothing);
+- a probe: one short note (a quarter second, the map's centre, the middle pitch) through the play path; silent or
+  non-finite audio refuses the bundle. It costs a few milliseconds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import shutil
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +53,15 @@ FORMAT = "pgesam-bundle"
 FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
 CODEC_FOLDER = "codec"
+WEIGHT_FILES = ("vae.pt", "generator.pt", "stats.pt")  # besides the codec folder's CODEC_FILES
+CODEC_FILES = ("config.json", "codec.pt")  # what synth.codec.bundled.load_bundled reads
+MAX_JSON_BYTES = 32 << 20  # the shipped bundle.json is 52 kB (391 instruments)
+MAX_NOTE_SECONDS = 60.0  # num_frames beyond this many seconds of audio is refused
+MAX_FRAMES = 1 << 14  # when bundle.json gives no frame rate
+PROBE_SECONDS = 0.25
+PROBE_SILENCE = 1e-4  # peak below -80 dBFS: the probe note is silent
+_HASH = re.compile(r"[0-9a-f]{12}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(RuntimeError):
@@ -141,17 +168,19 @@ def save_bundle(
 
 
 def read_bundle_info(path: str | Path) -> dict:
-    """bundle.json, parsed and version-checked (cheap: no weights are read)."""
+    """bundle.json, parsed and checked in full (cheap: no weight is read; see the module docstring)."""
     folder = Path(path)
     jpath = folder / BUNDLE_JSON
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such bundle folder")
     if not jpath.is_file():
         raise BundleError(f"{jpath}: missing (not a model bundle folder?)")
+    from synth.validate import InputError, load_json_file
+
     try:
-        info = json.loads(jpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{jpath}: not valid JSON ({exc})") from None
+        info = load_json_file(jpath, max_bytes=MAX_JSON_BYTES)
+    except InputError as exc:
+        raise BundleError(str(exc)) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise BundleError(f"{jpath}: not a {FORMAT} file (format field is {info.get('format') if isinstance(info, dict) else None!r})")
     version = info.get("format_version")
@@ -163,7 +192,120 @@ def read_bundle_info(path: str | Path) -> dict:
     for key in ("files", "vae_config", "generator_config", "pitch_range", "sample_rate", "num_frames"):
         if key not in info:
             raise BundleError(f"{jpath}: field {key!r} missing")
+    _check_files(info, folder, jpath)
+    _check_fields(info, jpath)
+    _check_instruments(info.get("instruments", []), jpath)
     return info
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _inside(folder: Path, name: Any, jpath: Path, what: str) -> str:
+    """``name`` as a normalized relative path that stays inside ``folder`` (symlinks resolved), else BundleError.
+    Only names and link targets are looked at: nothing is opened."""
+    if not isinstance(name, str) or not name.strip() or "\\" in name or "\x00" in name:
+        raise BundleError(f"{jpath}: {what} {_short(name)} is not a relative path inside the bundle folder")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts or str(rel) == ".":
+        raise BundleError(f"{jpath}: {what} {_short(name)} points outside the bundle folder")
+    try:
+        inside = (folder / rel).resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise BundleError(f"{jpath}: {what} {_short(name)} points outside the bundle folder (through a link)")
+    return str(rel)
+
+
+def _codec_folder(info: dict, folder: Path, jpath: Path) -> str:
+    codec = info.get("codec", {})
+    if not isinstance(codec, dict):
+        raise BundleError(f"{jpath}: field 'codec' must be an object with a 'folder'")
+    return _inside(folder, codec.get("folder", CODEC_FOLDER), jpath, "field 'codec.folder'")
+
+
+def _check_files(info: dict, folder: Path, jpath: Path) -> None:
+    """Names inside the folder, records well formed, every weight the loader reads listed, ``hash`` right."""
+    files = info["files"]
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{jpath}: field 'files' is empty or not an object: it must list every weight file "
+                          "with its sha256")
+    listed = set()
+    for name, rec in files.items():
+        listed.add(_inside(folder, name, jpath, "file"))
+        if not isinstance(rec, dict) or not isinstance(rec.get("sha256"), str) or not _SHA256.fullmatch(rec["sha256"]):
+            raise BundleError(f"{jpath}: field 'files', entry {_short(name)}: needs a 'sha256' of 64 lowercase "
+                              "hex digits")
+        size = rec.get("bytes", 0)
+        if type(size) is not int or size < 0:
+            raise BundleError(f"{jpath}: field 'files', entry {_short(name)}: 'bytes' must be a whole number >= 0")
+    codec = _codec_folder(info, folder, jpath)
+    for need in (*WEIGHT_FILES, *(f"{codec}/{f}" for f in CODEC_FILES)):
+        if need not in listed:
+            raise BundleError(f"{jpath}: {need} is not listed in field 'files' (every weight file must be listed "
+                              "with its sha256)")
+    if "hash" in info:
+        value, expected = info["hash"], _content_hash(files)
+        if not isinstance(value, str) or not _HASH.fullmatch(value):
+            raise BundleError(f"{jpath}: field 'hash' must be 12 lowercase hex digits (it names cache folders), "
+                              f"not {_short(value)}")
+        if value != expected:
+            raise BundleError(f"{jpath}: field 'hash' is {value} but the listed files hash to {expected}")
+
+
+def _number(value: Any, lo: float, hi: float, name: str, whole: bool = False) -> float:
+    """A finite number in [lo, hi] (a whole one when ``whole``), else BundleError naming ``name``."""
+    from synth.validate import InputError, finite_in_range
+
+    if whole and type(value) is not int:
+        raise BundleError(f"{name}: must be a whole number, not {_short(value)}")
+    try:
+        return finite_in_range(value, lo, hi, name)
+    except InputError as exc:
+        raise BundleError(str(exc)) from None
+
+
+def _check_fields(info: dict, jpath: Path) -> None:
+    _number(info["sample_rate"], 8000, 384000, f"{jpath}: field 'sample_rate'", whole=True)
+    rate = info.get("frame_rate")
+    if rate is not None:
+        rate = _number(rate, 1e-3, 1e4, f"{jpath}: field 'frame_rate'")
+    cap = min(MAX_FRAMES, int(MAX_NOTE_SECONDS * rate)) if rate else MAX_FRAMES
+    frames = int(_number(info["num_frames"], 1, cap, f"{jpath}: field 'num_frames'", whole=True))
+    for cfg in ("vae_config", "generator_config"):
+        if not isinstance(info[cfg], dict):
+            raise BundleError(f"{jpath}: field {cfg!r} must be an object")
+        if info[cfg].get("num_frames", frames) != frames:
+            raise BundleError(f"{jpath}: field 'num_frames' is {frames} but {cfg}.num_frames is "
+                              f"{_short(info[cfg]['num_frames'])}")
+    pitch = info["pitch_range"]
+    if not isinstance(pitch, list) or len(pitch) != 2:
+        raise BundleError(f"{jpath}: field 'pitch_range' must be [lowest, highest], not {_short(pitch)}")
+    lo, hi = (int(_number(p, 0, 127, f"{jpath}: field 'pitch_range'", whole=True)) for p in pitch)
+    if lo > hi:
+        raise BundleError(f"{jpath}: field 'pitch_range' {pitch} runs backwards")
+    if info.get("play_path", "generator") not in ("generator", "vae"):
+        raise BundleError(f"{jpath}: field 'play_path' must be 'generator' or 'vae', not {_short(info['play_path'])}")
+
+
+def _check_instruments(instruments: Any, jpath: Path) -> None:
+    """The map points the GUI draws: each needs a name, a family and a finite x, y."""
+    if not isinstance(instruments, list):
+        raise BundleError(f"{jpath}: field 'instruments' must be a list")
+    for i, item in enumerate(instruments):
+        where = f"{jpath}: instruments[{i}]"
+        if not isinstance(item, dict):
+            raise BundleError(f"{where} must be an object with name, family, x, y")
+        for key in ("name", "family"):
+            if not isinstance(item.get(key), str):
+                raise BundleError(f"{where}: field {key!r} missing or not text")
+        for key in ("x", "y"):
+            _number(item.get(key), -1e6, 1e6, f"{where}: field {key!r}")
+        if not isinstance(item.get("split", ""), str):
+            raise BundleError(f"{where}: field 'split' must be text")
 
 
 def verify_bundle(path: str | Path, info: dict | None = None) -> dict:
@@ -185,41 +327,131 @@ def verify_bundle(path: str | Path, info: dict | None = None) -> dict:
     return info
 
 
-def _load_state(path: Path) -> dict:
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict of finite tensors (weights_only: no code is unpickled)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BundleError(f"{path}: cannot be read as a state_dict ({exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise BundleError(f"{path}: not a state_dict (a mapping of names to tensors)")
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not _finite(tensor):
+            raise BundleError(f"{path}: tensor {key!r} is not finite (NaN or inf): the weights are damaged")
+    return state
 
 
-def load_bundle(path: str | Path, device: str | torch.device | None = None, verify: bool = True) -> ModelBundle:
-    """Load and verify a bundle; raises ``BundleError`` with a clear message on any problem."""
+def _finite(tensor: torch.Tensor) -> bool:
+    # numpy's check runs on one thread: torch's took seconds on a busy 2-core machine (its thread pool contends)
+    try:
+        return bool(np.isfinite(tensor.detach().cpu().numpy()).all())
+    except TypeError:  # bfloat16 and friends have no numpy type
+        return bool(torch.isfinite(tensor).all())
+
+
+def _load_stats(path: Path, dim: int) -> dict[str, np.ndarray]:
+    state = _load_state(path)
+    stats = {}
+    for key in ("mean", "std"):
+        if key not in state:
+            raise BundleError(f"{path}: field {key!r} missing (the embedding statistics need mean and std)")
+        value = np.asarray(state[key].float().numpy(), np.float32)
+        if value.shape != (dim,):
+            raise BundleError(f"{path}: field {key!r} has shape {value.shape}, the codec's dim is {dim}")
+        stats[key] = value
+    if not (stats["std"] > 0).all():
+        raise BundleError(f"{path}: field 'std' has values <= 0 (at index {int(np.argmin(stats['std']))}): every "
+                          "embedding dim needs a positive spread")
+    return stats
+
+
+@contextmanager
+def _tensor_budget(limit: int, what: str):
+    """Refuse (BundleError) a network that registers more than ``limit`` tensors or modules while it is built in
+    this thread: a config asking for 10^6 layers stops at once instead of building them."""
+    from torch.nn.modules import module as nn_module
+
+    me, count = threading.get_ident(), [0]
+
+    def hook(*_args):
+        if threading.get_ident() == me:
+            count[0] += 1
+            if count[0] > limit:
+                raise BundleError(what)
+
+    handles = [nn_module.register_module_parameter_registration_hook(hook),
+               nn_module.register_module_buffer_registration_hook(hook),
+               nn_module.register_module_module_registration_hook(hook)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _build(cls, cfg_cls, info: dict, field_name: str, state: dict, path: Path, jpath: Path):
+    """The network ``field_name`` describes, checked against its weights first on the meta device (free)."""
+    too_big = f"{jpath}: field {field_name!r} describes a network larger than {path.name} holds"
+    try:
+        cfg = cfg_cls.from_json(json.dumps(info[field_name]))
+        with _tensor_budget(4 * len(state) + 64, too_big), torch.device("meta"):
+            shell = cls(cfg)
+    except BundleError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"{jpath}: field {field_name!r} does not build a network ({type(exc).__name__}: "
+                          f"{_short(str(exc), 200)})") from None
+    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    if expected != {k: tuple(v.shape) for k, v in state.items()}:
+        missing = sorted(set(expected) - set(state))[:3]
+        raise BundleError(f"{path}: does not match its config in {BUNDLE_JSON} field {field_name!r} (keys or "
+                          f"shapes differ{'; missing ' + ', '.join(missing) if missing else ''})")
+    model = cls(cfg)
+    model.load_state_dict(state)
+    return model
+
+
+def _load_codec(folder: Path, info: dict, jpath: Path, device: torch.device, dim: int | None = None):
+    from synth.codec import load_codec
+
+    codec_dir = folder / _codec_folder(info, folder, jpath)
+    state = _load_state(codec_dir / CODEC_FILES[1])  # finite weights, and the size of the network to expect
+    too_big = f"{codec_dir / CODEC_FILES[0]}: describes a codec larger than {CODEC_FILES[1]} holds"
+    try:
+        with _tensor_budget(4 * len(state) + 64, too_big):
+            codec = load_codec(codec_dir, device=device)
+    except BundleError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"{codec_dir}: codec cannot be loaded ({_short(str(exc), 300)})") from None
+    if int(codec.sample_rate) != int(info["sample_rate"]):
+        raise BundleError(f"{jpath}: field 'sample_rate' is {info['sample_rate']} but the codec plays at "
+                          f"{codec.sample_rate} Hz")
+    if not (math.isfinite(float(codec.frame_rate)) and codec.frame_rate > 0):
+        raise BundleError(f"{codec_dir / CODEC_FILES[0]}: frame rate {codec.frame_rate} is not a positive number")
+    return codec
+
+
+def load_bundle(path: str | Path, device: str | torch.device | None = None, verify: bool = True,
+                probe: bool = True) -> ModelBundle:
+    """Load and verify a bundle; raises ``BundleError`` with a clear message on any problem (module docstring).
+    ``probe`` False skips the one-note probe (tools that only read the map or the VAE)."""
     folder = Path(path)
+    jpath = folder / BUNDLE_JSON
     info = read_bundle_info(folder)
     if verify:
         verify_bundle(folder, info)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        vcfg = VAEConfig.from_json(json.dumps(info["vae_config"]))
-        gcfg = GeneratorConfig.from_json(json.dumps(info["generator_config"]))
-    except TypeError as exc:
-        raise BundleError(f"{folder / BUNDLE_JSON}: bad config ({exc})") from None
-    vae, gen = TimbreVAE(vcfg), Generator(gcfg)
-    for model, name in ((vae, "vae.pt"), (gen, "generator.pt")):
-        try:
-            model.load_state_dict(_load_state(folder / name))
-        except RuntimeError as exc:
-            raise BundleError(f"{folder / name}: does not match its config in {BUNDLE_JSON} ({exc})") from None
-    st = _load_state(folder / "stats.pt")
-    stats = {k: np.asarray(st[k].numpy(), np.float32) for k in ("mean", "std")}
-    from synth.codec import load_codec
-
-    codec_dir = folder / info.get("codec", {}).get("folder", CODEC_FOLDER)
-    try:
-        codec = load_codec(codec_dir, device=device)
-    except Exception as exc:
-        raise BundleError(f"{codec_dir}: codec cannot be loaded ({exc})") from None
-    return ModelBundle(
+    vae = _build(TimbreVAE, VAEConfig, info, "vae_config", _load_state(folder / "vae.pt"), folder / "vae.pt", jpath)
+    gen = _build(Generator, GeneratorConfig, info, "generator_config", _load_state(folder / "generator.pt"),
+                 folder / "generator.pt", jpath)
+    codec = _load_codec(folder, info, jpath, device)
+    stats = _load_stats(folder / "stats.pt", int(codec.dim))
+    for name, cfg in (("vae_config", vae.cfg), ("generator_config", gen.cfg)):
+        if int(getattr(cfg, "dim", codec.dim)) != int(codec.dim):
+            raise BundleError(f"{jpath}: field '{name}.dim' is {cfg.dim} but the codec's dim is {codec.dim}")
+    bundle = ModelBundle(
         path=folder,
         info=info,
         codec=codec,
@@ -232,6 +464,48 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
         hash=info.get("hash") or _content_hash(info["files"]),
         instruments=list(info.get("instruments", [])),
     )
+    if probe:
+        probe_bundle(bundle)
+    return bundle
+
+
+def probe_bundle(bundle: ModelBundle) -> float:
+    """Play one short note (PROBE_SECONDS at the map's centre, the middle pitch) through the bundle's play path and
+    refuse the bundle (BundleError) when it is silent or not finite. Returns the note's peak."""
+    from synth.model.generator import generate_frames
+
+    jpath = bundle.path / BUNDLE_JSON
+    frame_rate = float(getattr(bundle.codec, "frame_rate", 0) or bundle.info.get("frame_rate") or 75.0)
+    frames = max(1, min(bundle.num_frames, math.ceil(PROBE_SECONDS * frame_rate)))
+    xs = [float(i["x"]) for i in bundle.instruments] or [0.0]
+    ys = [float(i["y"]) for i in bundle.instruments] or [0.0]
+    x, y = sum(xs) / len(xs), sum(ys) / len(ys)
+    pitch = (bundle.pitch_range[0] + bundle.pitch_range[1]) // 2
+    path = str(bundle.info.get("play_path", "generator"))
+    device = next(bundle.generator.parameters()).device
+    z = torch.tensor([[x, y]], dtype=torch.float32, device=device)
+    p = torch.tensor([pitch], device=device)
+    mean = torch.as_tensor(bundle.mean, device=device)
+    std = torch.as_tensor(bundle.std, device=device)
+    note = f"the probe note (MIDI {pitch} at ({x:.2f}, {y:.2f}), {path} path)"
+    threads = torch.get_num_threads()
+    try:
+        # one thread: a note this short gains nothing from more, and a busy machine's pool took seconds for it
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            emb = bundle.vae.decode(z, p)[:, :frames] if path == "vae" else generate_frames(
+                bundle.generator, bundle.vae, z, p, frames)
+            wave = bundle.codec.decode(emb.float() * std + mean).float().cpu().numpy()
+    except Exception as exc:
+        raise BundleError(f"{jpath}: {note} failed: {type(exc).__name__}: {_short(str(exc), 200)}") from None
+    finally:
+        torch.set_num_threads(threads)
+    if not np.isfinite(wave).all():
+        raise BundleError(f"{jpath}: {note} is not finite audio (NaN or inf): the weights are broken")
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak < PROBE_SILENCE:
+        raise BundleError(f"{jpath}: {note} came out silent (peak {peak:.1e}): these weights make no sound")
+    return peak
 
 
 def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8,
