@@ -1,6 +1,11 @@
 """Codec evaluation on held-out instruments: how much of the sound and the pitch survives a round trip, and what
 a decode costs on this CPU.
 
+Sound measures (``synth.eval.sound``, shared with the generator eval): release after the note-off, noise (spectral
+flatness, energy above 6 kHz), attack per family, MFCC timbre distance/spread and a second pitch tracker (pYIN), each
+for the real notes and their round trips (keys ``release``, ``noise``, ``attack_by_family``, ``timbre``,
+``pitch_accuracy_pyin_raw``/``_encoded``).
+
 Why these numbers: the codec is the ceiling of everything the instrument can sound like ("ground truth encoded"),
 and the instrument re-decodes 25 four-second notes whenever the timbre point moves, so decode time of that batch is
 a product requirement, not a curiosity.
@@ -17,6 +22,7 @@ import torch
 from synth.codec.base import Codec
 from synth.codec.notes import load_note_audio, read_notes
 from synth.eval import audio_metrics as am
+from synth.eval import sound as snd
 
 
 def pick_notes(notes: list, max_notes: int | None) -> list:
@@ -53,8 +59,12 @@ def time_decode(codec: Codec, emb: torch.Tensor, repeats: int = 3) -> float:
 def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_notes: int | None = None,
                    seconds: float = 4.0, batch: int = 25, pitch_cfg: am.PitchConfig | None = None,
                    progress: bool = True, skip_pitch: bool = False,
-                   timing_threads: tuple[int, ...] = (1, 2)) -> tuple[dict, dict]:
-    """Return (metrics JSON-able, arrays: 'audio', 'recon', 'notes') for the chosen notes of ``split``."""
+                   timing_threads: tuple[int, ...] = (1, 2), note_off_s: float = 3.0, sound: bool = True,
+                   pitch_trackers: tuple[str, ...] = ("crepe", "pyin")) -> tuple[dict, dict]:
+    """Return (metrics JSON-able, arrays: 'audio', 'recon', 'notes') for the chosen notes of ``split``.
+
+    ``skip_pitch`` turns off every pitch tracker; otherwise ``pitch_trackers`` names those to run (crepe, pyin).
+    ``note_off_s`` is where the dataset's notes release the key (3.0 s of 4 s); ``sound`` adds the sound measures."""
     from tqdm import tqdm
 
     notes = pick_notes(read_notes(data, split), max_notes)
@@ -113,7 +123,7 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
         except Exception as exc:  # the SEANet baseline has no controls
             if "controls" not in str(exc):
                 raise
-    if not skip_pitch:
+    if not skip_pitch and "crepe" in pitch_trackers:
         cfg = pitch_cfg or am.PitchConfig()
         t0 = time.perf_counter()
         raw = am.pitch_accuracy(audio, sr, pitches, cfg)
@@ -134,6 +144,18 @@ def evaluate_codec(codec: Codec, data: str | Path, split: str = "test", max_note
                 for n, r, e, ok_r, ok_e in zip(notes, am.cents_off(raw["f0"], pitches), cents, raw["correct"], enc["correct"])
                 if not (ok_r and ok_e)],
         })
+    if sound:
+        report = snd.sound_report(
+            recon, audio, sr, families=[getattr(n, "family", None) or getattr(n, "instrument_family_str", "?")
+                                        for n in notes],
+            instruments=[n.instrument_str for n in notes], pitches=pitches, note_off_s=note_off_s,
+            produced_key="roundtrip", pitch=not skip_pitch and "pyin" in pitch_trackers)
+        pyin = report.pop("pitch_pyin", None)
+        result.update(report)
+        if pyin is not None:
+            result["pitch_accuracy_pyin_raw"] = pyin["real"]
+            result["pitch_accuracy_pyin_encoded"] = pyin["roundtrip"]
+            result["pitch_pyin"] = pyin
     return result, {"audio": audio, "recon": recon, "notes": notes}
 
 

@@ -452,8 +452,8 @@ def sound_report(produced, real, sample_rate: int, families=None, instruments=No
         timbre["share_closer_than_own_nearest_other"] = _share(own[both] < other[both]) if both.any() else None
         timbre["own_over_scale"] = _ratio(timbre["distance_to_own_p50"], scale)
     s_real, s_prod = timbre_spread(m_real, instruments), timbre_spread(m_prod, instruments)
-    timbre["spread"] = {"real": {k: _num(v, 3) for k, v in s_real.items()},
-                        pk: {k: _num(v, 3) for k, v in s_prod.items()}}
+    timbre["spread"] = {"real": {k: v if k == "instruments" else _num(v, 3) for k, v in s_real.items()},
+                        pk: {k: v if k == "instruments" else _num(v, 3) for k, v in s_prod.items()}}
     timbre["spread_ratio"] = _ratio(s_prod["mean_pairwise"], s_real["mean_pairwise"])
     timbre["spread_ratio_trace_cov"] = _ratio(s_prod["trace_cov"], s_real["trace_cov"])
     out["timbre"] = timbre
