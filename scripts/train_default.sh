@@ -18,10 +18,11 @@ STEPS_GEN=${STEPS_GEN:-850}  # length of the generator's cosine schedule: what M
 $PY -m synth dataset build --root data/notes --wide
 # 2. the bundled harmonic-plus-noise codec v6 (see models/default/CODEC_CARD.md for the flags and why): a loudness
 #    channel that drives the amplitude (true silence), noise bands that start audible, sub-frame envelopes for
-#    attacks, YIN over the whole keyboard, a spectral loss with linear magnitudes and 2.7 ms windows. --w-smooth and
-#    --emb-noise keep the code slowly varying so that regressed (averaged) codes still decode at full level.
+#    attacks, YIN over the whole keyboard, a spectral loss with linear magnitudes and 2.7 ms windows. No smoothness
+#    penalty: with the level in its own channel an averaged code no longer decodes quiet, and v5a's --w-smooth
+#    (0.5 here) collapsed the learned dims within 500 steps (the decoder got by on loudness + pitch; CODEC_CARD).
 $PY -m synth codec train --data data/notes --out runs/codec/v6 --arch harmonic --pitch-feature \
-    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 0.5 --emb-noise 0.1 --loudness-feature --fine-env 8 \
+    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 0 --emb-noise 0.1 --loudness-feature --fine-env 8 \
     --noise-init-db -25 --yin-win 2048 --yin-fmin 25 --yin-fmax 4500 --n-harmonics 160 --n-blocks 6 \
     --stft-ffts 2048,512,128,64 --w-lin-mag 1 --minutes "$MINUTES_CODEC" --ckpt-minutes 3 --threads 1 \
     --name default-harmonic-v6 --export models/default/codec

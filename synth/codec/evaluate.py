@@ -197,8 +197,9 @@ def regressability(codec: Codec, emb: torch.Tensor, decoded: torch.Tensor | None
 
     - ``lag1_autocorr``: median over learned dims of the within-note lag-1 autocorrelation (near 1 = slowly
       varying; v4 had -0.24 on 25 valid notes: white over time);
-    - ``smoothed_level_db``: level of notes decoded from codes average-pooled over 4 frames and linearly upsampled
-      (the VAE's time grid), relative to the real codes; ``note_mean_level_db``: from each note's time-mean code.
+    - ``smoothed_level_db``: level of notes decoded from codes whose learned dims are average-pooled over 4 frames and
+      linearly upsampled (the VAE's time grid), relative to the real codes; ``note_mean_level_db``: from each note's
+      time-mean learned dims (the measured pitch / loudness dims kept as they are).
       Near 0 dB means the sound is carried by slowly varying values that an average keeps (v4: about -9 and -46 dB,
       which is why its VAE and generator notes were near-silent).
     """
@@ -210,7 +211,12 @@ def regressability(codec: Codec, emb: torch.Tensor, decoded: torch.Tensor | None
     t = x.shape[1]
     pooled = torch.nn.functional.avg_pool1d(x.transpose(1, 2), 4, ceil_mode=True)
     smooth = torch.nn.functional.interpolate(pooled, scale_factor=4, mode="linear")[..., :t].transpose(1, 2)
-    flat = x.mean(1, keepdim=True).expand_as(x).contiguous()
+    # only the learned dims are averaged: the measured feature dims (YIN pitch; v6's loudness curve) are smooth
+    # envelopes a regression model reproduces, and averaging v6's loudness over the silent tail would measure the
+    # averaging of the envelope, not whether the code survives it (v1-v5 kept only the pitch there: same numbers)
+    smooth[..., learned:] = x[..., learned:]
+    flat = x.clone()
+    flat[..., :learned] = x[..., :learned].mean(1, keepdim=True)
     return {"lag1_autocorr": round(float(ac.median()), 3),
             "smoothed_level_db": _level_db(codec.decode(smooth), y),
             "note_mean_level_db": _level_db(codec.decode(flat), y)}
