@@ -197,12 +197,15 @@ def test_place_command_reads_the_map_from_bundle_json(tmp_path, dirs, capsys):
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "files": {}, "vae_config": {}, "generator_config": {},
-            "pitch_range": [48, 72], "sample_rate": 24000, "num_frames": 300, "hash": "feedbeef",
+    # the shipped bundle.json (a complete, valid listing and configs) with a one-instrument map; place reads only
+    # bundle.json, so no weight file needs to be there
+    shipped = json.loads((Path(__file__).parents[1] / "models" / "default" / BUNDLE_JSON).read_text())
+    info = {**shipped,
             "instruments": [{"name": "p", "family": "keyboard", "x": 0.25, "y": -0.5, "split": "train"}]}
+    assert info["format"] == FORMAT and info["format_version"] == FORMAT_VERSION
     (bundle / BUNDLE_JSON).write_text(json.dumps(info))
     assert _main(["place", "--bundle", str(bundle), "--factory-dir", str(dirs[1])]) == 0
-    assert read_preset(dirs[1] / "Keys.json") == Preset("Keys", 0.25, -0.5, tags=("keyboard",), map_hash="feedbeef")
+    assert read_preset(dirs[1] / "Keys.json") == Preset("Keys", 0.25, -0.5, tags=("keyboard",), map_hash=shipped["hash"])
     assert read_preset(dirs[1] / "Bass.json").map_hash == "", "a family the map lacks stays as it was"
     assert "Keys: (0.250, -0.500)" in capsys.readouterr().out
     assert _main(["place", "--bundle", str(tmp_path / "missing"), "--factory-dir", str(dirs[1])]) == 2
