@@ -1,6 +1,7 @@
 """``synth bench flow``: how long the flow generator takes for the notes of a NEW point (25 pitches, one batch).
 
-For each torch thread count, sampler and step count: the median (and best) seconds to generate ``--notes`` notes
+For each torch thread count, sampler and step count: the median (and best) wall seconds and the median CPU seconds
+of this process (with one thread: the cost on an idle core, whatever else runs) to generate ``--notes`` notes
 at one point with guidance (the doubled conditional + unconditional batch included), and one note alone (the most
 urgent note, as the engine's worker generates it first). Codec decoding is not included (``bench generate`` times
 it: ~0.3 s for 25 notes with the bundled codec). Runs on a trained flow (``--run``: flow.json + flow.pt) or, by
@@ -57,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
         results.append(r)
         if not args.json:
             for row in r["rows"]:
+                n = args.notes
                 print(f"threads {r['threads']}  {row['sampler']:5} steps {row['steps']:2}  calls {row['net_calls']:2}  "
-                      f"{args.notes} notes {row[f'all_{args.notes}_s']:.3f} s (best {row[f'all_{args.notes}_best_s']:.3f})"
-                      f"  first note {row['first_note_s']:.3f} s")
+                      f"{n} notes {row[f'all_{n}_s']:.3f} s (best {row[f'all_{n}_best_s']:.3f}, "
+                      f"cpu {row[f'all_{n}_cpu_s']:.3f})  first note {row['first_note_s']:.3f} s")
     res = {"model": args.run or "random weights, default FlowConfig" + (f" + {args.set}" if args.set else ""),
            "device": args.device, "guidance": args.guidance, "notes": args.notes,
            "parameters": results[0]["parameters"] if results else None,

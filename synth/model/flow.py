@@ -45,7 +45,7 @@ Loading: ``load_flow(run_dir)`` builds ``FlowNet(FlowConfig.load(run_dir / "flow
 ``flow.pt`` with ``weights_only=True`` (a plain state_dict: the EMA weights the trainer keeps for sampling). A bundle
 can store the same two files under any name (``load_flow(dir, name=...)``).
 
-Network: the note is cut into patches of ``cfg.patch`` frames (one token each: 300 frames / 6 = 50 tokens), a
+Network: the note is cut into patches of ``cfg.patch`` frames (one token each: 300 frames / 10 = 30 tokens), a
 non-causal Transformer with a learned position per token (initialised sinusoidal) and adaLN-Zero conditioning
 (DiT, Peebles & Xie 2023): the condition vector (flow time + point MLP + pitch embedding + velocity embedding, or
 one learned null vector in place of point+pitch+velocity) scales and shifts every LayerNorm and gates every
@@ -84,7 +84,12 @@ class FlowConfig:
     velocity_layers: tuple[int, ...] = (40, 70, 100, 127)  # the dataset's layers; 100 where the data has one
     # network (sized for the CPU budget: 25 notes, 8 Euler steps, guidance on, <= ~1 s on one thread; see
     # ``benchmark`` and ``python -m synth bench flow``)
-    patch: int = 6  # frames per token: 300 frames -> 50 tokens
+    # Measured on this 2-core CPU, 1 thread, 25 notes, guidance on (50 rows a call), best of 5 while another job held
+    # the other core (python -m synth bench flow --set ...): 8 Euler steps took 0.71 s at patch 10 / d 256 / 4 layers,
+    # 1.11 s at patch 6, 1.03 s with 6 layers, 1.35 s at d 320, 1.12 s at patch 5 / d 192. Patch 10 keeps 8 steps
+    # (and Heun at 4) inside ~1 s with room for a busy machine. A token's output has rank d_model (256 < 10 x 64
+    # values): fine for the data estimate, which is smooth over 133 ms; the noise part goes through ``skip``.
+    patch: int = 10  # frames per token: 300 frames -> 30 tokens
     d_model: int = 256
     n_layers: int = 4
     n_heads: int = 4
@@ -240,7 +245,8 @@ class Block(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(approximate="tanh"), nn.Linear(cfg.ff_mult * d, d))
+        f = cfg.ff_mult * d
+        self.mlp = nn.Sequential(nn.Linear(d, f), nn.GELU(approximate="tanh"), nn.Linear(f, d))
         self.mod = nn.Linear(d, 6 * d)
         nn.init.zeros_(self.mod.weight)  # adaLN-Zero: every block starts as the identity
         nn.init.zeros_(self.mod.bias)
@@ -494,7 +500,8 @@ class FlowNet(nn.Module):
 
 # -- files ---------------------------------------------------------------------------------------------------------
 def save_flow(model: FlowNet, out_dir: str | Path, name: str = "flow", state_dict: dict | None = None) -> None:
-    """``<name>.pt`` (a state_dict: ``state_dict`` if given, e.g. the EMA weights, else the model's) + ``<name>.json``."""
+    """``<name>.pt`` (a state_dict: ``state_dict`` if given, e.g. the EMA weights, else the model's) and
+    ``<name>.json`` (the config)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict() if state_dict is None else state_dict, out / f"{name}.pt")
@@ -525,8 +532,9 @@ def benchmark(
     device: str = "cpu",
     model: FlowNet | None = None,
 ) -> dict:
-    """Median seconds to generate ``notes`` notes at one new point (MIDI 48..) for each (sampler, steps), the
-    guidance batch included, plus one note alone. A random-weight model of ``cfg`` times like a trained one."""
+    """Seconds to generate ``notes`` notes at one new point (MIDI 48..) for each (sampler, steps), the guidance
+    batch included, plus one note alone: median and best wall time, median CPU time. A random-weight model of
+    ``cfg`` times like a trained one."""
     import statistics
     import time
 
@@ -538,30 +546,34 @@ def benchmark(
     pitches = torch.arange(lo, lo + notes).clamp(max=cfg.pitch_max)
     rows = []
 
-    def timed(fn) -> tuple[float, float]:
-        """(median, best) seconds; the best is the least disturbed by other processes on a shared machine."""
+    def timed(fn) -> tuple[float, float, float]:
+        """(median, best) wall seconds and the median CPU seconds of this process. On a shared machine the best is
+        the least disturbed wall time, and with one thread the CPU time is what the call costs on an idle core."""
         fn()  # warm-up
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        out = []
+        out, cpu = [], []
         for r in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             out.append(time.perf_counter() - t)
-        return statistics.median(out), min(out)
+            cpu.append(time.process_time() - c)
+        return statistics.median(out), min(out), statistics.median(cpu)
 
     for sampler in samplers:
         for k in steps:
             pts = torch.tensor([[0.1, -0.2]]).expand(notes, 2)
-            t_all, b_all = timed(lambda: model.generate(pts, pitches, steps=k, guidance=guidance, sampler=sampler))
-            t_one, b_one = timed(lambda: model.generate(pts[:1], pitches[:1], steps=k, guidance=guidance,
-                                                        sampler=sampler))
+            t_all, b_all, c_all = timed(lambda: model.generate(pts, pitches, steps=k, guidance=guidance,
+                                                               sampler=sampler))
+            t_one, b_one, c_one = timed(lambda: model.generate(pts[:1], pitches[:1], steps=k, guidance=guidance,
+                                                               sampler=sampler))
             calls = k if sampler == "euler" else 2 * k - 1
             rows.append({"sampler": sampler, "steps": k, "net_calls": calls, f"all_{notes}_s": round(t_all, 4),
-                         f"all_{notes}_best_s": round(b_all, 4), "first_note_s": round(t_one, 4),
-                         "first_note_best_s": round(b_one, 4)})
+                         f"all_{notes}_best_s": round(b_all, 4), f"all_{notes}_cpu_s": round(c_all, 4),
+                         "first_note_s": round(t_one, 4), "first_note_best_s": round(b_one, 4),
+                         "first_note_cpu_s": round(c_one, 4)})
     return {
         "threads": torch.get_num_threads(), "device": device, "guidance": guidance, "notes": notes,
         "parameters": count_parameters(model), "config": {k: getattr(cfg, k) for k in

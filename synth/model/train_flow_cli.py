@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt-minutes", type=float, default=5.0, help="write the resume checkpoint this often")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a FlowConfig field")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy 2-core box)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--no-progress", action="store_true")
 
 

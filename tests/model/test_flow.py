@@ -267,8 +267,8 @@ def test_cli_trains_resumes_and_benches(tmp_path, capsys):
     assert main(["train", "vae", "--emb", str(emb), "--out", str(vae_dir), "--epochs", "1", "--no-progress",
                  *TINY_VAE]) == 0
     tiny_flow = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "patch=4",
-                 "--set", "batch_size=8", "--set", "warmup_steps=2", "--set", "context_min=4", "--set", "context_max=12",
-                 "--set", "context_shift_max=8", "--set", "context_frames=8"]
+                 "--set", "batch_size=8", "--set", "warmup_steps=2", "--set", "context_min=4",
+                 "--set", "context_max=12", "--set", "context_shift_max=8", "--set", "context_frames=8"]
     args = ["train", "flow", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(out), "--valid-every", "2",
             "--valid-notes", "8", "--no-progress", "--threads", "1"]
     capsys.readouterr()
