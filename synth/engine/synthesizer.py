@@ -4,9 +4,14 @@ Path: 2D point + pitch -> generator (KV-cached, batched over pitches) -> standar
 the training statistics -> codec.decode -> waveform at the bundle's sample rate. ``generate_vae`` swaps the
 generator for the VAE decoder: one forward pass, rougher ("flat") sound, useful as an instant preview.
 
-Velocity: the model is trained on velocity-100 notes only, so ``velocity`` does not change the sound here; the
-engine's voices apply the velocity curve as gain. Output rows are finite (a row with NaN/inf becomes silence) and
-peak-safe (scaled down to at most ``PEAK`` when louder; never scaled up).
+``generate_flow`` (play path "flow", issue 15) samples the frames with the conditional flow-matching model instead:
+a few ODE steps from noise seeded by the point (one point = one instrument, deterministic), with classifier-free
+guidance ``guidance`` (the app's "character": 1 = plain conditional, higher = more pronounced).
+
+Velocity: bundles whose networks are conditioned on velocity (``velocity_layers``, e.g. 40/70/100/127) play the
+timbre and level of the layer nearest ``velocity``; older bundles (``(100,)``) ignore it and the engine's voices
+apply the velocity curve as gain. Output rows are finite (a row with NaN/inf becomes silence) and peak-safe (scaled
+down to at most ``PEAK`` when louder; never scaled up).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ PEAK = 0.98
 # band would leave every note at its edge, detuned by the band. The codec's own f0 correction (+-1 semitone, read
 # from the learned dims) still moves the pitch within a note. See Synthesizer.lock_pitch.
 PITCH_LOCK_SEMITONES = 0.0
+PLAY_PATHS = ("generator", "vae", "flow")
+GUIDANCE_RANGE = (0.0, 8.0)  # classifier-free guidance scales the flow path accepts ("character")
+STEPS_RANGE = (1, 64)
 
 
 class Synthesizer:
@@ -43,8 +51,16 @@ class Synthesizer:
         self._pitch_dim = self._find_pitch_dim()
         # Which network the instrument plays: bundle.json's "play_path" (set at bundle build from measurements).
         self.play_path = str(getattr(bundle, "info", {}).get("play_path", "generator"))
-        if self.play_path not in ("generator", "vae"):
-            raise ValueError(f"bundle play_path must be 'generator' or 'vae', not {self.play_path!r}")
+        self.flow = getattr(bundle, "flow", None)
+        if self.flow is not None:
+            self.flow = self.flow.to(self.device).eval()
+        if self.play_path not in PLAY_PATHS or (self.play_path == "flow" and self.flow is None):
+            raise ValueError(f"bundle play_path must be one of {PLAY_PATHS} (flow only with a flow model), "
+                             f"not {self.play_path!r}")
+        self.velocity_layers = tuple(int(v) for v in getattr(bundle, "info", {}).get("velocity_layers", [100]))
+        # the flow sampler's settings (the app's "character" control is the guidance)
+        self.guidance = float(self.flow.cfg.guidance) if self.flow is not None else 1.0
+        self.steps = int(self.flow.cfg.sample_steps) if self.flow is not None else 0
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _inputs(self, xy: Sequence[float], pitches: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,15 +116,20 @@ class Synthesizer:
         scale = np.where(peak > PEAK, PEAK / np.maximum(peak, 1e-12), 1.0).astype(np.float32)
         return np.ascontiguousarray(w * scale, dtype=np.float32)
 
-    def _run(self, xy, pitches, frames_fn) -> np.ndarray:
+    def _velocity(self, velocity: float) -> int:
+        v = float(velocity)
+        return 100 if not math.isfinite(v) else int(min(max(round(v), 1), 127))
+
+    def _run(self, xy, pitches, frames_fn, velocity: int = 100) -> np.ndarray:
         if len(pitches) == 0:
             return np.zeros((0, self.num_samples), np.float32)
         z, p = self._inputs(xy, pitches)
+        v = torch.full((len(p),), self._velocity(velocity), dtype=torch.long, device=self.device)
         outs = []
         with torch.inference_mode():
             for i in range(0, len(p), self.max_batch):
-                zb, pb = z[i : i + self.max_batch], p[i : i + self.max_batch]
-                outs.append(self._safe(self._decode(self.lock_pitch(frames_fn(zb, pb), pb))))
+                zb, pb, vb = z[i : i + self.max_batch], p[i : i + self.max_batch], v[i : i + self.max_batch]
+                outs.append(self._safe(self._decode(self.lock_pitch(frames_fn(zb, pb, vb), pb))))
         return np.concatenate(outs, axis=0)
 
     # -- the contract ----------------------------------------------------------------------------------------------
@@ -121,21 +142,46 @@ class Synthesizer:
         """float32 ``[len(pitches), samples]`` at ``sample_rate`` by the bundle's play path (normally the generator)."""
         if self.play_path == "vae":
             return self.generate_vae(xy, pitches, velocity)
+        if self.play_path == "flow":
+            return self.generate_flow(xy, pitches, velocity)
         return self.generate_generator(xy, pitches, velocity)
 
     def generate_generator(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         """The Transformer generator path (KV-cached), whatever the bundle's play path says."""
-        return self._run(xy, pitches, self.generator_frames)
+        return self._run(xy, pitches, self.generator_frames, velocity)
 
-    def generator_frames(self, z: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    def generator_frames(self, z: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
         """Standardized frames ``[B, T, D]`` of the generator (given the VAE decoder's when it refines them)."""
         from synth.model.generator import generate_frames
 
-        return generate_frames(self.generator, self.vae, z, pitch, self.num_frames)
+        return generate_frames(self.generator, self.vae, z, pitch, self.num_frames, velocity=velocity)
 
     def generate_vae(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         """Same as ``generate`` through the VAE decoder: one pass, fast, rougher."""
-        return self._run(xy, pitches, lambda z, p: self.vae.decode(z, p))
+        return self._run(xy, pitches, lambda z, p, v: self.vae.decode(z, p, v), velocity)
+
+    def generate_flow(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                      guidance: float | None = None, steps: int | None = None) -> np.ndarray:
+        """The flow-matching sampler path: ``steps`` ODE steps (default ``self.steps``) with classifier-free
+        guidance ``guidance`` (default ``self.guidance``); the noise is seeded by the point, so a point always
+        gives the same notes and its pitches share one noise."""
+        if self.flow is None:
+            raise ValueError("this bundle has no flow model (bundle.json has no flow_config)")
+        g = self.guidance if guidance is None else float(guidance)
+        n = self.steps if steps is None else int(steps)
+        if not (math.isfinite(g) and GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]):
+            raise ValueError(f"guidance must be a number in {GUIDANCE_RANGE}, not {guidance!r}")
+        if not STEPS_RANGE[0] <= n <= STEPS_RANGE[1]:
+            raise ValueError(f"steps must be in {STEPS_RANGE}, not {steps!r}")
+        return self._run(xy, pitches, lambda z, p, v: self.flow.generate(z, p, v, steps=n, guidance=g), velocity)
+
+    def set_character(self, guidance: float) -> None:
+        """The musician's "character" control: the flow sampler's guidance scale (validated; no effect on other
+        play paths). Notes generated before keep their sound; the caller clears its note cache."""
+        g = float(guidance)
+        if not (math.isfinite(g) and GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]):
+            raise ValueError(f"character (guidance) must be a number in {GUIDANCE_RANGE}, not {guidance!r}")
+        self.guidance = g
 
     def nearest_instruments(self, xy: Sequence[float], k: int = 5, split: str | None = None) -> list[dict]:
         """The ``k`` bundle instruments closest to ``xy`` on the map (each dict gets a ``distance``)."""

@@ -6,6 +6,7 @@ Layout (``models/default/``)::
                      latent-map points of the instruments, sha256 + size of every weight file
     vae.pt           TimbreVAE state_dict
     generator.pt     Generator state_dict
+    flow.pt          FlowNet state_dict (the sampling generator, synth.model.flow; only with ``flow_config``)
     stats.pt         {"mean": [D], "std": [D]} embedding statistics of the training split (tensors only)
     codec/           the codec folder (config.json + codec.pt), loaded by synth.codec.load_codec
     MODEL_CARD.md    how it was trained and what it measures (written by hand)
@@ -54,6 +55,8 @@ FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
 CODEC_FOLDER = "codec"
 WEIGHT_FILES = ("vae.pt", "generator.pt", "stats.pt")  # besides the codec folder's CODEC_FILES
+FLOW_FILE = "flow.pt"  # the sampling generator (synth.model.flow), present when bundle.json has flow_config
+PLAY_PATHS = ("generator", "vae", "flow")
 CODEC_FILES = ("config.json", "codec.pt")  # what synth.codec.bundled.load_bundled reads
 MAX_JSON_BYTES = 32 << 20  # the shipped bundle.json is 52 kB (391 instruments)
 MAX_NOTE_SECONDS = 60.0  # num_frames beyond this many seconds of audio is refused
@@ -89,6 +92,7 @@ class ModelBundle:
     num_frames: int
     hash: str
     instruments: list[dict] = field(default_factory=list)  # name, family, x, y, split
+    flow: Any = None  # synth.model.flow.FlowNet when the bundle has the sampling generator (flow.pt), else None
 
     @property
     def mean(self) -> np.ndarray:
@@ -115,8 +119,10 @@ def save_bundle(
     instruments: list[dict] | None = None,
     data_summary: dict | None = None,
     extra: dict | None = None,
+    flow: Any = None,
 ) -> Path:
-    """Write a complete bundle folder (the codec folder is copied in); returns the bundle.json path."""
+    """Write a complete bundle folder (the codec folder is copied in); returns the bundle.json path. ``flow`` (a
+    ``synth.model.flow.FlowNet``, its sampling weights) adds ``flow.pt`` and ``flow_config``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     codec_src = Path(codec_dir)
@@ -134,7 +140,11 @@ def save_bundle(
         {"mean": torch.as_tensor(np.asarray(mean, np.float32)), "std": torch.as_tensor(np.asarray(std, np.float32))},
         out / "stats.pt",
     )
-    weight_files = ["vae.pt", "generator.pt", "stats.pt"] + sorted(
+    if flow is not None:
+        torch.save({k: v.detach().cpu() for k, v in flow.state_dict().items()}, out / FLOW_FILE)
+    elif (out / FLOW_FILE).exists():
+        (out / FLOW_FILE).unlink()  # a stale sampler from an earlier build must not ride along unlisted
+    weight_files = ["vae.pt", "generator.pt", "stats.pt"] + ([FLOW_FILE] if flow is not None else []) + sorted(
         f"{CODEC_FOLDER}/{p.name}" for p in codec_dst.iterdir() if p.is_file()
     )
     files = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in weight_files}
@@ -153,6 +163,8 @@ def save_bundle(
         "pitch_range": [int(vae.cfg.pitch_min), int(vae.cfg.pitch_max)],
         "vae_config": json.loads(vae.cfg.to_json()),
         "generator_config": json.loads(generator.cfg.to_json()),
+        **({"flow_config": json.loads(flow.cfg.to_json())} if flow is not None else {}),
+        "velocity_layers": velocity_layers_of(vae, generator, flow),
         "data": data_summary or {},
         "instruments": instruments or [],
         "files": files,
@@ -165,6 +177,15 @@ def save_bundle(
     tmp.write_text(json.dumps(info, indent=1))
     tmp.replace(path)
     return path
+
+
+def velocity_layers_of(vae: TimbreVAE, generator: Generator, flow: Any = None) -> list[int]:
+    """The velocity layers the bundle's networks tell apart ([100] when none is conditioned on velocity)."""
+    for net in (flow, generator, vae):
+        cfg = getattr(net, "cfg", None)
+        if cfg is not None and (getattr(cfg, "velocity_cond", False) or net is flow):
+            return [int(v) for v in cfg.velocity_layers]
+    return [100]
 
 
 def read_bundle_info(path: str | Path) -> dict:
@@ -243,7 +264,8 @@ def _check_files(info: dict, folder: Path, jpath: Path) -> None:
         if type(size) is not int or size < 0:
             raise BundleError(f"{jpath}: field 'files', entry {_short(name)}: 'bytes' must be a whole number >= 0")
     codec = _codec_folder(info, folder, jpath)
-    for need in (*WEIGHT_FILES, *(f"{codec}/{f}" for f in CODEC_FILES)):
+    flow_files = (FLOW_FILE,) if "flow_config" in info else ()
+    for need in (*WEIGHT_FILES, *flow_files, *(f"{codec}/{f}" for f in CODEC_FILES)):
         if need not in listed:
             raise BundleError(f"{jpath}: {need} is not listed in field 'files' (every weight file must be listed "
                               "with its sha256)")
@@ -275,7 +297,7 @@ def _check_fields(info: dict, jpath: Path) -> None:
         rate = _number(rate, 1e-3, 1e4, f"{jpath}: field 'frame_rate'")
     cap = min(MAX_FRAMES, int(MAX_NOTE_SECONDS * rate)) if rate else MAX_FRAMES
     frames = int(_number(info["num_frames"], 1, cap, f"{jpath}: field 'num_frames'", whole=True))
-    for cfg in ("vae_config", "generator_config"):
+    for cfg in ("vae_config", "generator_config", *(("flow_config",) if "flow_config" in info else ())):
         if not isinstance(info[cfg], dict):
             raise BundleError(f"{jpath}: field {cfg!r} must be an object")
         if info[cfg].get("num_frames", frames) != frames:
@@ -287,8 +309,18 @@ def _check_fields(info: dict, jpath: Path) -> None:
     lo, hi = (int(_number(p, 0, 127, f"{jpath}: field 'pitch_range'", whole=True)) for p in pitch)
     if lo > hi:
         raise BundleError(f"{jpath}: field 'pitch_range' {pitch} runs backwards")
-    if info.get("play_path", "generator") not in ("generator", "vae"):
-        raise BundleError(f"{jpath}: field 'play_path' must be 'generator' or 'vae', not {_short(info['play_path'])}")
+    paths = PLAY_PATHS if "flow_config" in info else ("generator", "vae")
+    if info.get("play_path", "generator") not in paths:
+        raise BundleError(f"{jpath}: field 'play_path' must be one of {', '.join(paths)}"
+                          f"{' (flow needs flow_config and flow.pt)' if 'flow_config' not in info else ''}, "
+                          f"not {_short(info['play_path'])}")
+    if "flow_config" in info and not isinstance(info["flow_config"], dict):
+        raise BundleError(f"{jpath}: field 'flow_config' must be an object")
+    layers = info.get("velocity_layers", [100])
+    if not isinstance(layers, list) or not layers:
+        raise BundleError(f"{jpath}: field 'velocity_layers' must be a non-empty list of velocities")
+    for v in layers:
+        _number(v, 1, 127, f"{jpath}: field 'velocity_layers'", whole=True)
 
 
 def _check_instruments(instruments: Any, jpath: Path) -> None:
@@ -446,9 +478,16 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
     vae = _build(TimbreVAE, VAEConfig, info, "vae_config", _load_state(folder / "vae.pt"), folder / "vae.pt", jpath)
     gen = _build(Generator, GeneratorConfig, info, "generator_config", _load_state(folder / "generator.pt"),
                  folder / "generator.pt", jpath)
+    flow = None
+    if "flow_config" in info:
+        from synth.model.flow import FlowConfig, FlowNet
+
+        flow = _build(FlowNet, FlowConfig, info, "flow_config", _load_state(folder / FLOW_FILE), folder / FLOW_FILE,
+                      jpath)
     codec = _load_codec(folder, info, jpath, device)
     stats = _load_stats(folder / "stats.pt", int(codec.dim))
-    for name, cfg in (("vae_config", vae.cfg), ("generator_config", gen.cfg)):
+    nets = (("vae_config", vae.cfg), ("generator_config", gen.cfg), *((("flow_config", flow.cfg),) if flow is not None else ()))
+    for name, cfg in nets:
         if int(getattr(cfg, "dim", codec.dim)) != int(codec.dim):
             raise BundleError(f"{jpath}: field '{name}.dim' is {cfg.dim} but the codec's dim is {codec.dim}")
     bundle = ModelBundle(
@@ -463,6 +502,7 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
         num_frames=int(info["num_frames"]),
         hash=info.get("hash") or _content_hash(info["files"]),
         instruments=list(info.get("instruments", [])),
+        flow=flow.to(device).eval() if flow is not None else None,
     )
     if probe:
         probe_bundle(bundle)
@@ -493,8 +533,12 @@ def probe_bundle(bundle: ModelBundle) -> float:
         # one thread: a note this short gains nothing from more, and a busy machine's pool took seconds for it
         torch.set_num_threads(1)
         with torch.inference_mode():
-            emb = bundle.vae.decode(z, p)[:, :frames] if path == "vae" else generate_frames(
-                bundle.generator, bundle.vae, z, p, frames)
+            if path == "vae":
+                emb = bundle.vae.decode(z, p)[:, :frames]
+            elif path == "flow":  # non-causal over the whole note: sample it all, few steps, keep the start
+                emb = bundle.flow.generate(z, p, steps=2, guidance=1.0)[:, :frames]
+            else:
+                emb = generate_frames(bundle.generator, bundle.vae, z, p, frames)
             wave = bundle.codec.decode(emb.float() * std + mean).float().cpu().numpy()
     except Exception as exc:
         raise BundleError(f"{jpath}: {note} failed: {type(exc).__name__}: {_short(str(exc), 200)}") from None
@@ -509,9 +553,10 @@ def probe_bundle(bundle: ModelBundle) -> float:
 
 
 def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8,
-                      pitch_feature: bool = False, refine_vae: bool = False) -> Path:
-    """A complete bundle with tiny random weights (tiny harmonic codec, VAE, generator) for tests of the
-    engine and the GUI: loads in well under a second and generates notes in milliseconds. Sounds like nothing."""
+                      pitch_feature: bool = False, refine_vae: bool = False, flow: bool = False) -> Path:
+    """A complete bundle with tiny random weights (tiny harmonic codec, VAE, generator; with ``flow`` also a tiny
+    flow sampler, played by default) for tests of the engine and the GUI: loads in well under a second and
+    generates notes in milliseconds. Sounds like nothing."""
     from synth.codec.bundled import CodecConfig, CodecModel, save_codec
     from synth.model.data import families
 
@@ -535,7 +580,16 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
                             "x": float(r * np.cos(a)), "y": float(r * np.sin(a)),
                             "split": "train" if i < 6 else "test"})
     stats = (np.zeros(dim, np.float32), np.full(dim, 0.5, np.float32))
+    flow_net = None
+    if flow:
+        from synth.model.flow import FlowConfig, FlowNet
+
+        fcfg = FlowConfig(num_frames=num_frames, dim=dim, pitch_min=vcfg.pitch_min, pitch_max=vcfg.pitch_max,
+                          patch=4, d_model=16, n_layers=1, n_heads=2, sample_steps=2, seed=seed, context_frames=8,
+                          context_min=4, context_max=12, context_shift_max=8)
+        flow_net = FlowNet(fcfg).eval()
     save_bundle(out, codec_dir, vae, gen, stats, instruments,
-                {"notes": 0, "source": "random weights (build_tiny_bundle)"}, {"tiny": True})
+                {"notes": 0, "source": "random weights (build_tiny_bundle)"},
+                {"tiny": True, **({"play_path": "flow"} if flow else {})}, flow=flow_net)
     shutil.rmtree(codec_dir)
     return out

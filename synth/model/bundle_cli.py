@@ -15,9 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gen-file", default="generator", help="which generator checkpoint: generator (best) or last")
     parser.add_argument("--emb", default="data/emb/default", help="embedding cache (statistics, map points, summary)")
     parser.add_argument("--out", default="models/default", help="bundle folder to write")
-    parser.add_argument("--play-path", choices=("generator", "vae"), default="generator",
-                        help="which network the instrument plays by default: the generator, or the VAE decoder when "
-                             "measurements show the generator is not yet better (recorded in bundle.json)")
+    parser.add_argument("--flow", default=None,
+                        help="flow run folder (flow.json + flow.pt, the sampling generator) to include (optional)")
+    parser.add_argument("--play-path", choices=("generator", "vae", "flow"), default="generator",
+                        help="which network the instrument plays by default: the flow sampler, the MSE generator, or "
+                             "the VAE decoder, as measurements decide (recorded in bundle.json)")
     parser.add_argument("--tiny", action="store_true", help="write a tiny random-weights bundle instead (tests)")
 
 
@@ -87,7 +89,16 @@ def run(args: argparse.Namespace) -> int:
         tmp = Path(tempfile.mkdtemp()) / "codec"
         shutil.copytree(codec, tmp)
         codec = tmp
-    save_bundle(out, codec, vae, gen, (mean, std), points, summary, extra={"play_path": args.play_path})
+    flow = None
+    if args.flow:
+        from synth.model.flow import load_flow
+
+        flow = load_flow(args.flow)
+        summary["flow_run"] = str(args.flow)
+    if args.play_path == "flow" and flow is None:
+        print("bundle build: --play-path flow needs --flow <run folder>", file=sys.stderr)
+        return 2
+    save_bundle(out, codec, vae, gen, (mean, std), points, summary, extra={"play_path": args.play_path}, flow=flow)
     b = load_bundle(out, device="cpu")
     print(json.dumps({"out": str(out), "hash": b.hash, "instruments": len(points), "data": summary["splits"]}))
     return 0
