@@ -33,7 +33,8 @@ Inputs and outputs:
 - "One point = one instrument": with ``seed_points=True`` (default) the initial noise of a row is ONE ``[T, D]``
   tensor drawn from a generator seeded by (``cfg.noise_seed``, the point quantized to ``cfg.seed_step``, the velocity
   layer, the segment index): every pitch of a point starts from the same noise (neighbouring keys sound like one
-  instrument), and the same point always gives the same notes, on any device (the noise is drawn on the CPU).
+  instrument), and the same point always gives the same notes, on any device (the noise is drawn on the CPU): bit
+  for bit in the same batch, to float rounding (~1e-6) in another batch composition (rows never mix).
   ``seed_step`` defaults to the engine's note-cache step (0.02), so one cache cell = one noise.
   ``seed_points=False`` draws fresh noise per row (from ``generator`` when given).
 - Long notes: ``continue_`` takes the last ``K = context`` frames (default ``cfg.context_frames``) of the previous
