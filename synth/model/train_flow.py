@@ -28,18 +28,11 @@ import torch
 
 from synth.model.data import NoteSet
 from synth.model.flow import FlowConfig, FlowNet, save_flow, velocity_index
+from synth.model.train_generator import encode_mu  # noqa: F401  (re-exported: the CLI takes it from here)
 from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
 
 # Config fields a resumed run may change: the schedule's length and the sampling defaults (training ignores them).
 RESUME_MAY_CHANGE = {"total_steps", "sample_steps", "sampler", "guidance", "time_shift", "context_frames"}
-
-
-@torch.no_grad()
-def encode_mu(vae, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """mu of every note ``[N, 2]``; ``x`` is ``[N, T, D]`` standardized (any float dtype)."""
-    vae.eval()
-    dev = next(vae.parameters()).device
-    return torch.cat([vae.encode(x[i : i + chunk].to(dev).float())[0].cpu() for i in range(0, len(x), chunk)])
 
 
 def instrument_points(
