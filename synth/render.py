@@ -6,10 +6,13 @@ How a file becomes audio:
 2. Every channel/program is mapped to a timbre (a point on the map plus gain and envelope): by default the centroid
    of the bundle's training instruments of the program's General MIDI family (a factory preset of that family when
    the source has no map, e.g. the built-in demo source); ``--map PROGRAM=PRESET`` and ``--preset NAME`` override.
-3. Each distinct (timbre point, pitch) the song needs is generated once, batched over pitches, and prepared by the
-   engine's ``prepare_note_buffer`` (resampled to the output rate, sustain loop baked in). The ``NoteBank`` keeps
-   them, so a second render of the same song (or the live instrument's cache, keyed the same way) starts warm.
-   Pitches outside the model's range are played from the nearest generated pitch, as the live mixer does.
+3. Each distinct (timbre point, pitch, velocity layer) the song needs is generated once, batched over pitches, and
+   prepared by the engine's ``prepare_note_buffer`` (resampled to the output rate, sustain loop baked in). A note
+   plays the note of its velocity's layer (the nearest of the source's ``velocity_layers``, as live), so a
+   velocity-conditioned model renders soft notes with its soft timbre; a model that ignores velocity has one layer
+   and each (point, pitch) is generated once at velocity 100. The ``NoteBank`` keeps the notes, so a second render
+   of the same song (or the live instrument's cache, keyed the same way) starts warm. Pitches outside the model's
+   range are played from the nearest generated pitch, as the live mixer does.
 4. One ``synth.engine.voices.Mixer`` per MIDI channel (pedal and pitch bend are per channel in MIDI, and in the
    mixer they are global) plays that channel's events sample-accurately: its blocks are split at its own event
    times, and stretches where it is silent are skipped. The channels are summed and the sum goes through the
@@ -37,7 +40,8 @@ import numpy as np
 from synth.atomic import clean_stale
 from synth.engine.buffers import NoteBuffer
 from synth.engine.limiter import PeakLimiter, db_to_gain
-from synth.engine.sources import source_hash
+from synth.engine.sources import source_hash, velocity_layers_of
+from synth.engine.velocity import nearest_layer
 from synth.engine.voices import Mixer
 from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
 from synth.midi_file import (DEFAULT_MAX_SECONDS, NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent,
@@ -48,7 +52,7 @@ SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^
 MAP_COORD_LIMIT = 100.0  # the same bound as synth.presets.MAP_COORD_RANGE
 BLOCK = 4096  # frames per mixer call offline: large blocks amortise the per-voice Python overhead
 MAX_VOICES = 32  # per channel
-GENERATION_VELOCITY = 100  # notes are generated once at this velocity; the mixer's velocity curve scales them
+GENERATION_VELOCITY = 100  # one-layer sources: notes are generated once at this velocity; the curve scales them
 
 # Programs that family_of_program drops (effects, unpitched percussion) still need a sound when a file uses them.
 _FALLBACK_FAMILIES = {47: "mallet", 55: "brass"}
@@ -146,7 +150,8 @@ def _factory_presets() -> list:
 
 
 class NoteBank:
-    """The song's notes, generated through the engine's ``NoteCache`` (same keys, same preparation as live).
+    """The song's notes, generated through the engine's ``NoteCache`` (same keys, same preparation as live), one per
+    (point, pitch, velocity layer of the source).
 
     ``ensure`` generates whatever the cache lacks, batched over pitches per point, and pins every note the song
     needs in ``song`` (so an LRU eviction in a shared cache cannot pull a buffer out mid-render); lookups during the
@@ -160,10 +165,11 @@ class NoteBank:
         self.source = source
         self.sample_rate = int(sample_rate)
         held = float(getattr(source, "held_seconds", 3.0))
+        self.layers = velocity_layers_of(source)
         if cache is None or cache.sample_rate != self.sample_rate:  # a live cache at another rate cannot serve
-            cache = NoteCache(self.sample_rate, held_seconds=held, max_bytes=4 << 30)
+            cache = NoteCache(self.sample_rate, held_seconds=held, max_bytes=4 << 30, velocity_layers=self.layers)
         self.cache = cache
-        self.song: dict[tuple[float, float, int], NoteBuffer] = {}
+        self.song: dict[tuple[float, float, int, int], NoteBuffer] = {}  # (x, y, pitch, layer) -> note
         self.generated = 0
         self.generate_seconds = 0.0
 
@@ -171,40 +177,49 @@ class NoteBank:
         low, high = self.source.pitch_range
         return int(min(max(pitch, low), high))
 
-    def key(self, x: float, y: float, pitch: int):
-        return self.cache.key(source_hash(self.source), x, y, self.source_pitch(pitch), GENERATION_VELOCITY)
+    def layer(self, velocity: int) -> int:
+        """The velocity layer a note at ``velocity`` plays (the only layer, 100, for most sources)."""
+        return nearest_layer(velocity, self.layers)
 
-    def get(self, x: float, y: float, pitch: int) -> NoteBuffer:
-        return self.song[(x, y, self.source_pitch(pitch))]
+    def key(self, x: float, y: float, pitch: int, velocity: int = GENERATION_VELOCITY):
+        return self.cache.layer_key(source_hash(self.source), x, y, self.source_pitch(pitch), self.layer(velocity))
 
-    def ensure(self, wanted: Iterable[tuple[float, float, int]], progress: Callable[[int, int], None] | None = None,
+    def get(self, x: float, y: float, pitch: int, velocity: int = GENERATION_VELOCITY) -> NoteBuffer:
+        return self.song[(x, y, self.source_pitch(pitch), self.layer(velocity))]
+
+    def ensure(self, wanted: Iterable[tuple], progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None, batch: int = 8) -> int:
-        """Make every (x, y, pitch) playable; returns how many notes had to be generated."""
-        missing: dict[tuple[float, float], set[int]] = {}
-        for x, y, pitch in wanted:
+        """Make every (x, y, pitch[, velocity]) playable (velocity 100 when left out); returns how many notes had
+        to be generated."""
+        missing: dict[tuple[float, float, int], set[int]] = {}  # (x, y, layer) -> pitches
+        for x, y, pitch, *rest in wanted:
             p = self.source_pitch(pitch)
-            buffer = self.song.get((x, y, p)) or self.cache.get(self.key(x, y, p))
+            layer = self.layer(int(rest[0]) if rest else GENERATION_VELOCITY)
+            buffer = self.song.get((x, y, p, layer)) or self.cache.get(self.key(x, y, p, layer))
             if buffer is None:
-                missing.setdefault((x, y), set()).add(p)
+                missing.setdefault((x, y, layer), set()).add(p)
             else:
-                self.song[(x, y, p)] = buffer
-        jobs = [(xy, sorted(p)[i:i + batch]) for xy, p in missing.items() for i in range(0, len(p), batch)]
+                self.song[(x, y, p, layer)] = buffer
+        jobs = [(at, sorted(p)[i:i + batch]) for at, p in missing.items() for i in range(0, len(p), batch)]
         total, done = sum(len(p) for _, p in jobs), 0
-        for xy, pitches in jobs:
+        for (x, y, layer), pitches in jobs:
             if cancelled is not None and cancelled():
                 raise RenderCancelled("render cancelled")
-            self._generate(xy, pitches)
+            self._generate((x, y), pitches, layer)
             done += len(pitches)
             if progress is not None:
                 progress(done, total)
         return total
 
-    def _generate(self, xy: tuple[float, float], pitches: Sequence[int]) -> None:
+    def _generate(self, xy: tuple[float, float], pitches: Sequence[int], layer: int | None = None) -> None:
         started = time.perf_counter()
-        waves = np.asarray(self.source.generate(xy, list(pitches), GENERATION_VELOCITY), dtype=np.float32)
+        layer = self.layer(GENERATION_VELOCITY) if layer is None else layer
+        # one layer: velocity 100 as always (the model ignores it); several: the layer's own velocity
+        velocity = GENERATION_VELOCITY if len(self.layers) == 1 else layer
+        waves = np.asarray(self.source.generate(xy, list(pitches), velocity), dtype=np.float32)
         for pitch, wave in zip(pitches, waves):
-            self.song[(xy[0], xy[1], pitch)] = self.cache.insert(self.key(xy[0], xy[1], pitch), wave,
-                                                                  int(self.source.sample_rate))
+            self.song[(xy[0], xy[1], pitch, layer)] = self.cache.insert(self.key(xy[0], xy[1], pitch, layer), wave,
+                                                                         int(self.source.sample_rate))
         self.generated += len(pitches)
         self.generate_seconds += time.perf_counter() - started
 
@@ -235,8 +250,9 @@ class RenderResult:
 class _Channel:
     """One MIDI channel: its own mixer (pedal and bend are per channel) and its current timbre."""
 
-    def __init__(self, sample_rate: int, timbre: Timbre) -> None:
+    def __init__(self, sample_rate: int, timbre: Timbre, layers: Sequence[int] = (GENERATION_VELOCITY,)) -> None:
         self.mixer = Mixer(sample_rate, BLOCK, MAX_VOICES)
+        self.mixer.set_velocity_layers(layers)  # the gain of a layered note leaves its level to the model
         self.scratch = np.zeros((BLOCK, 1), dtype=np.float32)
         self.set_timbre(timbre)
 
@@ -247,12 +263,12 @@ class _Channel:
         self.mixer.release = timbre.release_ms / 1000.0
 
 
-def needed_notes(timeline: MidiTimeline, program_map: ProgramMap) -> set[tuple[float, float, int]]:
-    """Every (x, y, pitch) the song plays, with the program active on its channel when the note starts."""
+def needed_notes(timeline: MidiTimeline, program_map: ProgramMap) -> set[tuple[float, float, int, int]]:
+    """Every (x, y, pitch, velocity) the song plays, with the program active on its channel when the note starts."""
     wanted = set()
     for note in timeline.notes():
         timbre = program_map.timbre_for(note.program)
-        wanted.add((timbre.x, timbre.y, note.pitch))
+        wanted.add((timbre.x, timbre.y, note.pitch, int(note.velocity)))
     return wanted
 
 
@@ -268,7 +284,7 @@ def render_timeline(timeline: MidiTimeline, bank: NoteBank, program_map: Program
     generated, gen_seconds = bank.generated, bank.generate_seconds
     bank.ensure(needed_notes(timeline, program_map), progress=staged("generate"), cancelled=cancelled)
     started = time.perf_counter()
-    channels = {c: _Channel(bank.sample_rate, program_map.timbre_for(0)) for c in timeline.channels()}
+    channels = {c: _Channel(bank.sample_rate, program_map.timbre_for(0), bank.layers) for c in timeline.channels()}
     audio = _play(timeline, channels, bank, program_map, master_gain_db, staged("mix"), cancelled)
     return RenderResult(audio=audio, sample_rate=bank.sample_rate, duration=len(audio) / bank.sample_rate,
                         notes=len(timeline.notes()), notes_generated=bank.generated - generated,
@@ -364,7 +380,7 @@ def _apply(channel: _Channel, event: MidiEvent, bank: NoteBank, program_map: Pro
     mixer = channel.mixer
     if event.kind == NOTE_ON:
         t = channel.timbre
-        mixer.note_on(event.note, int(event.value), bank.get(t.x, t.y, event.note))
+        mixer.note_on(event.note, int(event.value), bank.get(t.x, t.y, event.note, int(event.value)))
     elif event.kind == NOTE_OFF:
         mixer.note_off(event.note)
     elif event.kind == SUSTAIN:

@@ -199,3 +199,56 @@ def test_pitches_outside_the_model_range_play_from_the_nearest_note(tmp_path):
     source = SineNoteSource(pitch_range=(60, 72))
     result = render_midi(tmp_path / "low.mid", None, source, ProgramMap({}, everything=PIANO), sample_rate=SR)
     assert tone_level(result.audio, hz(48), 0.2, 0.8) > 10 * tone_level(result.audio, hz(60), 0.2, 0.8)
+
+
+# ---------------------------------------------------------------- issue 18: velocity layers
+
+
+def two_velocities(path, pitch=60, velocities=(40, 127)):
+    """One key struck twice, softly then hard (0.5 s each, 1 s apart)."""
+    import mido
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)  # 120 bpm: 960 ticks = 1 s
+    track = mido.MidiTrack()
+    for i, velocity in enumerate(velocities):
+        track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=0 if i == 0 else 480))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=480))
+    midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def centroid_over_f0(audio, f0, t0, t1):
+    seg = audio[int(t0 * SR):int(t1 * SR)].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+    freqs = np.fft.rfftfreq(len(seg), 1.0 / SR)
+    return float(np.sum(freqs * spectrum) / np.sum(spectrum) / f0)
+
+
+def test_each_note_is_generated_and_played_at_its_velocity_layer(tmp_path):
+    """Through the `synth render` path: a velocity-conditioned source renders the hard note brighter and louder."""
+    source = SineNoteSource(velocity_layers=(40, 70, 100, 127), duration=2.0)
+    song = two_velocities(tmp_path / "two.mid")
+    result = render_midi(song, None, source, ProgramMap({}, everything=PIANO), sample_rate=SR)
+    assert result.notes_generated == 2  # (60, layer 40) and (60, layer 127)
+    soft = centroid_over_f0(result.audio, hz(60), 0.05, 0.45)
+    hard = centroid_over_f0(result.audio, hz(60), 1.05, 1.45)
+    assert hard > 1.3 * soft
+    assert tone_level(result.audio, hz(60), 1.05, 1.45) > 2 * tone_level(result.audio, hz(60), 0.05, 0.45)
+    # velocities in one layer share its note: 30 and 52 both play layer 40
+    again = render_midi(two_velocities(tmp_path / "same.mid", velocities=(30, 52)), None, source,
+                        ProgramMap({}, everything=PIANO), sample_rate=SR)
+    assert again.notes_generated == 1
+
+
+def test_one_layer_sources_render_as_before(tmp_path):
+    """A source that declares its single layer renders exactly like one that declares nothing (the old bundles):
+    one note per pitch whatever the velocities, level from the velocity curve alone."""
+    song = two_velocities(tmp_path / "two.mid")
+    plain = render_midi(song, None, SineNoteSource(duration=2.0), ProgramMap({}, everything=PIANO), sample_rate=SR)
+    single = SineNoteSource(duration=2.0, velocity_layers=(100,))
+    declared = render_midi(song, None, single, ProgramMap({}, everything=PIANO), sample_rate=SR)
+    assert plain.notes_generated == declared.notes_generated == 1
+    np.testing.assert_array_equal(plain.audio, declared.audio)
+    ratio = tone_level(plain.audio, hz(60), 1.05, 1.45) / tone_level(plain.audio, hz(60), 0.05, 0.45)
+    assert ratio == pytest.approx(127 / 40, rel=0.03)

@@ -10,7 +10,7 @@ that slot notices the new object at its next block and crossfades to it. No lock
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Hashable
 
 import numpy as np
@@ -42,6 +42,9 @@ class NoteBuffer:
     loop_end: int = 0
     key: Hashable | None = None
     loop_gain: float = 1.0  # level lost over one loop pass (<= 1): the voice multiplies by it at every wrap
+    # Gain the voice applies to this buffer: 1.0 for a note as generated. A stand-in (the note of another velocity
+    # layer, shared until its own layer is generated: see ``stand_in``) carries the level ratio of the two layers.
+    level: float = 1.0
 
     @property
     def loop_length(self) -> int:
@@ -59,6 +62,12 @@ class BufferSlot:
     buffer: NoteBuffer | None = None
     # Free-form tag for the worker (e.g. the point the buffer belongs to, and whether it is exact or from the grid).
     tag: tuple = field(default_factory=tuple)
+
+
+def stand_in(buffer: NoteBuffer, level: float, key: Hashable | None = None) -> NoteBuffer:
+    """The same audio (shared, not copied) played at ``level`` times its own: a layer not generated yet borrows
+    the note of the nearest generated layer at an estimate of its own level."""
+    return replace(buffer, level=float(level) * buffer.level, key=key if key is not None else buffer.key)
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -9,7 +9,10 @@ Threads and who touches what:
 - the GUI and the ``play`` command only append events to that deque (``note_on`` and friends below) and update the
   bookkeeping the worker reads (held and recent pitches; MIDI events reach it through ``_seen``, folded in by the
   worker threads). They never touch the mixer.
-- the worker threads fill the 128 ``BufferSlot``s (one per MIDI pitch) with buffers for the current point.
+- the worker threads fill the ``BufferSlot``s, 128 per velocity layer of the source (one per MIDI pitch), with
+  buffers for the current point. A note-on picks the slot of its velocity's layer (``Mixer.layer_index``: the
+  nearest layer, a table read), so velocity selects the timbre; with several layers the voice gain divides the
+  layer's level out (``synth.engine.velocity``), with one it is the velocity curve as before.
 
 So the callback holds no lock anyone else takes, allocates nothing in steady state, and never calls torch.
 """
@@ -32,7 +35,7 @@ from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
 from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event,
                                   MidiInput)
 from synth.engine.note_cache import GridStore, NoteCache
-from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash
+from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
 from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
 
@@ -61,6 +64,8 @@ class ModelNoteSource:
         lo, hi = bundle.pitch_range
         self.pitch_range = (int(lo), int(hi))
         self.hash = str(bundle.hash)
+        # what the model generates: a distinct timbre (and level) per velocity layer; (100,) for old bundles
+        self.velocity_layers = tuple(getattr(synthesizer, "velocity_layers", None) or (100,))
         self.label = f"model {getattr(bundle, 'path', '?')}"  # names the bundle in worker errors
         self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
         samples = getattr(synthesizer, "num_samples", None)
@@ -125,17 +130,20 @@ class Engine:
         self.mixer = Mixer(self.sample_rate, self.block_size, max_voices, attack=s.attack, release=s.release,
                            bend_range=s.bend_range, velocity_curve=s.velocity_curve)
         self.limiter = PeakLimiter(self.sample_rate, self.block_size, self.channels, master_gain_db=s.master_gain_db)
-        self.slots = [BufferSlot() for _ in range(128)]
-        self.cache = NoteCache(self.sample_rate, max_bytes=cache_bytes,
+        self.velocity_layers = velocity_layers_of(source)
+        self.mixer.set_velocity_layers(self.velocity_layers)
+        # one list of 128 slots per velocity layer; ``slots`` is the velocity-100 layer's (the only one mostly)
+        self.layer_slots = [[BufferSlot() for _ in range(128)] for _ in self.velocity_layers]
+        self.cache = NoteCache(self.sample_rate, max_bytes=cache_bytes, velocity_layers=self.velocity_layers,
                                held_seconds=float(getattr(source, "held_seconds", 3.0)))
         grid = GridStore(source_hash(source), Path(grid_root) if grid_root else None) if use_grid else None
-        self._held: set[int] = set()
-        self._pedal_held: set[int] = set()
+        self._held: dict[int, int] = {}  # pitch -> velocity of the keys down now
+        self._pedal_held: dict[int, int] = {}  # released keys the pedal holds, same
         self._pedal = False
-        self._recent: deque[int] = deque(maxlen=12)
+        self._recent: deque[tuple[int, int]] = deque(maxlen=12)  # (pitch, velocity), oldest first
         self._seen: deque[Event] = deque(maxlen=4096)  # MIDI events the callback applied, for the bookkeeping
         self._track_lock = threading.Lock()  # bookkeeping between GUI/API and worker threads; never the callback
-        self.worker = GenerationWorker(source, self.cache, self.slots, grid=grid, priority=self._priority,
+        self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self._priority,
                                        batch_size=batch_size)
         self._events: deque[Event] = deque()
         self.midi: MidiInput | None = None
@@ -144,6 +152,15 @@ class Engine:
         self._point = ((x0 + x1) / 2, (y0 + y1) / 2)
         self._running = False
         self._prev_switch = sys.getswitchinterval()
+
+    @property
+    def slots(self) -> list[BufferSlot]:
+        """The 128 slots of the default (velocity 100) layer."""
+        return self.layer_slots[self.worker.default_layer]
+
+    def slot_for(self, pitch: int, velocity: int) -> BufferSlot:
+        """The slot a note-on of ``pitch`` at ``velocity`` plays from (its velocity layer's)."""
+        return self.layer_slots[self.mixer.layer_index(velocity)][pitch]
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -259,16 +276,18 @@ class Engine:
 
     def _track(self, event: Event, poke: bool = True) -> None:
         """Bookkeeping for the worker's priorities (held, pedal-held, recent). Runs in the MIDI/GUI thread."""
-        kind, a, _ = event
+        kind, a, b = event
         if kind == NOTE_ON:
-            self._held.add(int(a))
-            self._recent.append(int(a))
-            if poke and self.slots[int(a)].buffer is None:
+            pitch, velocity = int(a), int(b)
+            self._held[pitch] = velocity
+            self._pedal_held.pop(pitch, None)
+            self._recent.append((pitch, velocity))
+            if poke and self.slot_for(pitch, velocity).buffer is None:
                 self.worker.poke()
         elif kind == NOTE_OFF:
-            self._held.discard(int(a))
-            if self._pedal:
-                self._pedal_held.add(int(a))
+            velocity = self._held.pop(int(a), None)
+            if self._pedal and velocity is not None:
+                self._pedal_held[int(a)] = velocity
         elif kind == SUSTAIN:
             self._pedal = bool(a)
             if not self._pedal:
@@ -278,11 +297,12 @@ class Engine:
             self._pedal_held.clear()
             self._pedal = False
 
-    def _priority(self) -> tuple[list[int], list[int]]:
-        """Worker threads: fold in what the callback saw from MIDI, then report held and recent pitches."""
+    def _priority(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Worker threads: fold in what the callback saw from MIDI, then report the held and the recently played
+        (pitch, velocity) pairs (held by pitch, recent newest first)."""
         with self._track_lock:
             self._fold_seen()
-            held = sorted(self._held | self._pedal_held)
+            held = sorted({**self._pedal_held, **self._held}.items())
             return held, list(reversed(self._recent))
 
     def _fold_seen(self) -> None:
@@ -298,7 +318,7 @@ class Engine:
 
         Folds in the MIDI events itself: the worker does so only while it has work, so a display that relied on it
         showed no MIDI notes once every note was generated (the old xfail in tests/gui/test_window_on_jack.py)."""
-        return self._priority()[0]
+        return [pitch for pitch, _ in self._priority()[0]]
 
     # ------------------------------------------------------------------------------------------ the callback
     def process_block(self, out: np.ndarray) -> None:
@@ -324,8 +344,8 @@ class Engine:
 
     def _apply(self, kind: int, a, b) -> None:
         mixer = self.mixer
-        if kind == NOTE_ON:
-            mixer.note_on(a, b, self.slots[a])
+        if kind == NOTE_ON:  # the slot of the velocity's layer: velocity selects the timbre
+            mixer.note_on(a, b, self.layer_slots[mixer.layer_index(b)][a])
         elif kind == NOTE_OFF:
             mixer.note_off(a)
         elif kind == SUSTAIN:
@@ -391,7 +411,7 @@ class Engine:
         return self.audio.latency if self.audio is not None else 0.0
 
     def cache_progress(self) -> tuple[int, int]:
-        """(pitches exact for the current point, pitches in the model's range)."""
+        """(notes exact for the current point, notes in the model's range times its velocity layers)."""
         return self.worker.progress()
 
     def meters(self) -> dict:

@@ -57,8 +57,10 @@ def quantize(x: float, y: float, step: float) -> tuple[int, int]:
 
 
 def velocity_layer(velocity: int, layers: tuple[int, ...]) -> int:
-    """The generated velocity layer closest to ``velocity`` (the per-note gain comes from the velocity curve)."""
-    return min(layers, key=lambda v: abs(v - velocity))
+    """The generated velocity layer closest to ``velocity``, ties to the lower layer (``synth.engine.velocity``)."""
+    from synth.engine.velocity import nearest_layer
+
+    return nearest_layer(velocity, layers)
 
 
 class NoteCache:
@@ -76,8 +78,14 @@ class NoteCache:
         self._lock = threading.Lock()
 
     def key(self, bundle: str, x: float, y: float, pitch: int, velocity: int = 100) -> NoteKey:
+        """The key of a note played at ``velocity``: its layer among this cache's ``velocity_layers``."""
+        return self.layer_key(bundle, x, y, pitch, velocity_layer(velocity, self.velocity_layers))
+
+    def layer_key(self, bundle: str, x: float, y: float, pitch: int, layer: int) -> NoteKey:
+        """The key of the note generated for velocity layer ``layer`` (the worker and the render bank, which know
+        their source's layers, key by the layer itself)."""
         qx, qy = quantize(x, y, self.step)
-        return NoteKey(bundle, qx, qy, int(pitch), velocity_layer(velocity, self.velocity_layers))
+        return NoteKey(bundle, qx, qy, int(pitch), int(layer))
 
     def get(self, key: NoteKey) -> NoteBuffer | None:
         with self._lock:

@@ -12,6 +12,7 @@ API (the live engine and ``synth.render`` both use exactly this)::
     mixer.render(out)                            # out: float32 [frames, channels], frames <= block_size; overwritten
     mixer.attack, mixer.release                  # seconds, may be changed at any time
     mixer.set_velocity_curve("linear" | "soft" | "hard")
+    mixer.set_velocity_layers((40, 70, 100, 127))  # the source's layers; mixer.layer_index(velocity) picks one
     mixer.active_voices                          # voices sounding or waiting for their buffer
 
 Buffers come from ``synth.engine.buffers.prepare_note_buffer`` (resampled to the mixer rate, loop prepared). A voice
@@ -24,6 +25,13 @@ instead of jumping back up at each wrap, and its voice is freed once it has deca
 plays on into the note's own decay while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer
 (the player moved the timbre point) every voice on that slot crossfades to it in ``timbre_crossfade`` seconds at the
 same read position.
+
+Velocity: a voice's gain is ``velocity_gain_table(curve, layers)[velocity]`` (``synth.engine.velocity``). With one
+layer (models that ignore velocity) that is the curve itself. With several, the buffer the caller passes is the
+note of the velocity's layer (``layer_index``), already at that layer's level as the model generated it, so the
+gain is ``curve(v) / curve(layer)``: 1 at the layer's own velocity, the curve's shape in between. A buffer's
+``level`` (1 for generated notes; a stand-in borrowed from another layer carries the ratio) multiplies the gain, and
+a crossfade between buffers of different levels blends them each at its own level.
 
 Polyphony is ``max_voices`` (soft limit) plus a few spare slots for voices that are fading out after being stolen
 (hard limit ``max_voices + steal_headroom``). Stealing order: released voices, then pedal-held ones, then the oldest
@@ -42,7 +50,7 @@ import math
 import numpy as np
 
 from synth.engine.buffers import BufferSlot, NoteBuffer
-from synth.engine.velocity import velocity_table
+from synth.engine.velocity import DEFAULT_LAYERS, layer_index_table, normalize_layers, velocity_gain_table
 
 # Envelope states
 _IDLE, _ACTIVE = 0, 1
@@ -108,7 +116,10 @@ class Mixer:
         self.steal_fade = float(steal_fade)
         self.timbre_crossfade = float(timbre_crossfade)
         self.bend_range = float(bend_range)
-        self._velocity = velocity_table(velocity_curve)
+        self._curve = velocity_curve
+        self._layers = DEFAULT_LAYERS
+        self._layer_of = layer_index_table(self._layers)  # velocity -> layer index (a tuple: plain int reads)
+        self._velocity = velocity_gain_table(velocity_curve, self._layers)
         self.voices = [Voice() for _ in range(self.max_voices + int(steal_headroom))]
         self._sustain = False
         self._bend_factor = 1.0
@@ -134,7 +145,22 @@ class Mixer:
 
     # ----------------------------------------------------------------------------------------------- settings
     def set_velocity_curve(self, curve: str) -> None:
-        self._velocity = velocity_table(curve)
+        self._velocity = velocity_gain_table(curve, self._layers)
+        self._curve = curve
+
+    def set_velocity_layers(self, layers) -> None:
+        """The source's velocity layers (see the module docstring); call before playing (not from the callback)."""
+        layers = normalize_layers(layers)
+        gains = velocity_gain_table(self._curve, layers)
+        self._layers, self._layer_of, self._velocity = layers, layer_index_table(layers), gains
+
+    @property
+    def velocity_layers(self) -> tuple[int, ...]:
+        return self._layers
+
+    def layer_index(self, velocity: int) -> int:
+        """Index into ``velocity_layers`` of the layer a note at ``velocity`` plays (no allocation: callback-safe)."""
+        return self._layer_of[min(max(int(velocity), 0), 127)]
 
     @property
     def active_voices(self) -> int:
@@ -290,6 +316,7 @@ class Mixer:
         if buf is None:
             v.clear()
             return
+        level = buf.level  # the gain of this block is in units of the buffer it started with
         rate = 2.0 ** ((v.pitch - buf.pitch) / 12.0) * self._bend_factor * buf.sample_rate / self.sample_rate
         looping = (v.held or v.sustained) and buf.loop_end > 0
         sig = self._voice[:frames]
@@ -299,6 +326,8 @@ class Mixer:
         if nxt is not None:  # timbre change: equal-gain crossfade from the old buffer to the new one
             other = self._other[:frames]
             self._read(nxt, v.pos, rate, frames, looping and nxt.loop_end > 0, other)
+            if nxt.level != level:  # e.g. a stand-in giving way to its own layer's note: each at its own level
+                np.multiply(other, nxt.level / max(level, 1e-9), out=other)
             total = max(1, int(self.timbre_crossfade * self.sample_rate))
             w = self._env64[:frames]
             np.add(self._ramp[:frames], float(v.xfade_done), out=w)
@@ -324,6 +353,8 @@ class Mixer:
         # a held decaying note: the gain of the wraps so far rides on the velocity gain; a wrap in this block steps
         # the samples read after it down by one more pass
         gain = v.gain * v.loop_gain
+        if level != 1.0:
+            gain *= level
         if wrapped and buf.loop_gain != 1.0:
             after = sig[_wrap_index(buf, pos0, rate, frames):]
             np.multiply(after, buf.loop_gain, out=after)

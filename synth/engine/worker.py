@@ -1,4 +1,4 @@
-"""The generation worker: keeps the 128 pitch slots filled with buffers for the current timbre point.
+"""The generation worker: keeps the pitch slots of every velocity layer filled with buffers for the current point.
 
 Two threads, both fed by one coalescing request (``request(x, y)`` only stores the newest point: a pad drag of 200
 moves costs one generation, not 200):
@@ -7,44 +7,69 @@ moves costs one generation, not 200):
   memory-mapped) and swaps its notes into the slots, held pitches first, so the change is audible within a few
   milliseconds even when the model needs seconds;
 - the generation thread computes the exact point with the ``NoteSource`` (the model; CUDA when the source uses it),
-  in small batches ordered by urgency: pitches held right now, then recently played ones, then the rest of the
-  model's range. Priorities are re-read before each batch, so a key pressed mid-way jumps the queue. A newer point
-  abandons the rest of the old one.
+  in small batches ordered by urgency. The work is every key of the source's ``pitch_range`` at every velocity layer
+  (``velocity_layers_of(source)``; one layer for models that ignore velocity), as (pitch, layer) pairs: the pairs
+  held right now, then the recently played ones (most recent first), then the whole range around the held and
+  played keys (nearest key first) at the layer of the most recently played note, then the other layers, nearest
+  that layer first. Priorities are re-read before each batch, so a key pressed mid-way jumps the queue. A batch is
+  one ``generate`` call, so it holds one layer: the held pairs of the first held pair's layer, else consecutive
+  pairs of one layer from the order. A newer point abandons the rest of the old one, every layer of it.
+
+Stand-ins: until a layer's own note of a key is generated, its slot plays the nearest generated layer's note of
+that key (the same audio, shared, at the level ratio of the two layers: ``buffers.stand_in``), so a soft note
+struck before its layer is ready is not silent, and after a pad move every layer follows the new point with the
+first layer generated. Rank of what a slot holds for the current point: its own exact note, then a stand-in from
+an exact note (nearest layer first), then the grid (its own layer before stand-ins of it); an older point's
+buffer is always replaced.
 
 Hand-over to the audio thread is a single reference store ``slot.buffer = new`` (atomic under the GIL); voices on
 that slot crossfade to the new buffer at their next block. The worker's own lock only orders the two worker
 threads (an exact buffer must never be replaced by a grid approximation of the same point); the audio callback
 never takes it. Pitches outside the model's range share the slot buffer of the nearest generated pitch (the voice
 re-pitches it).
+
+Priority callables return ``(held, recent)``: items are ``(pitch, velocity)`` pairs, or plain pitches meaning the
+default layer (the one nearest ``velocity``, 100 by default).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from synth.engine.buffers import BufferSlot
+from synth.engine.buffers import BufferSlot, stand_in
 from synth.engine.note_cache import GridStore, NoteCache
-from synth.engine.sources import NoteSource, source_hash
+from synth.engine.sources import NoteSource, source_hash, velocity_layers_of
+from synth.engine.velocity import layer_index_table, nearest_layer
 
-Priority = Callable[[], tuple[Sequence[int], Sequence[int]]]  # -> (held pitches, recently played pitches)
+PriorityItem = Union[int, tuple[int, int]]  # a pitch (default layer) or (pitch, velocity)
+Priority = Callable[[], tuple[Sequence[PriorityItem], Sequence[PriorityItem]]]  # -> (held, recently played)
+Item = tuple[int, int]  # (pitch in the model's range, layer index)
+# What a slot holds for the current point, best first (see the module docstring).
+_RANK = {"exact": 3, "stand-in": 2, "grid": 1}
 
 
 class GenerationWorker:
-    def __init__(self, source: NoteSource, cache: NoteCache, slots: list[BufferSlot], *,
+    def __init__(self, source: NoteSource, cache: NoteCache, slots: Sequence, *,
                  grid: GridStore | None = None, priority: Priority | None = None, batch_size: int = 4,
                  velocity: int = 100) -> None:
+        """``slots``: the 128 slots of one layer (the default one; the worker makes the other layers' slots), or
+        one list of 128 per layer of the source (``layer_slots``)."""
         self.source = source
         self.cache = cache
-        self.slots = slots
         self.grid = grid if grid is not None and grid.spec is not None else None
         self.priority = priority or (lambda: ((), ()))
         self.batch_size = max(1, int(batch_size))
         self.velocity = int(velocity)
         self.bundle = source_hash(source)
+        self.layers = velocity_layers_of(source)
+        self._layer_of = layer_index_table(self.layers)
+        self.default_layer = self.layers.index(nearest_layer(self.velocity, self.layers))
+        self.layer_slots = self._layer_slots(slots)
+        self.slots = self.layer_slots[self.default_layer]
         lo, hi = source.pitch_range
         self.pitches = list(range(int(lo), int(hi) + 1))
         self._lock = threading.Lock()  # orders slot swaps between the two worker threads only
@@ -54,7 +79,8 @@ class GenerationWorker:
         self._grid_wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._done: set[int] = set()  # pitches exact for the current serial
+        self._done: set[Item] = set()  # (pitch, layer index) exact for the current serial
+        self._order_memo: tuple[tuple, tuple[list[Item], list[Item]]] | None = None
         self.generated_notes = 0
         self.errors: list[str] = []  # the latest 20 messages, each naming the source
         self.error_count = 0  # every failure so far (the list is capped; readers compare counts)
@@ -62,8 +88,19 @@ class GenerationWorker:
         # timings of the latest request (seconds after request(); None until reached)
         self.requested_at = 0.0
         self.grid_latency: float | None = None  # first held (or first) pitch swapped from the grid
-        self.exact_latency: float | None = None  # every held pitch exact
-        self.complete_latency: float | None = None  # whole range exact
+        self.exact_latency: float | None = None  # every held (pitch, layer) exact
+        self.complete_latency: float | None = None  # whole range exact, every layer
+
+    def _layer_slots(self, slots: Sequence) -> list[list[BufferSlot]]:
+        if slots and not isinstance(slots[0], BufferSlot):  # one list per layer
+            if len(slots) != len(self.layers) or any(len(s) != 128 for s in slots):
+                raise ValueError(f"need {len(self.layers)} lists of 128 slots (layers {self.layers})")
+            return [list(s) if not isinstance(s, list) else s for s in slots]
+        if len(slots) != 128:
+            raise ValueError(f"need 128 slots, got {len(slots)}")
+        own = slots if isinstance(slots, list) else list(slots)  # the caller's list itself: it sees every swap
+        return [own if i == self.default_layer else [BufferSlot() for _ in range(128)]
+                for i in range(len(self.layers))]
 
     # --------------------------------------------------------------------------------------------- control
     def start(self) -> None:
@@ -104,11 +141,11 @@ class GenerationWorker:
         return None if t is None else (t[0], t[1])
 
     def progress(self) -> tuple[int, int]:
-        """(pitches exact for the current point, pitches in the model's range)."""
-        return len(self._done), len(self.pitches)
+        """(notes exact for the current point, notes in the model's range times its velocity layers)."""
+        return len(self._done), len(self.pitches) * len(self.layers)
 
     def idle(self) -> bool:
-        return self._target is not None and len(self._done) == len(self.pitches)
+        return self._target is not None and len(self._done) == len(self.pitches) * len(self.layers)
 
     # --------------------------------------------------------------------------------------------- helpers
     def _in_range(self, pitch: int) -> int:
@@ -120,33 +157,65 @@ class GenerationWorker:
         hi = 127 if pitch == self.pitches[-1] else pitch
         return range(lo, hi + 1)
 
-    def _order(self) -> tuple[list[int], list[int]]:
-        """(held pitches, everything in urgency order) mapped into the model's range, without duplicates."""
-        held, recent = self.priority()
-        held_in = list(dict.fromkeys(self._in_range(p) for p in held))
-        order = list(held_in)
-        for p in recent:
-            q = self._in_range(p)
-            if q not in order:
-                order.append(q)
-        anchor = order[0] if order else (self.pitches[0] + self.pitches[-1]) // 2
-        for p in sorted(self.pitches, key=lambda p: (abs(p - anchor), p)):
-            if p not in order:
-                order.append(p)
-        return held_in, order
+    def _item(self, entry: PriorityItem) -> Item:
+        if isinstance(entry, (tuple, list)):
+            pitch, velocity = entry[0], entry[1]
+            return self._in_range(pitch), self._layer_of[min(max(int(velocity), 0), 127)]
+        return self._in_range(entry), self.default_layer
 
-    def _swap(self, pitch: int, buffer, serial: int, kind: str) -> bool:
+    def _order(self) -> tuple[list[Item], list[Item]]:
+        """(held pairs, every (pitch, layer) pair in urgency order), in the model's range, without duplicates."""
+        held, recent = self.priority()
+        memo_key = (tuple(held), tuple(recent))
+        memo = self._order_memo
+        if memo is not None and memo[0] == memo_key:
+            return memo[1]
+        held_items = list(dict.fromkeys(self._item(e) for e in held))
+        recent_items = [self._item(e) for e in recent]
+        order = list(dict.fromkeys(held_items + recent_items))
+        anchors = sorted({p for p, _ in order}) or [(self.pitches[0] + self.pitches[-1]) // 2]
+        latest = recent_items[0] if recent_items else held_items[0] if held_items else (0, self.default_layer)
+        layer_value = self.layers[latest[1]]
+        layer_order = sorted(range(len(self.layers)), key=lambda i: (abs(self.layers[i] - layer_value), i))
+        pitch_order = sorted(self.pitches, key=lambda p: (min(abs(p - a) for a in anchors), p))
+        seen = set(order)
+        for layer in layer_order:
+            for p in pitch_order:
+                if (p, layer) not in seen:
+                    order.append((p, layer))
+        result = (held_items, order)
+        self._order_memo = (memo_key, result)
+        return result
+
+    def _replaces(self, tag: tuple, serial: int, kind: str, distance: int) -> bool:
+        """Whether a buffer of ``kind`` borrowed from ``distance`` velocity away beats what a slot holds."""
+        if len(tag) < 2 or tag[0] != serial:
+            return True
+        old_distance = tag[2] if len(tag) > 2 else 0
+        return (_RANK[kind], -distance) >= (_RANK[tag[1]], -old_distance)
+
+    def _swap(self, pitch: int, layer: int, buffer, serial: int, kind: str) -> bool:
+        """Put ``buffer`` (the note of ``pitch`` at layer index ``layer``, of ``kind`` exact or grid) into its slots
+        and stand-ins of it into the other layers' slots where they are better than what those hold."""
         with self._lock:
             if serial != self._serial:
                 return False
-            for q in self._slot_pitches(pitch):
-                slot = self.slots[q]
-                if kind == "grid" and slot.tag == (serial, "exact"):
-                    continue
-                slot.buffer = buffer  # the atomic hand-over to the audio thread
-                slot.tag = (serial, kind)
+            source_value = self.layers[layer]
+            for target, slots in enumerate(self.layer_slots):
+                distance = abs(self.layers[target] - source_value)
+                what = kind if distance == 0 or kind == "grid" else "stand-in"
+                tag = (serial, what) if distance == 0 else (serial, what, distance)
+                shared = buffer if distance == 0 else None
+                for q in self._slot_pitches(pitch):
+                    slot = slots[q]
+                    if not self._replaces(slot.tag, serial, what, distance):
+                        continue
+                    if shared is None:  # one stand-in object per (pitch, layer), at the level of its layer
+                        shared = stand_in(buffer, self.layers[target] / source_value)
+                    slot.buffer = shared  # the atomic hand-over to the audio thread
+                    slot.tag = tag
             if kind == "exact":
-                self._done.add(pitch)
+                self._done.add((pitch, layer))
             return True
 
     # --------------------------------------------------------------------------------------------- threads
@@ -165,17 +234,18 @@ class GenerationWorker:
                 continue
             gx, gy = spec.point(i, j)
             rows = {p: r for r, p in enumerate(spec.pitches)}
-            held, order = self._order()
-            for p in order:
+            layer = self._layer_of[min(max(int(spec.velocity), 0), 127)]
+            _, order = self._order()
+            for p in dict.fromkeys(p for p, _ in order):  # each pitch once, most urgent first
                 if self._target is None or self._target[2] != serial or self._stop.is_set():
                     break
-                if p in self._done or p not in rows:
+                if all((p, li) in self._done for li in range(len(self.layers))) or p not in rows:
                     continue
-                key = self.cache.key(self.bundle + ":grid", gx, gy, p, spec.velocity)
+                key = self.cache.layer_key(self.bundle + ":grid", gx, gy, p, spec.velocity)
                 buf = self.cache.get(key)
                 if buf is None:
                     buf = self.cache.insert(key, np.asarray(data[rows[p]], dtype=np.float32), spec.sample_rate)
-                if self._swap(p, buf, serial, "grid") and self.grid_latency is None:
+                if self._swap(p, layer, buf, serial, "grid") and self.grid_latency is None:
                     self.grid_latency = time.perf_counter() - self.requested_at
 
     def _gen_loop(self) -> None:
@@ -188,32 +258,50 @@ class GenerationWorker:
             x, y, serial = target
             while not self._stop.is_set() and self._target is not None and self._target[2] == serial:
                 held, order = self._order()
-                todo = [p for p in order if p not in self._done]
+                done = self._done
+                todo = [item for item in order if item not in done]
                 if not todo:
                     if self.complete_latency is None:
                         self.complete_latency = time.perf_counter() - self.requested_at
                     break
-                held_todo = [p for p in held if p not in self._done]
-                batch = (held_todo or todo)[: self.batch_size]
+                held_todo = [item for item in held if item not in done]
+                layer, pitches = self._next_batch(held_todo, todo)
                 try:
-                    self._generate(x, y, serial, batch)
+                    self._generate(x, y, serial, layer, pitches)
                 except Exception as exc:  # keep the instrument playing with what it has; report the error
                     self.errors.append(f"{self._label}: {type(exc).__name__}: {exc}")
                     del self.errors[:-20]
                     self.error_count += 1
                     time.sleep(0.5)
                     break
-                if self.exact_latency is None and all(p in self._done for p in held):
+                if self.exact_latency is None and all(item in self._done for item in held):
                     self.exact_latency = time.perf_counter() - self.requested_at
 
-    def _generate(self, x: float, y: float, serial: int, batch: list[int]) -> None:
-        keys = {p: self.cache.key(self.bundle, x, y, p, self.velocity) for p in batch}
+    def _next_batch(self, held_todo: list[Item], todo: list[Item]) -> tuple[int, list[int]]:
+        """One layer's pitches for the next ``generate`` call: the held ones of the first held pair's layer (all
+        equally urgent), else the consecutive run of one layer at the head of the order (strict priority)."""
+        if held_todo:
+            layer = held_todo[0][1]
+            return layer, [p for p, li in held_todo if li == layer][: self.batch_size]
+        layer = todo[0][1]
+        pitches = []
+        for p, li in todo:
+            if li != layer or len(pitches) == self.batch_size:
+                break
+            pitches.append(p)
+        return layer, pitches
+
+    def _generate(self, x: float, y: float, serial: int, layer: int, batch: list[int]) -> None:
+        value = self.layers[layer]
+        # one layer: generate at the worker's velocity, as before layers existed (the source ignores it anyway)
+        velocity = self.velocity if len(self.layers) == 1 else value
+        keys = {p: self.cache.layer_key(self.bundle, x, y, p, value) for p in batch}
         buffers = {p: self.cache.get(k) for p, k in keys.items()}
         missing = [p for p, b in buffers.items() if b is None]
         if missing:
-            audio = np.asarray(self.source.generate((x, y), missing, self.velocity), dtype=np.float32)
+            audio = np.asarray(self.source.generate((x, y), missing, velocity), dtype=np.float32)
             self.generated_notes += len(missing)
             for row, p in enumerate(missing):
                 buffers[p] = self.cache.insert(keys[p], audio[row], self.source.sample_rate)
         for p in batch:
-            self._swap(p, buffers[p], serial, "exact")
+            self._swap(p, layer, buffers[p], serial, "exact")
