@@ -1,4 +1,6 @@
-"""``synth eval latent``: V_inst, V_pitch, ratio, spread, pitch probe, kNN family accuracy and the map PNG."""
+"""``synth eval latent``: V_inst, V_pitch, ratio, spread, pitch probe, kNN family accuracy (with chance levels), the
+map's fill of its bounding box, velocity-freeness (V_velocity, velocity probe) and the map PNG. Every number is
+defined in ``synth.eval.latent``'s docstring."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default="models/default", help="bundle whose VAE to use when --vae is not given")
     parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder")
     parser.add_argument("--split", default="test", help="held-out split to measure (test or valid)")
-    parser.add_argument("--png", default=None, help="write the map picture here")
+    parser.add_argument("--png", default=None, help="write the map picture here (family colours and regions, held-out "
+                        "instruments named)")
     parser.add_argument("--probe-steps", type=int, default=500)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -22,6 +25,8 @@ def _clean(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
     return obj
 
 
