@@ -26,8 +26,10 @@ step 1 && $PY -m synth dataset build --root data/notes --wide
 #    attacks, YIN over the whole keyboard, a spectral loss with linear magnitudes and 2.7 ms windows. No smoothness
 #    penalty: with the level in its own channel an averaged code no longer decodes quiet, and v5a's --w-smooth
 #    (0.5 here) collapsed the learned dims within 500 steps (the decoder got by on loudness + pitch; CODEC_CARD).
+#    --emb-norm-eps 1e-12: with BatchNorm's default 1e-5 the learned dims drifted below epsilon and shrank.
 step 2 && $PY -m synth codec train --data data/notes --out runs/codec/v6 --arch harmonic --pitch-feature \
-    --pitch-feature-dims 1 --emb-norm --w-emb 0 --w-smooth 0 --emb-noise 0.1 --loudness-feature --fine-env 8 \
+    --pitch-feature-dims 1 --emb-norm --emb-norm-eps 1e-12 --w-emb 0 --w-smooth 0 --emb-noise 0.1 --loudness-feature \
+    --fine-env 8 \
     --noise-init-db -25 --yin-win 2048 --yin-fmin 25 --yin-fmax 4500 --n-harmonics 160 --n-blocks 6 \
     --stft-ffts 2048,512,128,64 --w-lin-mag 1 --minutes "$MINUTES_CODEC" --ckpt-minutes 3 --threads 1 \
     --name default-harmonic-v6 --export models/default/codec

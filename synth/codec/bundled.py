@@ -43,6 +43,11 @@ class CodecConfig:
     # the first layer to the output (std 0.047 -> 0.002 on real notes, biases dominate), so the decoder found the YIN
     # pitch path first and never used the learned dims (v1-v3). Normalizing gives them unit variance from step one.
     emb_norm: bool = False
+    # The BatchNorm's epsilon. PyTorch's 1e-5 let v6's encoder drift into a regime where its pre-norm variance was
+    # at or below epsilon (running variance median 1.3e-5 at step 2300, falling), so the "normalized" dims shrank
+    # towards the fixed training noise (mean square 0.95 -> 0.17 over 3000 steps) and would have died as v1-v3's
+    # did. 1e-12 normalizes whatever the scale; old folders keep 1e-5 and decode as before.
+    emb_norm_eps: float = 1e-5
     pitch_feature: bool = False  # last embedding dims from YIN (see pitch.py): pitch (+ periodicity if 2 dims)
     pitch_feature_dims: int = 2
     # YIN's window and search range for the pitch dim: the defaults cover MIDI ~31-95 (v1-v5); v6 uses
@@ -114,7 +119,8 @@ class CodecModel(nn.Module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # encodec uses the old weight_norm API
             learned = config.learned_dims
-            self.emb_norm = nn.BatchNorm1d(learned, affine=False, momentum=0.01) if config.emb_norm else None
+            self.emb_norm = (nn.BatchNorm1d(learned, eps=config.emb_norm_eps, affine=False, momentum=0.01)
+                             if config.emb_norm else None)
             self.encoder = SEANetEncoder(channels=1, dimension=learned, n_filters=config.enc_filters,
                                          ratios=list(config.ratios), lstm=config.enc_lstm, causal=False)
             if config.arch == "harmonic":

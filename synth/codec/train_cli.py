@@ -33,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stft-ffts", type=lambda t: tuple(int(x) for x in t.split(",")), default=t.stft_ffts,
                         help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,512,128,64)")
     parser.add_argument("--w-lin-mag", type=float, default=t.w_lin_mag, help="weight of the linear-magnitude term")
+    parser.add_argument("--emb-norm-eps", type=float, default=c.emb_norm_eps,
+                        help="epsilon of the embedding BatchNorm (v6: 1e-12; 1e-5 let the learned dims shrink)")
     parser.add_argument("--loudness-feature", action="store_true",
                         help="v6: one embedding dim carries the frame level and drives the decoder's amplitude")
     parser.add_argument("--fine-env", type=int, default=c.fine_env, help="v6: sub-frame gain points per frame (0 = off)")
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm,
                             loudness_feature=args.loudness_feature, fine_env=args.fine_env,
+                            emb_norm_eps=args.emb_norm_eps,
                             noise_init_db=args.noise_init_db, yin_win=args.yin_win, yin_fmin=args.yin_fmin,
                             yin_fmax=args.yin_fmax)
     if not args.minutes and not args.steps:
