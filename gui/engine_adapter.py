@@ -111,6 +111,11 @@ class EngineAdapter:
         return int(low), int(high)
 
     @property
+    def velocity_layers(self) -> tuple[int, ...]:
+        """The velocities the model has a timbre for ((100,) when it ignores velocity)."""
+        return tuple(self.engine.velocity_layers)
+
+    @property
     def map_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
         from synth.engine.sources import source_bounds
 

@@ -90,10 +90,19 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export current timbre")
         name = getattr(getattr(window, "preset_bar", None), "current_name", None) or "pgesam timbre"
         self.name_edit = QLineEdit(name)
-        self.pitches_edit = QLineEdit("48-72")
+        low, high = _pitch_range(window)
+        self.pitches_edit = QLineEdit(f"{low}-{high}")  # every key the model generates
+        self.pitches_edit.setToolTip(f"MIDI pitches, e.g. 48-72 or 36,48,60-64. The model generates {low}-{high}; "
+                                     "pitches outside are re-pitched from the nearest generated note (the export "
+                                     "says which).")
         self.velocity_spin = QSpinBox()
         self.velocity_spin.setRange(1, 127)
         self.velocity_spin.setValue(100)
+        layers = tuple(getattr(getattr(window, "adapter", None), "velocity_layers", (100,)))
+        self.velocity_spin.setToolTip(
+            f"The notes are generated at this velocity: the model's velocity layers are {', '.join(map(str, layers))}"
+            " (the nearest one gives timbre and level)" if len(layers) > 1 else
+            "This model ignores velocity (one layer); samplers scale the level by the played velocity")
         self.format_combo = QComboBox()
         self.format_combo.addItem("SFZ instrument (samples + .sfz)", "sfz")
         self.format_combo.addItem("WAV files (one per note)", "wav")
@@ -139,9 +148,21 @@ class ExportDialog(QDialog):
                                      on_error=lambda message: QMessageBox.warning(window, "Export failed", message))
 
 
+def _pitch_range(window) -> tuple[int, int]:
+    try:
+        low, high = window.adapter.pitch_range
+        return int(low), int(high)
+    except Exception:  # a window without a model behind it (tests): the old default
+        return 48, 72
+
+
 def _report_export(window, result) -> None:
     what = result.sfz_path.name if result.sfz_path else f"{len(result.notes)} WAV files"
-    window.statusBar().showMessage(f"Exported {what} to {result.out_dir} (peak {result.peak_dbfs:.1f} dBFS)", 15000)
+    moved = result.repitched
+    note = (f"; {len(moved)} note(s) outside the model's range re-pitched from the nearest generated note"
+            if moved else "")
+    window.statusBar().showMessage(f"Exported {what} to {result.out_dir} (peak {result.peak_dbfs:.1f} dBFS){note}",
+                                   15000)
 
 
 class RenderDialog(QDialog):

@@ -6,6 +6,18 @@ pack plays with the same balance across the keyboard as the live instrument. The
 whole pack is reported (and written to ``<name>.export.json``); 24-bit files clip above 0 dBFS, so a pack whose peak is
 over 0 dBFS says so and float WAV keeps it intact.
 
+Pitches and names are exact for every key: the file ``<name>_<pitch>_<note>.wav`` (and its region's
+``pitch_keycenter``) sounds at that pitch. The model generates only its ``pitch_range`` (a model asked for another
+pitch plays the nearest one it knows, which used to write a C5 into "C6" and "C7" files); a pitch outside it is
+re-pitched from the nearest generated note (resampled: a note an octave up lasts half as long, its formants move
+with it), which is what the live instrument plays for that key, and the export warns which notes were re-pitched
+(``ExportResult.warnings``, ``repitched_from`` in the manifest). Why not refuse: the pack then plays like the
+instrument on every key the player asked for, and a full-keyboard pack from a model with a narrow range stays
+possible, labelled honestly.
+
+Velocity: notes are generated at the requested velocity; a velocity-conditioned model gives the timbre and level of
+the layer nearest it (``velocity_layer`` in the manifest), one that ignores velocity its only (velocity-100) note.
+
 Files (``-o DIR``): ``--format wav`` writes ``DIR/<name>_<pitch>.wav`` per note; ``--format sfz`` writes
 ``DIR/<name>.sfz`` and the samples in ``DIR/samples/``. Each region covers the keys around its note (key ranges
 meet halfway between exported pitches and reach up to an octave past the ends), has its ``pitch_keycenter``, a
@@ -36,6 +48,8 @@ import numpy as np
 
 from synth.atomic import clean_stale, temp_dir_for, temp_file_for
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.engine.sources import velocity_layers_of
+from synth.engine.velocity import nearest_layer
 from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 
@@ -62,7 +76,7 @@ class ExportRequest:
     x: float
     y: float
     out_dir: Path
-    pitches: tuple[int, ...] = tuple(range(48, 73))
+    pitches: tuple[int, ...] = tuple(range(48, 73))  # the command line and the dialog default to the model's range
     velocity: int = 100
     format: str = "sfz"
     name: str = "pgesam"
@@ -80,6 +94,7 @@ class NoteFile:
     path: Path
     peak_dbfs: float
     loop: tuple[int, int] | None
+    repitched_from: int | None = None  # the generated pitch this note was re-pitched from (outside the model's range)
 
 
 @dataclass
@@ -87,10 +102,17 @@ class ExportResult:
     out_dir: Path
     notes: list[NoteFile] = field(default_factory=list)
     sfz_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    velocity_layers: tuple[int, ...] = (100,)  # the source's (the notes are those of the layer nearest the velocity)
 
     @property
     def peak_dbfs(self) -> float:
         return max((n.peak_dbfs for n in self.notes), default=-math.inf)
+
+    @property
+    def repitched(self) -> dict[int, int]:
+        """Exported pitch -> the generated pitch it was re-pitched from, for notes outside the model's range."""
+        return {n.pitch: n.repitched_from for n in self.notes if n.repitched_from is not None}
 
 
 # ---------------------------------------------------------------- audio files (also used by synth.render)
@@ -250,7 +272,7 @@ def export_notes(source, request: ExportRequest, progress: Callable[[int, int], 
 
 def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportResult:
     files = planned_files(request)
-    result = ExportResult(out_dir=staging)
+    result = ExportResult(out_dir=staging, velocity_layers=velocity_layers_of(source))
     gain = 10.0 ** (request.gain_db / 20.0)
     pitches = list(request.pitches)
     for start in range(0, len(pitches), BATCH_PITCHES):
@@ -258,9 +280,15 @@ def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportRe
             raise ExportCancelled("export cancelled")
         batch = pitches[start:start + BATCH_PITCHES]
         for note in generate_notes(source, (request.x, request.y), batch, request.velocity, request.sample_rate):
-            result.notes.append(_write_note(staging / files[note.pitch], note, gain, request))
+            written = _write_note(staging / files[note.pitch], note, gain, request)
+            written.repitched_from = generated_pitch(source, note.pitch)
+            if written.repitched_from == note.pitch:
+                written.repitched_from = None
+            result.notes.append(written)
         if progress is not None:
             progress(min(start + len(batch), len(pitches)), len(pitches))
+    if result.repitched:
+        result.warnings.append(repitch_warning(source, result.repitched))
     if request.format == "sfz":
         result.sfz_path = staging / f"{safe_stem(request.name)}.sfz"
         write_text_atomic(result.sfz_path, sfz_text(request, result.notes, staging))
@@ -268,20 +296,55 @@ def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportRe
     return result
 
 
+def generated_pitch(source, pitch: int) -> int:
+    """The pitch the source generates for ``pitch``: itself inside its ``pitch_range``, else the nearest end."""
+    low, high = source.pitch_range
+    return min(max(int(pitch), int(low)), int(high))
+
+
+def repitch(wave: np.ndarray, semitones: int, sample_rate: int) -> np.ndarray:
+    """``wave`` played ``semitones`` higher at the same sample rate (libsoxr, HQ: band-limited both ways), as a
+    sampler would: ``semitones`` up makes it ``2 ** (semitones / 12)`` times shorter."""
+    import soxr
+
+    ratio = 2.0 ** (semitones / 12.0)
+    out = soxr.resample(np.ascontiguousarray(wave, dtype=np.float32), sample_rate * ratio, sample_rate,
+                        quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def repitch_warning(source, repitched: dict[int, int]) -> str:
+    low, high = (int(p) for p in source.pitch_range)
+    notes = ", ".join(f"{p} ({note_name(p)}) from {q} ({note_name(q)})" for p, q in sorted(repitched.items()))
+    return (f"{len(repitched)} note(s) outside the model's range {low}-{high} ({note_name(low)}-{note_name(high)}) "
+            f"were re-pitched from the nearest generated note, as the live instrument plays them (shorter above, "
+            f"longer below, formants shifted): {notes}")
+
+
 def generate_notes(source, xy: tuple[float, float], pitches: Sequence[int], velocity: int,
                    sample_rate: int) -> list[NoteBuffer]:
-    """Notes as the engine plays them: resampled to ``sample_rate`` with the engine's sustain loop prepared.
+    """Notes as the engine plays them: resampled to ``sample_rate`` with the engine's sustain loop prepared, each
+    at exactly its pitch (outside the source's ``pitch_range``: re-pitched from the nearest generated note).
 
     Going through ``prepare_note_buffer`` (the voices' own preparation) means the exported loop is the one the live
     instrument loops, crossfade included, so the loop is seamless in any player. Without the live voices' decay
     across wraps (``decay_loop=False``): a sample player applies no per-wrap gain, and a crossfade toward a quieter
     loop start would step the level at every wrap.
     """
-    waves = np.asarray(source.generate(xy, list(pitches), velocity), dtype=np.float32)
+    made = list(dict.fromkeys(generated_pitch(source, p) for p in pitches))
+    waves = dict(zip(made, np.asarray(source.generate(xy, made, velocity), dtype=np.float32)))
     held = float(getattr(source, "held_seconds", 3.0))
-    return [prepare_note_buffer(wave, int(source.sample_rate), int(sample_rate), pitch, held_seconds=held,
-                                decay_loop=False)
-            for pitch, wave in zip(pitches, waves)]
+    rate = int(source.sample_rate)
+    notes = []
+    for pitch in pitches:
+        base = generated_pitch(source, pitch)
+        wave, note_held = waves[base], held
+        if base != pitch:  # the model cannot make this pitch: re-pitch its nearest note, the held part with it
+            wave = repitch(wave, pitch - base, rate)
+            note_held = held * 2.0 ** ((base - pitch) / 12.0)
+        notes.append(prepare_note_buffer(wave, rate, int(sample_rate), pitch, held_seconds=note_held,
+                                         decay_loop=False))
+    return notes
 
 
 def _write_note(path: Path, note: NoteBuffer, gain: float, request: ExportRequest) -> NoteFile:
@@ -340,6 +403,10 @@ def sfz_text(request: ExportRequest, notes: Sequence[NoteFile], root: Path) -> s
         "amp_velcurve_127=1",
         "",
     ]
+    moved = [f"{n.pitch} from {n.repitched_from}" for n in sorted(notes, key=lambda n: n.pitch)
+             if n.repitched_from is not None]
+    if moved:
+        lines.insert(3, "// Outside the model's range, re-pitched from the nearest generated note: " + ", ".join(moved))
     for note in sorted(notes, key=lambda n: n.pitch):
         lo, hi = ranges[note.pitch]
         sample = note.path.relative_to(root).as_posix()
@@ -358,6 +425,8 @@ def manifest(request: ExportRequest, result: ExportResult, root: Path) -> dict:
         "name": request.name,
         "xy": [request.x, request.y],
         "velocity": request.velocity,
+        "velocity_layer": nearest_layer(request.velocity, result.velocity_layers),
+        "velocity_layers": list(result.velocity_layers),
         "sample_rate": request.sample_rate,
         "sample_format": request.sample_format,
         "gain_db": request.gain_db,
@@ -365,9 +434,10 @@ def manifest(request: ExportRequest, result: ExportResult, root: Path) -> dict:
         "peak_dbfs": _finite(result.peak_dbfs),
         "notes": [
             {"pitch": n.pitch, "file": n.path.relative_to(root).as_posix(), "peak_dbfs": _finite(n.peak_dbfs),
-             "loop": list(n.loop) if n.loop else None}
+             "loop": list(n.loop) if n.loop else None, "repitched_from": n.repitched_from}
             for n in result.notes
         ],
+        "warnings": list(result.warnings),
     }
 
 

@@ -5,6 +5,9 @@ Examples::
     python -m synth export --preset "Grand Keys" --format sfz -o packs/grand_keys
     python -m synth export --xy 0.4 -1.2 --pitches 36-84 --format wav --sample-format float -o notes/
 
+Every file sounds at the pitch its name says: pitches outside the model's range are re-pitched from the nearest
+generated note, with a warning naming them (see ``synth.export``).
+
 Exit codes: 0 done; 2 bad input (a flag out of range, an unknown or broken preset), checked before any model is
 loaded; 1 anything else (files would be overwritten, no model, disk errors). Errors are one line on stderr.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -21,10 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--preset", help="preset name (its point, gain, attack and release are used)")
     where.add_argument("--xy", nargs=2, type=float, metavar=("X", "Y"), help="a point on the timbre map")
-    parser.add_argument("--pitches", default="48-72", help="MIDI pitches, e.g. 48-72 or 36,48,60-64 (default 48-72)")
+    parser.add_argument("--pitches", help="MIDI pitches, e.g. 48-72 or 36,48,60-64 (default: the model's whole "
+                                          "range); pitches outside it are re-pitched from the nearest generated note")
     parser.add_argument("--velocity", type=int, default=100,
-                        help="velocity passed to the note source (1-127); the bundled model is trained at 100, so it "
-                             "changes the demo source only. Samplers scale by the played velocity.")
+                        help="velocity the notes are generated at (1-127): a velocity-conditioned model gives the "
+                             "timbre and level of its nearest velocity layer, older models ignore it. Samplers "
+                             "scale by the played velocity.")
     parser.add_argument("--format", choices=("wav", "sfz"), default="sfz")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
     parser.add_argument("--name", help="instrument / file name (default: the preset's name or the point)")
@@ -49,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth export: {exc}", file=sys.stderr)
         return 2
     try:
-        check_target(request)  # refuse before loading a model
+        check_target(request)  # refuse before loading a model (the planned files follow once the range is known)
         opened = open_source(args.bundle, args.demo)
         print(f"source: {opened.description}", file=sys.stderr)
+        if not request.pitches:  # default: every key the model generates
+            low, high = opened.source.pitch_range
+            request = replace(request, pitches=tuple(range(int(low), int(high) + 1)))
         result = _export(export_notes, opened.source, request, args.quiet)
     except (ExportError, SourceError, PresetError, OSError) as exc:
         print(f"synth export: {exc}", file=sys.stderr)
@@ -59,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     peak = result.peak_dbfs
     summary = {"output": str(result.out_dir), "format": request.format, "notes": len(result.notes),
                "sfz": str(result.sfz_path) if result.sfz_path else None,
-               "peak_dbfs": round(peak, 2) if peak > -1e9 else None, "gain_db": request.gain_db}
+               "peak_dbfs": round(peak, 2) if peak > -1e9 else None, "gain_db": request.gain_db,
+               "velocity": request.velocity, "repitched": {str(p): q for p, q in result.repitched.items()}}
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -91,7 +103,8 @@ def _request(args: argparse.Namespace):
     else:
         (x, y), name = args.xy, f"pgesam_x{args.xy[0]:.3f}_y{args.xy[1]:.3f}"
         gain, attack, release = 0.0, 5.0, 300.0
-    return ExportRequest(x=x, y=y, out_dir=args.output, pitches=parse_pitches(args.pitches), velocity=args.velocity,
+    pitches = parse_pitches(args.pitches) if args.pitches is not None else ()  # (): the model's range, once loaded
+    return ExportRequest(x=x, y=y, out_dir=args.output, pitches=pitches, velocity=args.velocity,
                          format=args.format, name=args.name or name,
                          gain_db=gain if args.gain_db is None else args.gain_db, attack_ms=attack,
                          release_ms=release, sample_format=args.sample_format, sample_rate=args.sample_rate,

@@ -152,3 +152,80 @@ def test_export_command_line(tmp_path, capsys):
     assert main(args + ["--force"]) == 0
     assert main(["export", "--preset", "no such preset", "-o", str(tmp_path / "x"), "--demo", "--quiet"]) == 2
     assert "no preset named" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 18: exact pitches, velocity layers
+
+
+class ClampingSource(SineNoteSource):
+    """Generates only its ``pitch_range`` and clamps other pitches into it, as the model's Synthesizer does: asked
+    for MIDI 84 with a 48-72 range it returns MIDI 72 (the mislabelled files of issue 18)."""
+
+    def generate(self, xy, pitches, velocity=100):
+        low, high = self.pitch_range
+        return super().generate(xy, [min(max(int(p), low), high) for p in pitches], velocity)
+
+
+def test_every_exported_file_sounds_at_the_pitch_its_name_says(tmp_path):
+    """FFT of every written file: outside the model's range the note is re-pitched from the nearest generated one
+    (and the export says so), inside it is the model's own note."""
+    from synth.export import note_name
+    from tests.jackbus import cents, dominant_tone, midi_to_hz
+
+    source = ClampingSource(pitch_range=(48, 72))
+    pitches = (24, 36, 47, 48, 60, 72, 73, 84, 96, 108)
+    request = ExportRequest(x=-0.8, y=0.3, out_dir=tmp_path / "wav", pitches=pitches, format="wav", name="exact")
+    result = export_notes(source, request)
+    assert [n.pitch for n in result.notes] == list(pitches)
+    assert result.repitched == {24: 48, 36: 48, 47: 48, 73: 72, 84: 72, 96: 72, 108: 72}
+    assert result.warnings and "re-pitched" in result.warnings[0] and "C7" in result.warnings[0]
+    manifest = json.loads((tmp_path / "wav" / "exact.export.json").read_text())
+    assert {n["pitch"]: n["repitched_from"] for n in manifest["notes"]} == {p: result.repitched.get(p)
+                                                                            for p in pitches}
+    for note in result.notes:
+        assert note.path.name == f"exact_{note.pitch:03d}_{note_name(note.pitch)}.wav"
+        audio, rate = soundfile.read(note.path, dtype="float64")
+        held_s = 3.0 * (2.0 ** ((result.repitched.get(note.pitch, note.pitch) - note.pitch) / 12.0))
+        held = audio[int(0.2 * held_s * rate):int(0.8 * held_s * rate)]
+        tone = dominant_tone(held, rate)
+        assert abs(cents(tone.frequency, midi_to_hz(note.pitch))) < 10, (note.path.name, tone.frequency)
+        # the whole (re-pitched) note: a note two octaves up lasts a quarter as long, its release tail included
+        assert len(audio) == pytest.approx(4.0 * held_s / 3.0 * rate, abs=rate * 0.01)
+        if note.loop is not None:
+            assert 0 < note.loop[0] < note.loop[1] < held_s * rate
+
+
+def test_export_command_line_warns_about_repitched_notes_and_defaults_to_the_source_range(tmp_path, capsys,
+                                                                                          monkeypatch):
+    import synth.render
+    from synth.cli import main
+
+    source = ClampingSource(pitch_range=(60, 63), duration=1.0)
+    monkeypatch.setattr(synth.render, "open_source",
+                        lambda bundle=None, demo=False: synth.render.OpenedSource(source, None, "clamping test"))
+    assert main(["export", "--xy", "0", "0", "--pitches", "58-60", "--format", "wav", "-o", str(tmp_path / "a"),
+                 "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "re-pitched" in captured.err and "58 (As3) from 60 (C4)" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["repitched"] == {"58": 60, "59": 60}
+    assert main(["export", "--xy", "0", "0", "--format", "wav", "-o", str(tmp_path / "b"), "--name", "n",
+                 "--quiet"]) == 0
+    assert sorted(int(p.name.split("_")[1]) for p in (tmp_path / "b").glob("*.wav")) == [60, 61, 62, 63]
+    assert "re-pitched" not in capsys.readouterr().err
+
+
+def test_export_generates_the_timbre_of_the_requested_velocity(tmp_path):
+    source = SineNoteSource(velocity_layers=(40, 70, 100, 127), duration=1.0)
+    spectra = {}
+    for velocity in (40, 127):
+        request = ExportRequest(x=0.0, y=0.0, out_dir=tmp_path / f"v{velocity}", pitches=(60,), format="wav",
+                                velocity=velocity, name="v")
+        (note,) = export_notes(source, request).notes
+        audio, rate = soundfile.read(note.path, dtype="float64")
+        held = audio[int(0.1 * rate):int(0.6 * rate)]
+        spectrum = np.abs(np.fft.rfft(held * np.hanning(len(held))))
+        freqs = np.fft.rfftfreq(len(held), 1.0 / rate)
+        spectra[velocity] = (float(np.sum(freqs * spectrum) / np.sum(spectrum)), float(np.max(np.abs(held))))
+        manifest = json.loads((tmp_path / f"v{velocity}" / "v.export.json").read_text())
+        assert manifest["velocity"] == velocity and manifest["velocity_layer"] == velocity
+    assert spectra[127][0] > 1.3 * spectra[40][0] and spectra[127][1] > spectra[40][1]

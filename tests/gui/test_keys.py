@@ -78,3 +78,139 @@ def test_notes_held_from_midi_are_shown(window, adapter, qtbot):
     qtbot.waitUntil(lambda: 67 in window.keyboard.held, timeout=1000)
     adapter.engine._track((NOTE_OFF, 67, 0))
     qtbot.waitUntil(lambda: 67 not in window.keyboard.held, timeout=1000)
+
+
+# ---------------------------------------------------------------- issue 18: the whole keyboard
+
+
+def key_colour(keyboard, pitch):
+    """Colour painted at the lower part of a key (below the black keys for white ones)."""
+    from PySide6.QtGui import QColor
+
+    image = keyboard.grab().toImage()
+    rect = keyboard.key_rect(pitch)
+    point = rect.center() if keyboard.is_black_key(pitch) else rect.center() + _down(rect.height() * 0.3)
+    return QColor(image.pixel(point.toPoint()))
+
+
+def _down(pixels):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(0, pixels)
+
+
+def test_the_keyboard_shows_the_whole_range_of_an_88_key_model(qtbot):
+    from gui.keyboard import PianoKeyboard
+
+    keyboard = PianoKeyboard(36, 84)
+    qtbot.addWidget(keyboard)
+    keyboard.set_model_range(21, 108)
+    assert (keyboard.low, keyboard.high) == (21, 108) and len(keyboard.keys()) == 88
+    keyboard.resize(1100, 110)
+    keyboard.show()
+    qtbot.waitExposed(keyboard)
+    assert keyboard.visible_range() == (21, 108)  # all 88 keys fit a wide window
+    for pitch in (21, 22, 60, 107, 108):
+        rect = keyboard.key_rect(pitch)
+        assert 0 <= rect.left() and rect.right() <= keyboard.width() + 0.5
+        assert keyboard.pitch_at(rect.center().x(), rect.center().y()) == pitch
+
+
+def test_a_narrow_keyboard_scrolls_and_a_wider_one_shows_more_octaves(qtbot):
+    from gui.keyboard import MIN_WHITE_KEY_WIDTH, PianoKeyboard
+
+    keyboard = PianoKeyboard(21, 108)
+    qtbot.addWidget(keyboard)
+    keyboard.show()
+    shown = {}
+    for width in (300, 600, 900):
+        keyboard.resize(width, 110)
+        qtbot.waitUntil(lambda: keyboard.width() == width)
+        low, high = keyboard.visible_range()
+        shown[width] = high - low
+        assert keyboard.white_key_width() >= MIN_WHITE_KEY_WIDTH
+        assert low <= keyboard.marked_base <= high  # the computer keys' octave stays in view
+    assert shown[300] < shown[600] < shown[900]
+    keyboard.resize(300, 110)
+    qtbot.waitUntil(lambda: keyboard.width() == 300)
+    keyboard.scroll_octaves(20)  # as far up as it goes
+    assert keyboard.visible_range()[1] == 108
+    rect = keyboard.key_rect(108)
+    qtbot.mousePress(keyboard, Qt.LeftButton, pos=rect.center().toPoint())
+    with qtbot.waitSignal(keyboard.noteOff):
+        qtbot.mouseRelease(keyboard, Qt.LeftButton, pos=rect.center().toPoint())
+
+
+def test_a_held_note_out_of_view_scrolls_into_view(qtbot):
+    from gui.keyboard import PianoKeyboard
+
+    keyboard = PianoKeyboard(21, 108)
+    qtbot.addWidget(keyboard)
+    keyboard.resize(300, 110)
+    keyboard.show()
+    qtbot.waitUntil(lambda: keyboard.width() == 300)
+    assert not keyboard.is_visible_key(21)
+    keyboard.set_held({21})
+    assert keyboard.is_visible_key(21)
+
+
+def test_midi_notes_anywhere_in_the_range_light_up(window, adapter, qtbot):
+    from gui.keyboard import HELD_COLOUR
+
+    low, high = adapter.pitch_range
+    keyboard = window.keyboard
+    assert keyboard.low <= low and high <= keyboard.high
+    for pitch in (low, (low + high) // 2, high):
+        adapter.engine._track((NOTE_ON, pitch, 90))
+        qtbot.waitUntil(lambda: pitch in keyboard.held, timeout=1000)
+        assert keyboard.is_visible_key(pitch)
+        assert key_colour(keyboard, pitch) == HELD_COLOUR
+        adapter.engine._track((NOTE_OFF, pitch, 0))
+        qtbot.waitUntil(lambda: pitch not in keyboard.held, timeout=1000)
+        assert key_colour(keyboard, pitch) != HELD_COLOUR
+
+
+def test_the_window_keyboard_covers_an_88_key_source(qtbot, library, user_config):
+    from gui.engine_adapter import EngineAdapter
+    from gui.main_window import MainWindow
+    from synth.engine.engine import Engine
+    from synth.engine.sources import SineNoteSource
+
+    adapter = EngineAdapter(Engine(SineNoteSource(pitch_range=(21, 108)), midi=False, use_grid=False), audio=False)
+    try:
+        window = MainWindow(adapter, library)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        assert (window.keyboard.low, window.keyboard.high) == (21, 108)
+        assert window.keyboard.visible_range() == (21, 108)  # the default window is wide enough for 88 keys
+    finally:
+        adapter.close()
+
+
+def test_the_wheel_scrolls_a_narrow_keyboard(qtbot):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    from gui.keyboard import PianoKeyboard
+
+    keyboard = PianoKeyboard(21, 108)
+    qtbot.addWidget(keyboard)
+    keyboard.resize(300, 110)
+    keyboard.show()
+    qtbot.waitUntil(lambda: keyboard.width() == 300)
+    before = keyboard.visible_range()
+    wheel = QWheelEvent(QPointF(50, 50), QPointF(50, 50), QPoint(), QPoint(0, 120), Qt.NoButton, Qt.NoModifier,
+                        Qt.NoScrollPhase, False)
+    QApplication.sendEvent(keyboard, wheel)
+    after = keyboard.visible_range()
+    assert after[0] > before[0] and after[1] > before[1]
+
+
+def test_export_dialog_offers_the_models_whole_range(window, adapter):
+    from gui.export_dialogs import ExportDialog
+
+    low, high = adapter.pitch_range
+    dialog = ExportDialog(window)
+    assert dialog.pitches_edit.text() == f"{low}-{high}"
+    assert dialog.request().pitches == tuple(range(low, high + 1))
