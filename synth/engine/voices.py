@@ -200,6 +200,8 @@ class Mixer:
             voice.slot, voice.buffer = None, buffer_ref
         voice.next_buffer = None
         voice.pos = 0.0
+        # curve(v) with one layer; curve(v) / curve(layer) with several, because the layer's note already carries
+        # the level the model learned for that velocity: applying the curve on top would count it twice
         voice.gain = float(self._velocity[min(velocity, 127)])
         voice.env = 0.0
         voice.env_target = 1.0

@@ -297,3 +297,15 @@ def test_a_pad_move_abandons_every_layer_of_the_old_point():
         assert worker.layer_slots[0][60].buffer.key.qx == NoteCache(SR).key("", 0.529, 0.5, 60).qx
     finally:
         worker.stop()
+
+
+def test_the_model_source_reports_the_synthesizers_velocity_layers():
+    from types import SimpleNamespace
+
+    from synth.engine.engine import ModelNoteSource
+
+    bundle = SimpleNamespace(sample_rate=24000, pitch_range=(21, 108), hash="abc", path="x", instruments=[])
+    layered = ModelNoteSource(SimpleNamespace(num_samples=96000, velocity_layers=(40, 70, 100, 127)), bundle)
+    old = ModelNoteSource(SimpleNamespace(num_samples=96000), bundle)  # a Synthesizer before velocity layers
+    assert velocity_layers_of(layered) == LAYERS and velocity_layers_of(old) == (100,)
+    assert layered.pitch_range == (21, 108)
