@@ -1,18 +1,25 @@
-"""``synth eval generate``: pitch accuracy and spectral distances of generated notes (issue 5).
+"""``synth eval generate``: how close generated notes come to real ones (issues 5, 15 and 18).
 
-On held-out instruments (``--split test``), each at its OWN latent point (centroid of the VAE's mu over its notes):
-- pitch accuracy (torchcrepe, ``synth.eval.audio_metrics``) of: the real notes ("ground truth raw"), codec round
-  trips of the cached embeddings ("ground truth encoded"), generated notes, VAE-decoder notes, and the baseline
-  "mean of the 5 nearest training instruments" (their standardized embeddings at the same pitch averaged, then
-  decoded: what interpolating known instruments would give);
-- multi-resolution STFT and log-mel L1 distances of each of these to the real note (codec round trip = ceiling);
-- MSE of the standardized codec frames of generated, VAE-decoder and nearest-5 notes to the real note's frames
-  (learned dims): the models' own error, before the codec's decoding error that dominates the audio distances;
-- the share of notes where the generated note is closer to the real one than the VAE decoder's (paired);
-- the same on a sample of TRAINING instruments (generalization gap);
-- pitch accuracy at ``--random-points`` random points of the pad (uniform in the instruments' bounding box), one
-  random pitch each: the player is not limited to where instruments sit.
-Notes are a seeded sample (``--max-notes``) because crepe is the cost of this eval on a CPU.
+On held-out instruments (``--split test``), each note at its instrument's OWN point (bundle.json's point of the
+instrument, else the centroid of the VAE's mu over its notes), its own pitch and its own velocity, side by side:
+the real notes, the codec round trips of their cached codes (the ceiling), the flow sampler (when the bundle has
+one; default steps and guidance, plus ``--guidance`` values to sweep), the MSE generator, the VAE decoder, and the
+mean of the 5 nearest training instruments' codes at the same pitch. Reported (definitions in
+``synth/eval/generate.py``'s docstring):
+
+- pitch accuracy played and unlocked, torchcrepe and pYIN, real notes alongside; by octave over MIDI 21-108 (pYIN
+  only above MIDI 95, where crepe cannot track) and where the real note is in tune;
+- MR-STFT, log-mel and MFCC-timbre distances to the real note, and the paired share of notes where one model's note
+  is closer than another's (flow vs MSE generator and vs the 5-nearest mean: issue 15's >= 60% target);
+- frame MSE of the standardized codes to the real note's;
+- a Frechet distance between produced and real notes on an MFCC-statistics embedding (codec round trips = floor);
+- release / noise / attack / timbre measures of each model's notes against the real ones (``synth.eval.sound``);
+- timbre spread of MIDI 60 notes across up to 40 instrument points relative to the real instruments' spread;
+- with velocity layers in the data: level and brightness per layer, brightness slope over velocity per family;
+- the same distances on a sample of TRAINING instruments (generalization gap), and pitch accuracy at
+  ``--random-points`` random pad points (one random pitch and velocity each).
+Notes are a seeded sample (``--max-notes``): torchcrepe is the cost of this eval on a CPU (~15 s per 100 notes and
+condition). The last printed line is the JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.eval import generate as G
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default="models/default", help="model bundle folder")
@@ -35,167 +44,104 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-notes", type=int, default=100, help="notes sampled from the split")
     parser.add_argument("--train-notes", type=int, default=50, help="notes sampled from train (overfitting check)")
     parser.add_argument("--random-points", type=int, default=200)
+    parser.add_argument("--spread-points", type=int, default=40,
+                        help="instrument points for the timbre spread at C4 (held-out first, then train)")
+    parser.add_argument("--guidance", default="",
+                        help="comma-separated extra flow guidance scales to sweep (e.g. 1,2,3); the default always runs")
+    parser.add_argument("--note-off", type=float, default=None,
+                        help="note-off time (s) for the sound measures (default 3.0; 0.75 of the note if shorter than 4 s)")
+    parser.add_argument("--skip-sound", action="store_true", help="skip the release/noise/attack reports")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores but one)")
     parser.add_argument("--json", action="store_true")
 
 
-def _decode(synth, frames):
-    import torch
-
-    with torch.inference_mode():
-        return torch.from_numpy(synth._safe(synth._decode(frames)))
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-def _played_and_raw(synth, frames, pitch):
-    """(as the instrument plays it: pitch channel locked, as the network wrote it)."""
-    return _decode(synth, synth.lock_pitch(frames, pitch)), _decode(synth, frames)
-
-
-def _generate(synth, z, p, chunk: int = 25):
-    """(played waves, unlocked waves, standardized frames) of the generator."""
-    import torch
-
-    played, raw, frames = [], [], []
-    with torch.inference_mode():
-        for i in range(0, len(z), chunk):
-            pb = p[i : i + chunk].to(synth.device)
-            f = synth.generator_frames(z[i : i + chunk].to(synth.device), pb)
-            a, b = _played_and_raw(synth, f, pb)
-            played.append(a)
-            raw.append(b)
-            frames.append(f.cpu())
-    return torch.cat(played), torch.cat(raw), torch.cat(frames)
-
-
-def _vae(synth, z, p):
-    import torch
-
-    with torch.inference_mode():
-        pd = p.to(synth.device)
-        f = synth.vae.decode(z.to(synth.device), pd)
-        return (*_played_and_raw(synth, f, pd), f.cpu())
-
-
-def _frame_mse(synth, frames, real) -> float:
-    """MSE of standardized codec frames to the real note's, on the learned dims (the pitch channel is written from
-    the pitch when played): a finer measure than the audio distances, which the codec's own error dominates."""
-    d = synth._pitch_dim if synth._pitch_dim is not None else frames.shape[-1]
-    t = min(frames.shape[1], real.shape[1])
-    return float(((frames[:, :t, :d].float() - real[:, :t, :d].float()) ** 2).mean())
-
-
-def _points(vae, emb, split, classes):
+def _points(synth, emb, split, classes) -> tuple[dict, int]:
+    """Instrument -> point: bundle.json's point where the bundle lists the instrument (where it sits on the pad),
+    else the centroid of the VAE's mu over its notes; and how many came from bundle.json."""
     from synth.eval.latent import centroids, encode_notes
     from synth.model.data import load_notes
 
+    vae = synth.vae
     pr = (vae.cfg.pitch_min, vae.cfg.pitch_max)
     notes = load_notes(emb, split, classes, vae.cfg.num_frames, vae.cfg.time_pool, pr)
     mu, _ = encode_notes(vae, notes)
     names, cents, _ = centroids(mu, notes.instrument_names, notes.family.numpy())
-    return dict(zip(names, cents))
+    listed = {i["name"]: np.array([i["x"], i["y"]], np.float32) for i in synth.bundle.instruments}
+    pts = {n: listed.get(n, c) for n, c in zip(names, cents)}
+    return pts, sum(n in listed for n in names)
 
 
-def _real_audio(data_root, split, note_strs, sample_rate, num_samples):
-    """Real waves for the given note_strs (None where the audio is not there)."""
-    from synth.codec.notes import load_note_audio, read_notes
-
-    try:
-        by_name = {n.note_str: n for n in read_notes(data_root, split)}
-    except Exception as exc:
-        print(f"real audio unavailable for {split}: {exc}", file=sys.stderr)
-        return [None] * len(note_strs)
-    out = []
-    for s in note_strs:
-        n = by_name.get(s)
-        out.append(None if n is None else load_note_audio(n, sample_rate, num_samples))
-    return out
+def _sweep_names(synth, guidances) -> dict:
+    """Condition name -> guidance of the extra sweep values (the default guidance is the ``flow`` condition)."""
+    if synth.flow is None:
+        return {}
+    return {f"flow_g{g:g}": g for g in guidances if abs(g - synth.guidance) > 1e-9}
 
 
-def _conditions(synth, emb, split, rows, points, train_points, train_cache, data_root):
-    """Waves of every condition for the chosen rows of ``split``."""
+def _conditions(synth, cache, rows, points, train_points, train_cache, t_index, data_root, split, sweep):
+    """(waves, standardized frames, meta, nearest5 exact-velocity share) of every condition for ``rows``."""
     import torch
 
-    from synth.model.data import open_cache
-
-    cache = open_cache(emb, split)
     meta = [cache.meta[i] for i in rows]
-    pitch = torch.tensor([int(m["pitch"]) for m in meta])
+    p = torch.tensor([int(m["pitch"]) for m in meta])
+    v = torch.tensor([int(m.get("velocity", 100)) for m in meta])
     z = torch.tensor(np.stack([points[m["instrument_str"]] for m in meta]), dtype=torch.float32)
-    std_rows = torch.from_numpy((np.asarray(cache.embeddings[rows], np.float32) - cache.mean) / cache.std)
-    t = synth.num_frames
-    std_rows = std_rows[:, :t]
-    waves = {"codec": _decode(synth, std_rows)}
-    # "generated"/"vae": what the instrument plays (pitch channel locked, Synthesizer.lock_pitch); "*_unlocked": the
-    # network's own pitch channel, to show what the lock does
-    frames = {}
-    waves["generated"], waves["generated_unlocked"], frames["generated"] = _generate(synth, z, pitch)
-    waves["vae"], waves["vae_unlocked"], frames["vae"] = _vae(synth, z, pitch)
-    # 5 nearest training instruments (excluding the instrument itself when it is a training one)
-    tnames = sorted(train_points)
-    tc = np.stack([train_points[n] for n in tnames])
-    t_index = {}
-    for i, m in enumerate(train_cache.meta):
-        t_index[(m["instrument_str"], int(m["pitch"]))] = i
-    nn_frames = []
-    for m, zz in zip(meta, z.numpy()):
-        order = np.argsort(((tc - zz) ** 2).sum(1))
-        picks = []
-        for j in order:
-            if tnames[j] == m["instrument_str"]:
-                continue
-            r = t_index.get((tnames[j], int(m["pitch"])))
-            if r is not None:
-                picks.append(r)
-            if len(picks) == 5:
-                break
-        e = (np.asarray(train_cache.embeddings[sorted(picks)], np.float32) - train_cache.mean) / train_cache.std
-        nn_frames.append(torch.from_numpy(e[:, :t].mean(0)))
-    frames["nearest5"] = torch.stack(nn_frames)
-    waves["nearest5"] = _decode(synth, frames["nearest5"])
-    frame_mse = {name: _frame_mse(synth, f, std_rows) for name, f in frames.items()}
-    real = _real_audio(data_root, split, [m["note_str"] for m in meta], synth.sample_rate, waves["codec"].shape[1])
-    if all(r is not None for r in real):
+    std = torch.from_numpy((np.asarray(cache.embeddings[rows], np.float32) - cache.mean) / cache.std)
+    std = std[:, : synth.num_frames]
+    waves, frames = {"codec": G.decode(synth, std)}, {}
+    for kind in G.models_of(synth):
+        frames[kind] = G.model_frames(synth, kind, z, p, v)
+        waves[kind], waves[f"{kind}_unlocked"] = G.played_and_unlocked(synth, frames[kind], p)
+    for name, g in sweep.items():
+        frames[name] = G.model_frames(synth, "flow", z, p, v, guidance=g)
+        waves[name] = G.played_and_unlocked(synth, frames[name], p)[0]
+    frames["nearest5"], exact = G.nearest5_frames(meta, z.numpy(), train_points, train_cache, t_index,
+                                                  synth.num_frames)
+    waves["nearest5"] = G.decode(synth, frames["nearest5"])
+    real = G.real_audio(data_root, split, [m["note_str"] for m in meta], synth.sample_rate, waves["codec"].shape[1])
+    if all(r is not None for r in real) and real:
         waves["real"] = torch.from_numpy(np.stack(real))
-    return waves, pitch.numpy(), frame_mse
+    mse = {k: G.frame_mse(synth, f, std) for k, f in frames.items()}
+    return waves, mse, meta, exact
 
 
-def _measure(waves, pitch, sample_rate) -> dict:
-    from synth.eval.audio_metrics import cents_off, log_mel_l1, mrstft_distance, pitch_accuracy
+def _random_points(synth, args, rng, train_points) -> dict:
+    import torch
 
-    res = {"notes": int(len(pitch)), "pitch_accuracy": {}, "median_abs_cents": {}, "mrstft_to_real": {},
-           "logmel_l1_to_real": {}}
-    for name, w in waves.items():
-        acc = pitch_accuracy(w, sample_rate, pitch)
-        res["pitch_accuracy"][name] = acc["accuracy"]
-        cents = np.abs(cents_off(acc["f0"], pitch))  # NaN where the tracker found no voiced frame
-        res["median_abs_cents"][name] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
-    if "real" in waves:
-        for name, w in waves.items():
-            if name == "real":
-                continue
-            res["mrstft_to_real"][name] = mrstft_distance(w, waves["real"])
-            res["logmel_l1_to_real"][name] = log_mel_l1(w, waves["real"], sample_rate)
-        res["generated_closer_than_vae"] = _win_rate(waves["generated"], waves["vae"], waves["real"], sample_rate)
-    return res
+    from synth.eval.audio_metrics import pitch_accuracy
 
-
-def _win_rate(a, b, real, sample_rate) -> dict:
-    """Share of notes where ``a`` is closer to the real note than ``b`` (paired, per note, each distance): shows
-    whether a small difference of the means is a consistent one."""
-    from synth.eval.audio_metrics import log_mel_l1, mrstft_distance
-
-    out = {}
-    for name, dist in (("mrstft", mrstft_distance), ("logmel", lambda w, r: log_mel_l1(w, r, sample_rate))):
-        wins = [dist(a[i : i + 1], real[i : i + 1]) < dist(b[i : i + 1], real[i : i + 1]) for i in range(len(real))]
-        out[name] = float(np.mean(wins)) if wins else float("nan")
+    allc = np.stack(list(train_points.values()))
+    (x0, y0), (x1, y1) = allc.min(0), allc.max(0)
+    n = args.random_points
+    z = torch.tensor(np.stack([rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)], 1), dtype=torch.float32)
+    lo, hi = _pitch_range(synth)
+    p = torch.tensor(rng.integers(lo, hi + 1, n))
+    v = torch.tensor(rng.choice(list(synth.velocity_layers), n))
+    out = {"points": n, "pitch_range": [lo, hi]}
+    for kind in [k for k in G.models_of(synth) if k != "vae"]:
+        played, unlocked = G.played_and_unlocked(synth, G.model_frames(synth, kind, z, p, v), p)
+        ok = p.numpy() <= G.CREPE_MAX_MIDI
+        key = "" if kind == "generator" else f"_{kind}"  # the generator's keys as before
+        out[f"pitch_accuracy{key}"] = G._num(pitch_accuracy(played[ok], synth.sample_rate, p.numpy()[ok])["accuracy"])
+        out[f"pitch_accuracy_unlocked{key}"] = G._num(pitch_accuracy(unlocked[ok], synth.sample_rate,
+                                                                     p.numpy()[ok])["accuracy"])
     return out
+
+
+def _pitch_range(synth) -> tuple[int, int]:
+    lo, hi = synth.pitch_range
+    if synth.flow is not None:
+        lo, hi = max(lo, synth.flow.cfg.pitch_min), min(hi, synth.flow.cfg.pitch_max)
+    return lo, hi
 
 
 def evaluate(args) -> dict:
-    import torch
-
     from synth.engine.synthesizer import Synthesizer
     from synth.model.bundle import load_bundle
     from synth.model.data import open_cache, train_instruments
@@ -203,45 +149,88 @@ def evaluate(args) -> dict:
     t0 = time.time()
     bundle = load_bundle(args.bundle, device=args.device)
     synth = Synthesizer(bundle, device=args.device)
+    sweep = _sweep_names(synth, _guidances(args.guidance))
+    note_off = args.note_off
+    length = synth.num_samples / synth.sample_rate
+    if note_off is None:
+        note_off = 3.0 if length >= 4.0 else round(0.75 * length, 3)
     classes = train_instruments(args.emb)
     rng = np.random.default_rng(args.seed)
     train_cache = open_cache(args.emb, "train")
-    train_points = _points(bundle.vae, args.emb, "train", classes)
-    out = {"bundle": str(args.bundle), "hash": bundle.hash, "split": args.split}
-    lo, hi = bundle.pitch_range
+    t_index = G.train_index(train_cache)
+    train_points, n_listed = _points(synth, args.emb, "train", classes)
+    lo, hi = _pitch_range(synth)
+    out = {"bundle": str(args.bundle), "hash": bundle.hash, "split": args.split, "play_path": synth.play_path,
+           "flow": ({"steps": synth.steps, "guidance": synth.guidance, "sampler": synth.flow.cfg.sampler,
+                     "guidance_sweep": sorted(sweep.values())} if synth.flow is not None else None),
+           "velocity_layers": list(synth.velocity_layers), "pitch_range": [lo, hi], "note_off_s": note_off,
+           "threads": None}
+    test_points = None
     for split, n in ((args.split, args.max_notes), ("train", args.train_notes)):
         if n <= 0:
             continue
+        _log(f"eval generate: {split}, {n} notes")
         cache = open_cache(args.emb, split)
         ok = [i for i, m in enumerate(cache.meta) if lo <= int(m["pitch"]) <= hi]
         rows = np.sort(rng.choice(ok, size=min(n, len(ok)), replace=False))
-        points = train_points if split == "train" else _points(bundle.vae, args.emb, split, classes)
-        waves, pitch, frame_mse = _conditions(synth, args.emb, split, rows, points, train_points, train_cache, args.data)
-        res = _measure(waves, pitch, synth.sample_rate)
-        res["frame_mse_to_real_codes"] = frame_mse
+        if split == "train":
+            points, listed = train_points, n_listed
+        else:
+            points, listed = _points(synth, args.emb, split, classes)
+            test_points = points
+        t1 = time.time()
+        waves, mse, meta, exact = _conditions(synth, cache, rows, points, train_points, train_cache, t_index,
+                                              args.data, split, sweep if split != "train" else {})
+        gen_s = time.time() - t1
+        res = G.measure_split(synth, waves, mse, meta, exact, note_off, full=split != "train",
+                             skip_sound=args.skip_sound, seed=args.seed)
+        res["points"] = f"bundle.json points for {listed} of {len(points)} instruments, VAE mu centroids for the rest"
+        res["seconds"]["generate_and_decode"] = round(gen_s, 1)
         out["train" if split == "train" else "held_out"] = res
+    spread = {}
+    if args.spread_points > 1 and test_points is not None and lo <= 60 <= hi:
+        _log("eval generate: timbre spread at C4")
+        t1 = time.time()
+        spread = G.spread_c4(synth, args, rng, open_cache(args.emb, args.split), test_points, train_cache,
+                            train_points, t_index, sweep, note_off)
+        spread["seconds"] = round(time.time() - t1, 1)
+        out["timbre_spread_c4"] = spread
+    if "held_out" in out:
+        out["guidance_sweep"] = G.guidance_sweep(synth, out["held_out"], spread, sweep)
+        out["targets"] = G.targets(out["held_out"], spread)
     if args.random_points > 0:
-        allc = np.stack(list(train_points.values()))
-        (x0, y0), (x1, y1) = allc.min(0), allc.max(0)
-        z = torch.tensor(np.stack([rng.uniform(x0, x1, args.random_points), rng.uniform(y0, y1, args.random_points)], 1),
-                         dtype=torch.float32)
-        p = torch.tensor(rng.integers(lo, hi + 1, args.random_points))
-        from synth.eval.audio_metrics import pitch_accuracy
-
-        played, unlocked, _ = _generate(synth, z, p)
-        out["random_points"] = {"points": args.random_points,
-                                "pitch_accuracy": pitch_accuracy(played, synth.sample_rate, p.numpy())["accuracy"],
-                                "pitch_accuracy_unlocked": pitch_accuracy(unlocked, synth.sample_rate,
-                                                                          p.numpy())["accuracy"]}
+        out["random_points"] = _random_points(synth, args, rng, train_points)
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
 
+def _guidances(text: str) -> list[float]:
+    from synth.engine.synthesizer import GUIDANCE_RANGE
+
+    out = []
+    for g in str(text).split(","):
+        if g.strip():
+            try:
+                x = float(g)
+            except ValueError:
+                x = float("nan")
+            if not (math.isfinite(x) and GUIDANCE_RANGE[0] <= x <= GUIDANCE_RANGE[1]):
+                raise ValueError(f"--guidance: {g.strip()!r} is not a number in {GUIDANCE_RANGE}")
+            out.append(x)
+    return out
+
+
 def _clean(obj):
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else round(obj, 5)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else round(float(obj), 5)
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
     return obj
 
 
@@ -254,9 +243,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
-    res = _clean(evaluate(args))
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print(json.dumps(res, indent=1))
+    try:
+        _guidances(args.guidance)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    res = evaluate(args)
+    res["threads"] = torch.get_num_threads()
+    res = _clean(res)
+    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
     return 0

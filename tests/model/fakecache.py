@@ -32,3 +32,31 @@ def write_fake_cache(out: Path, num_frames: int = 24, dim: int = 8, instruments=
         (out / f"{split}.json").write_text(json.dumps(info))
     np.savez(out / "stats.npz", mean=np.full(dim, 0.1, np.float32), std=np.full(dim, 0.5, np.float32))
     return out
+
+
+def write_fake_audio(root: Path, emb: Path, splits=("train", "test"), sample_rate: int = 24000,
+                     seconds: float = 2.0, note_off_s: float = 1.5) -> Path:
+    """Real-audio stand-ins in the NSynth layout (``nsynth-<split>/examples.json`` + ``audio/<note_str>.wav``) for
+    every note of the fake cache ``emb``: a harmonic tone at the note's pitch whose spectral tilt depends on the
+    instrument and gets brighter with velocity, louder with velocity, released at ``note_off_s``."""
+    import soundfile as sf
+
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    env = np.minimum(t / 0.01, 1.0) * np.where(t < note_off_s, 1.0, np.exp(-(t - note_off_s) / 0.05))
+    for split in splits:
+        meta = json.loads((emb / f"{split}.json").read_text())["meta"]
+        folder = root / f"nsynth-{split}"
+        (folder / "audio").mkdir(parents=True, exist_ok=True)
+        examples = {}
+        for m in meta:
+            v = int(m.get("velocity", 100))
+            f0 = 440.0 * 2 ** ((int(m["pitch"]) - 69) / 12)
+            tilt = 2.5 - 0.25 * (sum(map(ord, m["instrument_str"])) % 7) - 1.5 * (v - 40) / 87
+            w = sum(k ** -tilt * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 12) if k * f0 < 10000)
+            w = 0.3 * (v / 127) * w / np.abs(w).max() * env
+            sf.write(folder / "audio" / f"{m['note_str']}.wav", w.astype(np.float32), sample_rate)
+            examples[m["note_str"]] = {"note_str": m["note_str"], "instrument_str": m["instrument_str"],
+                                       "instrument_family_str": m["family"], "pitch": int(m["pitch"]),
+                                       "velocity": v, "sample_rate": sample_rate}
+        (folder / "examples.json").write_text(json.dumps(examples))
+    return root
