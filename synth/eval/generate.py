@@ -556,7 +556,8 @@ def guidance_sweep(synth, held: dict, spread: dict, sweep: dict) -> dict | None:
         paired = held.get("paired", {})
         rows.append({
             "guidance": g, "condition": name,
-            "pitch_accuracy": held["pitch_accuracy"].get(name), "pitch_accuracy_pyin": held["pitch_accuracy_pyin"].get(name),
+            "pitch_accuracy": held["pitch_accuracy"].get(name),
+            "pitch_accuracy_pyin": held["pitch_accuracy_pyin"].get(name),
             "mrstft_to_real_note_mean": held.get("mrstft_to_real_note_mean", {}).get(name),
             "logmel_l1_to_real_note_mean": held.get("logmel_l1_to_real_note_mean", {}).get(name),
             "mfcc_to_real_mean": held.get("mfcc_to_real_mean", {}).get(name),

@@ -47,9 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spread-points", type=int, default=40,
                         help="instrument points for the timbre spread at C4 (held-out first, then train)")
     parser.add_argument("--guidance", default="",
-                        help="comma-separated extra flow guidance scales to sweep (e.g. 1,2,3); the default always runs")
+                        help="comma-separated flow guidance scales to sweep besides the default (e.g. 1,2,3)")
     parser.add_argument("--note-off", type=float, default=None,
-                        help="note-off time (s) for the sound measures (default 3.0; 0.75 of the note if shorter than 4 s)")
+                        help="note-off (s) for the sound measures (default 3.0; 0.75 of the note when under 4 s)")
     parser.add_argument("--skip-sound", action="store_true", help="skip the release/noise/attack reports")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -123,10 +123,11 @@ def _random_points(synth, args, rng, train_points) -> dict:
     lo, hi = _pitch_range(synth)
     p = torch.tensor(rng.integers(lo, hi + 1, n))
     v = torch.tensor(rng.choice(list(synth.velocity_layers), n))
-    out = {"points": n, "pitch_range": [lo, hi]}
+    ok = p.numpy() <= G.CREPE_MAX_MIDI
+    out = {"points": n, "pitch_range": [lo, hi], "velocity_layers": list(synth.velocity_layers),
+           "crepe_notes": int(ok.sum()), "tracker": f"crepe, notes up to MIDI {G.CREPE_MAX_MIDI}"}
     for kind in [k for k in G.models_of(synth) if k != "vae"]:
         played, unlocked = G.played_and_unlocked(synth, G.model_frames(synth, kind, z, p, v), p)
-        ok = p.numpy() <= G.CREPE_MAX_MIDI
         key = "" if kind == "generator" else f"_{kind}"  # the generator's keys as before
         out[f"pitch_accuracy{key}"] = G._num(pitch_accuracy(played[ok], synth.sample_rate, p.numpy()[ok])["accuracy"])
         out[f"pitch_accuracy_unlocked{key}"] = G._num(pitch_accuracy(unlocked[ok], synth.sample_rate,

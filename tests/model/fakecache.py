@@ -35,16 +35,17 @@ def write_fake_cache(out: Path, num_frames: int = 24, dim: int = 8, instruments=
 
 
 def write_fake_audio(root: Path, emb: Path, splits=("train", "test"), sample_rate: int = 24000,
-                     seconds: float = 2.0, note_off_s: float = 1.5) -> Path:
+                     seconds: float = 2.0, note_off_s: float = 1.5, keep=None) -> Path:
     """Real-audio stand-ins in the NSynth layout (``nsynth-<split>/examples.json`` + ``audio/<note_str>.wav``) for
-    every note of the fake cache ``emb``: a harmonic tone at the note's pitch whose spectral tilt depends on the
-    instrument and gets brighter with velocity, louder with velocity, released at ``note_off_s``."""
+    the notes of the fake cache ``emb`` (those for which ``keep(split, meta)`` is true, default all): a harmonic
+    tone at the note's pitch whose spectral tilt depends on the instrument and gets brighter with velocity, louder
+    with velocity, released at ``note_off_s``."""
     import soundfile as sf
 
     t = np.arange(int(sample_rate * seconds)) / sample_rate
     env = np.minimum(t / 0.01, 1.0) * np.where(t < note_off_s, 1.0, np.exp(-(t - note_off_s) / 0.05))
     for split in splits:
-        meta = json.loads((emb / f"{split}.json").read_text())["meta"]
+        meta = [m for m in json.loads((emb / f"{split}.json").read_text())["meta"] if keep is None or keep(split, m)]
         folder = root / f"nsynth-{split}"
         (folder / "audio").mkdir(parents=True, exist_ok=True)
         examples = {}

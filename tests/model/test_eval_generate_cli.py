@@ -12,6 +12,7 @@ import pytest
 from synth.cli import main
 from synth.model.bundle import build_tiny_bundle
 from tests.model.fakecache import write_fake_audio, write_fake_cache
+from tests.model.widebundle import build_wide_tiny_bundle
 
 FRAMES = 150  # 2 s notes: room for the held part (0.25 s .. the note-off at 1.5 s) the sound measures read
 
@@ -28,12 +29,15 @@ def _finite(d: dict, keys) -> None:
 
 
 def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
-    emb = write_fake_cache(tmp_path / "emb", num_frames=FRAMES, velocities=(40, 100, 127))
-    write_fake_audio(tmp_path / "notes", emb)
-    bundle = build_tiny_bundle(tmp_path / "bundle", num_frames=FRAMES, flow=True)
+    """A velocity-conditioned flow bundle over MIDI 21-108; the cache spans 56-104 at three velocities; seed 6
+    samples held-out notes at MIDI 60, 87, 96 and 103 (two above crepe's range) and velocities 40 and 100."""
+    emb = write_fake_cache(tmp_path / "emb", num_frames=FRAMES, pitches=(56, 104), velocities=(40, 100, 127))
+    write_fake_audio(tmp_path / "notes", emb, keep=lambda split, m: split == "test" or m["pitch"] == 60)
+    bundle = build_wide_tiny_bundle(tmp_path / "bundle", num_frames=FRAMES)
     res = _run(capsys, ["--bundle", str(bundle), "--emb", str(emb), "--data", str(tmp_path / "notes"),
                         "--max-notes", "4", "--train-notes", "2", "--random-points", "2", "--spread-points", "4",
-                        "--guidance", "1"])
+                        "--guidance", "1", "--seed", "6"])
+    assert res["pitch_range"] == [21, 108] and res["velocity_layers"] == [40, 70, 100, 127]
     assert res["flow"]["guidance"] == 2.0 and res["flow"]["guidance_sweep"] == [1.0] and res["note_off_s"] == 1.5
     held = res["held_out"]
     assert held["notes"] == 4 and held["real_audio"] and res["train"]["notes"] == 2
@@ -42,7 +46,7 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     assert set(held["pitch_accuracy"]) == played | unlocked | {"real"}
     for key in ("pitch_accuracy", "pitch_accuracy_pyin"):
         assert all(0.0 <= a <= 1.0 for a in held[key].values())
-    assert held["pitch_accuracy"]["real"] == 1.0 and held["pitch_accuracy_pyin"]["real"] == 1.0
+    assert held["pitch_accuracy"]["real"] == 1.0  # crepe on the stand-in tones (the two it can track)
     for key in ("mrstft_to_real", "logmel_l1_to_real"):
         assert set(held[key]) == played | unlocked
         _finite(held[key], played)
@@ -67,15 +71,19 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     rep = held["sound"]["flow"]
     assert {"release", "noise", "attack_by_family", "timbre"} <= set(rep)
     assert rep["release"]["real"]["share_reaching_40db"] == 1.0
-    # pitch over the range, by octave, both trackers, real notes alongside
-    assert set(held["pitch_by_octave"]) <= {"48-59", "60-71", "72-83"}
-    for row in held["pitch_by_octave"].values():
-        assert row["crepe"]["real"] is not None and row["pyin"]["flow"] is not None
+    # pitch over the range, by octave, both trackers, real notes alongside; crepe only up to MIDI 95
+    assert held["pitch_accuracy_crepe_notes"] == 2
+    assert set(held["pitch_by_octave"]) == {"60-71", "84-95", "96-107"}
+    for lab, row in held["pitch_by_octave"].items():
+        assert row["pyin"]["flow"] is not None and row["pyin"]["real"] is not None
+        assert (row["crepe"] is None) == (lab == "96-107")
+    assert "pyin only" in held["pitch_by_octave"]["96-107"]["tracker"]
     rng = held["pitch_21_108"]
-    assert "pYIN above" in rng["rule"] and rng["where_real_correct"]["real"] == 1.0
+    assert "pYIN above" in rng["rule"] and rng["notes_above_95"] == 2
+    assert set(rng["where_real_correct"]) == played | unlocked | {"real"}
     # velocity layers: level and brightness per layer, brightness slope per family
     vel = held["velocity"]
-    assert vel["bundle_velocity_conditioned"] and set(vel["by_layer"]) <= {"40", "100", "127"}
+    assert vel["bundle_velocity_conditioned"] and set(vel["by_layer"]) == {"40", "100"}
     for row in vel["by_layer"].values():
         _finite(row["level_dbfs_p50"], ["real", "flow", "generator"])
         _finite(row["centroid_over_f0_p50"], ["real", "flow"])
@@ -93,24 +101,33 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     t = res["targets"]
     assert t["model"] == "flow" and t["closer_than_generator_mrstft"]["target"] == 0.6
     assert t["spread_ratio_c4"]["value"] is not None
-    assert set(res["train"]["paired"]) >= {"flow_closer_than_generator", "flow_closer_than_nearest5"}
+    assert not res["train"]["real_audio"]  # only the test notes and the C4 notes have stand-in audio here
+    _finite(res["train"]["frame_mse_to_real_codes"], ["flow", "generator", "vae", "nearest5"])
     rp = res["random_points"]
     assert 0.0 <= rp["pitch_accuracy_flow"] <= 1.0 and 0.0 <= rp["pitch_accuracy"] <= 1.0
 
 
-def test_eval_generate_without_flow_or_audio(tmp_path, capsys):
+def test_eval_generate_without_flow(tmp_path, capsys):
+    """A bundle without a flow sampler (no flow conditions, no sweep), one velocity layer; the training split has
+    stand-in audio (the generalization-gap distances), the held-out split none (pitch and code measures only)."""
     emb = write_fake_cache(tmp_path / "emb")
+    write_fake_audio(tmp_path / "notes", emb, splits=("train",), seconds=0.32, note_off_s=0.24)
     bundle = build_tiny_bundle(tmp_path / "bundle", refine_vae=True)
-    res = _run(capsys, ["--bundle", str(bundle), "--emb", str(emb), "--data", str(tmp_path / "none"),
-                        "--max-notes", "3", "--train-notes", "0", "--random-points", "0", "--spread-points", "0",
+    res = _run(capsys, ["--bundle", str(bundle), "--emb", str(emb), "--data", str(tmp_path / "notes"),
+                        "--max-notes", "3", "--train-notes", "2", "--random-points", "0", "--spread-points", "0",
                         "--guidance", "1,3"])
-    held = res["held_out"]
+    held, train = res["held_out"], res["train"]
     assert res["flow"] is None and res["guidance_sweep"] is None and not held["real_audio"]
-    assert set(held["pitch_accuracy"]) == {"codec", "generator", "generator_unlocked", "vae", "vae_unlocked",
-                                           "nearest5"}
+    conditions = {"codec", "generator", "generator_unlocked", "vae", "vae_unlocked", "nearest5"}
+    assert set(held["pitch_accuracy"]) == conditions and set(train["pitch_accuracy"]) == conditions | {"real"}
     mse = held["frame_mse_to_real_codes"]
     assert mse["generator"] == pytest.approx(mse["vae"], rel=1e-6)  # an untrained refiner plays the VAE's frames
     assert "velocity" not in held and "paired" not in held  # both need the real notes
+    assert train["real_audio"] and set(train["paired"]) == {"generator_closer_than_vae",
+                                                            "generator_closer_than_nearest5"}
+    _finite(train["mrstft_to_real_note_mean"], ["codec", "generator", "vae", "nearest5"])
+    assert "distribution" not in train and "sound" not in train  # held-out only
+    assert res["targets"]["model"] == "generator"
 
 
 def test_bad_guidance_is_refused(tmp_path, capsys):
