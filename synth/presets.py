@@ -1,8 +1,10 @@
 """Presets: a named timbre point on the map plus gain and envelope, stored as one JSON file each.
 
 Factory presets ship in ``presets/`` (read-only); user presets live in
-``platformdirs.user_config_dir("pgesam-synth")/presets`` and are listed first. A user preset with the same name as a
-factory one hides it. Writes are atomic (temp file in the same folder, fsync, ``os.replace``): a failed save leaves
+``platformdirs.user_config_dir("pgesam-synth")/presets`` and are listed first. Factory presets are never written nor
+hidden: saving under a factory name saves the player's own copy, "<name> (mine)", and an old user file that carries a
+factory name is listed as that copy; the factory version stays available (``PresetLibrary.factory``, to revert to).
+An optional ``character`` (the flow sampler's guidance, 0-8; absent in older files: the bundle's default). Writes are atomic (temp file in the same folder, fsync, ``os.replace``): a failed save leaves
 the old file intact and raises :class:`PresetError`; temp files of a save that was killed are removed when the
 library next opens. A rename rewrites the file in place, then renames the file itself, so at every instant exactly
 one file holds the preset. A corrupt, foreign or crafted file (deep nesting, huge numbers, a point off the map) is
@@ -33,6 +35,10 @@ FACTORY_DIR = Path(__file__).resolve().parent.parent / "presets"
 GAIN_DB_RANGE = (-60.0, 12.0)
 ATTACK_MS_RANGE = (0.0, 5000.0)
 RELEASE_MS_RANGE = (0.0, 10000.0)
+CHARACTER_RANGE = (0.0, 8.0)  # synth.engine.synthesizer.GUIDANCE_RANGE (not imported: presets need no torch)
+COPY_MARK = "mine"  # saving under a factory name gives "<name> (mine)", then "(mine 2)"...
+# Shown at first launch (no session yet): the first of these the map has a family for, else the first factory one.
+FIRST_LAUNCH_PRESETS = ("Grand Keys", "Bowed Strings", "Synth Lead")
 MAX_NAME_LENGTH = 80
 # The trained maps span about +-1 (a VAE latent under a unit Gaussian prior); +-100 leaves room for any retrained
 # map while refusing points like 1e300 that no map has and that overflow the generator's arithmetic.
@@ -56,10 +62,13 @@ class Preset:
     tags: tuple[str, ...] = ()
     map_hash: str = ""  # the model bundle whose map x, y refer to ("" = unknown)
     version: int = PRESET_VERSION
+    character: float | None = None  # flow bundles' guidance; None: the bundle's default (and every other bundle)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["tags"] = list(self.tags)
+        if self.character is None:
+            del data["character"]  # files without it stay readable by older versions of the app, unchanged
         return {"kind": PRESET_KIND, **data}
 
     @classmethod
@@ -80,6 +89,7 @@ class Preset:
             tags=_tags(data),
             map_hash=_text(data, "map_hash", ""),
             version=PRESET_VERSION,
+            character=None if data.get("character") is None else _number(data, "character"),
         )
         preset.validate()
         return preset
@@ -91,6 +101,8 @@ class Preset:
         _in_range("gain_db", self.gain_db, GAIN_DB_RANGE)
         _in_range("attack_ms", self.attack_ms, ATTACK_MS_RANGE)
         _in_range("release_ms", self.release_ms, RELEASE_MS_RANGE)
+        if self.character is not None:
+            _in_range("character", self.character, CHARACTER_RANGE)
 
     @property
     def family(self) -> str:
@@ -226,12 +238,14 @@ class LoadError:
 
 @dataclass
 class PresetLibrary:
-    """User presets first (by name), then factory presets; a user preset hides a factory one of the same name."""
+    """User presets first (by name), then factory presets; names are unique (a user file named like a factory preset is
+    listed as the player's copy, "<name> (mine)")."""
 
     user_dir: Path = field(default_factory=default_user_dir)
     factory_dir: Path = FACTORY_DIR
     entries: list[PresetEntry] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
+    _factory_names: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.user_dir = Path(self.user_dir)
@@ -241,9 +255,16 @@ class PresetLibrary:
 
     def reload(self) -> None:
         self.errors = []
-        user = self._scan(self.user_dir, is_user=True)
-        taken = {entry.name for entry in user}
-        factory = [e for e in self._scan(self.factory_dir, is_user=False) if e.name not in taken]
+        factory = self._scan(self.factory_dir, is_user=False)
+        self._factory_names = {entry.name for entry in factory}
+        user = []
+        taken = set(self._factory_names)
+        for entry in self._scan(self.user_dir, is_user=True):
+            if entry.name in self._factory_names:  # an older app let a user file take a factory name: list it as a copy
+                entry = PresetEntry(replace(entry.preset, name=self._copy_name(entry.name, taken)), entry.path, True)
+            taken.add(entry.name)
+            user.append(entry)
+        user.sort(key=lambda e: e.name.casefold())
         self.entries = user + factory
 
     def _scan(self, folder: Path, is_user: bool) -> list[PresetEntry]:
@@ -268,6 +289,37 @@ class PresetLibrary:
     def find(self, name: str) -> PresetEntry | None:
         return next((entry for entry in self.entries if entry.name == name), None)
 
+    def is_factory_name(self, name: str) -> bool:
+        return name in self._factory_names
+
+    def factory(self, name: str) -> Preset | None:
+        """The factory preset ``name`` as shipped (None when it is not a factory preset)."""
+        entry = self.find(name)
+        return entry.preset if entry is not None and not entry.is_user else None
+
+    def first_launch_entry(self, families: Iterable[str] = ()) -> PresetEntry | None:
+        """The preset to show when the app starts for the first time: a factory one whose family the map has."""
+        families = set(families)
+        factory = [e for e in self.entries if not e.is_user]
+        preferred = [self.find(name) for name in FIRST_LAUNCH_PRESETS]
+        for entry in [e for e in preferred if e is not None and not e.is_user] + factory:
+            if entry.preset.family in families:
+                return entry
+        return (factory or self.entries or [None])[0]
+
+    def copy_name(self, name: str) -> str:
+        """The name a copy of ``name`` is saved under: "<name> (mine)", "<name> (mine 2)"... (one not taken)."""
+        return self._copy_name(name, set(self.names()))
+
+    @staticmethod
+    def _copy_name(name: str, taken: set[str]) -> str:
+        base = name[: MAX_NAME_LENGTH - len(COPY_MARK) - 8]
+        candidate, number = f"{base} ({COPY_MARK})", 2
+        while candidate in taken:
+            candidate = f"{base} ({COPY_MARK} {number})"
+            number += 1
+        return candidate
+
     def get(self, name: str) -> Preset:
         entry = self.find(name)
         if entry is None:
@@ -285,7 +337,10 @@ class PresetLibrary:
     # -- changes (user presets only; factory files are never written)
 
     def save(self, preset: Preset) -> PresetEntry:
-        """Save under the preset's own name, replacing a user preset of that name (a factory one is hidden)."""
+        """Save under the preset's own name, replacing a user preset of that name. A factory name is never taken
+        over: the preset is saved as the player's copy (``copy_name``); the returned entry has the name used."""
+        if self.is_factory_name(preset.name):
+            preset = replace(preset, name=self.copy_name(preset.name))
         entry = self.find(preset.name)
         path = entry.path if entry is not None and entry.is_user else self._free_path(preset.name)
         write_preset(preset, path)
@@ -304,6 +359,8 @@ class PresetLibrary:
         check_name(new)
         if new == old:
             return entry
+        if self.is_factory_name(new):
+            raise PresetError(f"{new!r} is the name of a factory preset; choose another name")
         other = self.find(new)
         if other is not None and other.is_user:
             raise PresetError(f"a user preset named {new!r} already exists")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,52 @@ def test_factory_presets_in_repo_are_valid():
     assert len({(e.preset.x, e.preset.y) for e in library.entries}) == len(library.entries)
 
 
-def test_user_presets_listed_first_and_hide_factory_of_same_name(library):
+def test_user_presets_listed_first_and_never_hide_a_factory_one(library, dirs):
     library.save(Preset("Zither", 0.0, 0.0))
+    entry = library.save(Preset("Keys", 2.0, 2.0))  # a factory name: saved as the player's own copy
+    assert entry.name == "Keys (mine)" and entry.is_user and entry.preset.x == 2.0
+    assert library.names() == ["Keys (mine)", "Zither", "Bass", "Keys"]
+    assert not library.find("Keys").is_user and library.get("Keys").x == 0.5
+    assert library.save(Preset("Keys", 3.0, 3.0)).name == "Keys (mine 2)"
+    with pytest.raises(PresetError, match="factory"):
+        library.rename("Zither", "Bass")
+    assert json.loads((dirs[1] / "Keys.json").read_text())["x"] == 0.5
+
+
+def test_an_old_user_file_named_like_a_factory_preset_is_listed_as_a_copy(library):
+    write_preset(Preset("Keys", 2.0, 2.0), library.user_dir / "Keys.json")
+    library.reload()
+    assert library.names() == ["Keys (mine)", "Bass", "Keys"]
+    assert library.get("Keys (mine)").x == 2.0 and library.get("Keys").x == 0.5
+    library.save(replace(library.get("Keys (mine)"), gain_db=-3.0))  # saved in place, under its listed name
+    assert [p.name for p in library.user_dir.glob("*.json")] == ["Keys.json"]
+    assert read_preset(library.user_dir / "Keys.json").name == "Keys (mine)"
+
+
+def test_factory_version_for_revert(library):
     library.save(Preset("Keys", 2.0, 2.0))
-    assert library.names() == ["Keys", "Zither", "Bass"]
-    assert library.find("Keys").is_user and library.get("Keys").x == 2.0
+    assert library.factory("Keys").x == 0.5
+    assert library.factory("Keys (mine)") is None
+
+
+def test_first_launch_preset_is_a_factory_one(library, dirs):
+    assert library.first_launch_entry(families={"bass"}).name == "Bass"
+    assert library.first_launch_entry(families=set()).name in ("Bass", "Keys")
+    assert not library.first_launch_entry(families={"keyboard"}).is_user
+
+
+def test_character_is_optional_and_round_trips(tmp_path):
+    preset = Preset("Strong", 0.1, 0.2, character=3.5)
+    write_preset(preset, tmp_path / "s.json")
+    assert read_preset(tmp_path / "s.json").character == 3.5
+    old = Preset("Old", 0.1, 0.2)
+    write_preset(old, tmp_path / "o.json")
+    assert "character" not in json.loads((tmp_path / "o.json").read_text())
+    assert read_preset(tmp_path / "o.json").character is None
+    for bad in (-1.0, 8.5, "strong", float("nan")):
+        data = {**preset.to_dict(), "character": bad}
+        with pytest.raises(PresetError, match="character"):
+            Preset.from_dict(data)
 
 
 def test_save_as_rename_delete(library):
