@@ -61,7 +61,7 @@ class ModelNoteSource:
         self.synthesizer = synthesizer
         self.bundle = bundle
         self.sample_rate = int(bundle.sample_rate)
-        lo, hi = bundle.pitch_range
+        lo, hi = getattr(synthesizer, "pitch_range", None) or bundle.pitch_range  # the keys the model generates
         self.pitch_range = (int(lo), int(hi))
         self.hash = str(bundle.hash)
         # what the model generates: a distinct timbre (and level) per velocity layer; (100,) for old bundles

@@ -309,3 +309,5 @@ def test_the_model_source_reports_the_synthesizers_velocity_layers():
     old = ModelNoteSource(SimpleNamespace(num_samples=96000), bundle)  # a Synthesizer before velocity layers
     assert velocity_layers_of(layered) == LAYERS and velocity_layers_of(old) == (100,)
     assert layered.pitch_range == (21, 108)
+    narrow = ModelNoteSource(SimpleNamespace(num_samples=96000, pitch_range=(24, 96)), bundle)
+    assert narrow.pitch_range == (24, 96)  # the synthesizer says which keys it generates
