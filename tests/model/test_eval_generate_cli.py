@@ -71,7 +71,7 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     rep = held["sound"]["flow"]
     assert {"release", "noise", "attack_by_family", "timbre"} <= set(rep)
     assert rep["release"]["real"]["share_reaching_40db"] == 1.0
-    # pitch over the range, by octave, both trackers, real notes alongside; crepe only up to MIDI 95
+    # pitch over the range, by octave, both trackers, real notes alongside; crepe only over MIDI 24-95
     assert held["pitch_accuracy_crepe_notes"] == 2
     assert set(held["pitch_by_octave"]) == {"60-71", "84-95", "96-107"}
     for lab, row in held["pitch_by_octave"].items():
@@ -79,7 +79,7 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
         assert (row["crepe"] is None) == (lab == "96-107")
     assert "pyin only" in held["pitch_by_octave"]["96-107"]["tracker"]
     rng = held["pitch_21_108"]
-    assert "pYIN above" in rng["rule"] and rng["notes_above_95"] == 2
+    assert "pYIN outside" in rng["rule"] and rng["notes_pyin_only"] == 2
     assert set(rng["where_real_correct"]) == played | unlocked | {"real"}
     # velocity layers: level and brightness per layer, brightness slope per family
     vel = held["velocity"]
@@ -164,15 +164,15 @@ def test_octaves_and_the_crepe_limit():
 
     assert [octave_label(p) for p in (21, 23, 24, 60, 95, 96, 108)] == \
         ["21-23", "21-23", "24-35", "60-71", "84-95", "96-107", "108-108"]
-    pitches = np.array([60, 100, 108])
-    res = {"real": {"crepe": np.array([True, False, False]), "pyin": np.array([True, True, True])},
-           "flow": {"crepe": np.array([True, False, False]), "pyin": np.array([False, True, False])}}
+    pitches = np.array([22, 60, 100, 108])
+    res = {"real": {"crepe": np.array([False, True, False, False]), "pyin": np.array([True, True, True, True])},
+           "flow": {"crepe": np.array([True, True, False, False]), "pyin": np.array([False, False, True, False])}}
     by = pitch_by_octave(res, pitches)
-    assert by["60-71"]["crepe"]["flow"] == 1.0 and by["96-107"]["crepe"] is None
-    assert "pyin only" in by["108-108"]["tracker"]
-    rng = pitch_21_108(res, pitches)
-    assert rng["accuracy"]["real"] == 1.0 and rng["accuracy"]["flow"] == pytest.approx(2 / 3, abs=1e-4)
-    assert rng["notes_above_95"] == 2
+    assert by["60-71"]["crepe"]["flow"] == 1.0 and by["96-107"]["crepe"] is None and by["21-23"]["crepe"] is None
+    assert "pyin only" in by["108-108"]["tracker"] and by["60-71"]["tracker"] == "crepe+pyin"
+    rng = pitch_21_108(res, pitches)  # crepe at MIDI 60 only, pYIN at 22, 100 and 108
+    assert rng["accuracy"]["real"] == 1.0 and rng["accuracy"]["flow"] == pytest.approx(0.5)
+    assert rng["notes_pyin_only"] == 3 and rng["where_real_correct"]["flow"] == pytest.approx(0.5)
 
 
 def test_brightness_slope_recovers_a_known_slope_with_pitch_as_covariate():
@@ -184,3 +184,21 @@ def test_brightness_slope_recovers_a_known_slope_with_pitch_as_covariate():
     assert _slope(y, v, p) == pytest.approx(0.8, abs=1e-4)
     assert _slope(y[:2], v[:2], p[:2]) is None  # too few notes
     assert _slope(np.ones(4), np.full(4, 100.0), p[:4]) is None  # one velocity
+
+
+def test_spectral_distances_match_audio_metrics_per_note_and_over_the_batch():
+    import torch
+
+    from synth.eval.audio_metrics import log_mel_l1, mrstft_distance
+    from synth.eval.generate import spectral_distances
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(4, 12000, generator=g) * 0.1
+    waves = real + 0.05 * torch.randn(4, 12000, generator=g) * torch.arange(4)[:, None]
+    waves[1] = 0.0  # a silent note
+    d = spectral_distances(waves, real, 24000)
+    assert d["mrstft_batch"] == pytest.approx(mrstft_distance(waves, real), rel=1e-4)
+    assert d["logmel_batch"] == pytest.approx(log_mel_l1(waves, real, 24000), rel=1e-5)
+    for i in range(4):
+        assert d["mrstft"][i] == pytest.approx(mrstft_distance(waves[i : i + 1], real[i : i + 1]), rel=1e-4)
+        assert d["logmel"][i] == pytest.approx(log_mel_l1(waves[i : i + 1], real[i : i + 1], 24000), rel=1e-5)
