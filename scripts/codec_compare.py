@@ -23,7 +23,7 @@ def pick(notes: list, count: int) -> list:
     """One note per family first (nearest MIDI 60 at velocity 100), then evenly spaced notes, ``count`` in all."""
     by_family: dict[str, list] = {}
     for n in notes:
-        by_family.setdefault(n.instrument_family_str, []).append(n)
+        by_family.setdefault(n.family, []).append(n)
     chosen = [min(group, key=lambda n: (abs(n.pitch - 60) + abs(n.velocity - 100), n.note_str))
               for _, group in sorted(by_family.items())]
     return chosen[:count]
@@ -77,9 +77,9 @@ def main() -> int:
         stem = f"{k:02d}_{note.note_str}"
         for name, wave in waves.items():
             sf.write(out / f"{stem}_{name}.wav", np.clip(wave, -1, 1), sr, subtype="PCM_16")
-        spectrogram_png(waves, sr, f"{note.note_str} ({note.instrument_family_str}); dashed: note-off",
+        spectrogram_png(waves, sr, f"{note.note_str} ({note.family}); dashed: note-off",
                         out / f"{stem}.png")
-        listing.append({"note": note.note_str, "family": note.instrument_family_str, "files": sorted(
+        listing.append({"note": note.note_str, "family": note.family, "files": sorted(
             f"{stem}_{name}.wav" for name in waves), "png": f"{stem}.png"})
     (out / "examples.json").write_text(json.dumps(listing, indent=1) + "\n")
     print(json.dumps({"examples": len(listing), "out": str(out)}))
