@@ -1,39 +1,87 @@
-"""The XY pad: the timbre map with its instruments, and a cursor the player drags to move the timbre live.
+"""The XY pad: the timbre map with its instruments, family regions and presets, and a cursor the player drags to move
+the timbre live.
 
 Press or drag with the left button anywhere on the map to move the cursor; arrow keys nudge it (Shift: 10x).
-Hovering shows the names of the nearest instruments. ``pointChanged`` fires on every move; the window throttles
-what it forwards to the engine, so dragging never waits for generation.
+Hovering names the nearest presets and instruments. ``pointChanged`` fires on every move, ``moveFinished`` once a
+drag ends or after a nudge (one step of the undo history); the window throttles what it forwards to the engine, so
+dragging never waits for generation. The legend is a separate widget (``legend``) the window lays out below the pad,
+so it never covers the map and wraps instead of being clipped in a small window. The map's axes have no meaning a
+player can use (a learned latent space), so none are drawn; the view is fitted to the instruments on both axes.
 """
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QToolTip
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsPolygonItem, QLabel, QSizePolicy, QToolTip
 
-from gui.mapdata import MapPoint, bounds, family_colours, nearest, region_image
+from gui.keyboard import note_name
+from gui.mapdata import HELD_OUT_TEXT, MapPoint, bounds, family_colours, family_label, family_regions, nearest
 
 ARROW_STEPS = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, 1), Qt.Key_Down: (0, -1)}
-LEGEND_COLUMNS = 6
-LEGEND_ROOM = 0.22  # extra view height below the map for the legend, as a fraction of the map's height
 FINE_STEP = 0.005  # of the visible span per arrow press; Shift multiplies by 10
+REGION_FILL_ALPHA = 42
+REGION_LINE_ALPHA = 150
+PRESET_COLOUR = "#f5d76e"
+SOUNDING_COLOUR = "#7cf0ff"
+PRESET_HOVER_PIXELS = 14
+# Where a preset's name may go beside its diamond, tried in turn until it covers no other name: right, left, above,
+# below (TextItem anchors: the fraction of the text box pinned to the diamond).
+LABEL_ANCHORS = ((-0.08, 0.5), (1.08, 0.5), (0.5, 1.25), (0.5, -0.25), (-0.08, 1.2), (-0.08, -0.2))
+
+
+class MapLegend(QLabel):
+    """Family colours and marks, as wrapping text: lives outside the plot (the window puts it below the pad)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.RichText)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        self.setStyleSheet("QLabel { color: #c8ccd4; background: #15171c; padding: 3px 6px; }")
+        self.setToolTip("Colours: instrument families. Regions: where most of a family lies on the map.")
+
+    def set_entries(self, colours: dict[str, str], held_out: bool, presets: bool) -> None:
+        parts = [f"<span style='color:{c}'>●</span>&nbsp;{html.escape(family_label(f))}" for f, c in colours.items()]
+        if held_out:
+            parts.append(f"<span style='color:#ffffff'>★</span>&nbsp;{HELD_OUT_TEXT.replace(' ', '&nbsp;')}")
+        if presets:
+            parts.append(f"<span style='color:{PRESET_COLOUR}'>◆</span>&nbsp;preset")
+        parts.append(f"<span style='color:{SOUNDING_COLOUR}'>◯</span>&nbsp;sounding&nbsp;notes")
+        self.setText(" &nbsp; ".join(parts))
+
+    def plain_text(self) -> str:
+        """The legend as read: "● Bass  ● Keyboard  ★ not in training ..."."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.text())).replace("\xa0", " ")
 
 
 class TimbrePad(pg.PlotWidget):
     pointChanged = Signal(float, float)
+    moveFinished = Signal(str)  # "drag" (mouse released) or "nudge" (arrow key): one step for undo
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent=parent, background="#15171c")
         self.points: list[MapPoint] = []
         self.extent = bounds([])
+        self.legend = MapLegend()
+        self.region_items: dict[str, QGraphicsPolygonItem] = {}
+        self.preset_items: dict[str, tuple[pg.ScatterPlotItem, pg.TextItem]] = {}
+        self.current_preset: str | None = None
+        self.sounding: dict[tuple[float, float], str] = {}
+        self.sounding_items: list[pg.TargetItem] = []
+        self._presets: list[tuple[str, float, float]] = []
         self._dragging = False
         self._scatter_items: list[pg.ScatterPlotItem] = []
-        self._region: pg.ImageItem | None = None
+        self._regions_visible = True
         self._empty_label: pg.TextItem | None = None
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(True)
+        self.setMinimumSize(240, 180)
         self._setup_plot()
         self._cursor = pg.TargetItem(pos=(0.0, 0.0), size=22, movable=False,
                                      pen=pg.mkPen("#ffffff", width=2), brush=pg.mkBrush(255, 255, 255, 40))
@@ -43,18 +91,22 @@ class TimbrePad(pg.PlotWidget):
         for item in (self._cross_x, self._cross_y, self._cursor):
             self.plotItem.addItem(item, ignoreBounds=True)
         self._point = (0.0, 0.0)
+        self._label_timer = QTimer(self)  # names are placed once the view's geometry has settled
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(0)
+        self._label_timer.timeout.connect(self._place_preset_labels)
+        self.plotItem.vb.sigResized.connect(self._label_timer.start)
+        self.plotItem.vb.sigRangeChanged.connect(self._label_timer.start)
 
     def _setup_plot(self) -> None:
         plot = self.plotItem
         plot.setMenuEnabled(False)
         plot.hideButtons()
+        plot.hideAxis("bottom")  # a learned latent space: its axes have no unit or meaning to show
+        plot.hideAxis("left")
         plot.vb.setMouseEnabled(x=False, y=False)
-        plot.vb.setAspectLocked(True)
-        plot.showGrid(x=True, y=True, alpha=0.12)
-        plot.setLabel("bottom", "timbre x")
-        plot.setLabel("left", "timbre y")
-        self._legend = plot.addLegend(offset=(6, -6), labelTextColor="#d8dbe2", brush=pg.mkBrush(20, 22, 28, 210),
-                                      colCount=LEGEND_COLUMNS, verSpacing=-6, horSpacing=12)
+        plot.vb.setAspectLocked(False)  # stretched to the pad: the dots use its whole space
+        plot.vb.setDefaultPadding(0.0)
 
     # ------------------------------------------------------------ content
 
@@ -71,39 +123,39 @@ class TimbrePad(pg.PlotWidget):
         for item in self._scatter_items:
             self.plotItem.removeItem(item)
         self._scatter_items = []
-        self._legend.clear()
         colours = family_colours(self.points)
-        self._draw_regions(colours, show_regions)
+        self._regions_visible = show_regions
+        self._draw_regions(colours)
         for family, colour in colours.items():
             self._add_family(family, colour)
-        self._add_held_out()
+        self._add_held_out(colours)
+        self.legend.set_entries(colours, any(p.held_out for p in self.points), bool(self._presets))
+        self.legend.setVisible(bool(self.points))
         self._fit_view()
+        if self._presets:
+            self.set_presets(self._presets, self.current_preset)
 
     def _fit_view(self) -> None:
-        """Show the whole map with room at the bottom for the legend."""
         xmin, xmax, ymin, ymax = self.extent
-        rows = -(-len(self._legend.items) // LEGEND_COLUMNS) if self._legend.items else 0
-        ymin -= (ymax - ymin) * LEGEND_ROOM * rows / 2
-        self.plotItem.vb.setRange(QRectF(xmin, ymin, xmax - xmin, ymax - ymin), padding=0.02)
+        self.plotItem.vb.setRange(QRectF(xmin, ymin, xmax - xmin, ymax - ymin), padding=0.0)
 
     def _add_family(self, family: str, colour: str) -> None:
         members = [p for p in self.points if p.family == family and not p.held_out]
         if not members:
             return
         item = pg.ScatterPlotItem(
-            [p.x for p in members], [p.y for p in members], size=9, symbol="o", name=family,
-            pen=pg.mkPen(QColor(colour).darker(160), width=1), brush=pg.mkBrush(colour), hoverable=False,
+            [p.x for p in members], [p.y for p in members], size=8, symbol="o",
+            pen=pg.mkPen(QColor(colour).darker(170), width=1), brush=pg.mkBrush(colour), hoverable=False,
         )
         self._add_scatter(item)
 
-    def _add_held_out(self) -> None:
+    def _add_held_out(self, colours: dict[str, str]) -> None:
         held = [p for p in self.points if p.held_out]
         if not held:
             return
-        colours = family_colours(self.points)
         item = pg.ScatterPlotItem(
-            [p.x for p in held], [p.y for p in held], size=12, symbol="star", name="held out",
-            pen=[pg.mkPen("#ffffff", width=1.2) for _ in held], brush=[pg.mkBrush(colours[p.family]) for p in held],
+            [p.x for p in held], [p.y for p in held], size=11, symbol="star",
+            pen=[pg.mkPen("#ffffff", width=1.0) for _ in held], brush=[pg.mkBrush(colours[p.family]) for p in held],
         )
         self._add_scatter(item)
 
@@ -111,20 +163,26 @@ class TimbrePad(pg.PlotWidget):
         self.plotItem.addItem(item)
         self._scatter_items.append(item)
 
-    def _draw_regions(self, colours: dict[str, str], show: bool) -> None:
-        if self._region is not None:
-            self.plotItem.removeItem(self._region)
-            self._region = None
-        xmin, xmax, ymin, ymax = self.extent
-        width, height = xmax - xmin, ymax - ymin
-        xmin, xmax, ymin, ymax = xmin - width, xmax + width, ymin - height, ymax + height
-        image = region_image(self.points, colours, (xmin, xmax, ymin, ymax), size=480) if show else None
-        if image is None:
-            return
-        self._region = pg.ImageItem(image, axisOrder="row-major")
-        self._region.setRect(QRectF(xmin, ymin, xmax - xmin, ymax - ymin))
-        self._region.setZValue(-10)
-        self.plotItem.addItem(self._region, ignoreBounds=True)
+    def _draw_regions(self, colours: dict[str, str]) -> None:
+        for item in self.region_items.values():
+            self.plotItem.removeItem(item)
+        self.region_items = {}
+        for family, polygon in family_regions(self.points).items():
+            colour = QColor(colours[family])
+            item = QGraphicsPolygonItem(QPolygonF([QPointF(float(x), float(y)) for x, y in polygon]))
+            fill = QColor(colour)
+            fill.setAlpha(REGION_FILL_ALPHA)
+            line = QColor(colour)
+            line.setAlpha(REGION_LINE_ALPHA)
+            pen = QPen(line, 1.4)
+            pen.setCosmetic(True)  # width in pixels whatever the map's scale
+            item.setBrush(fill)
+            item.setPen(pen)
+            item.setZValue(-10)
+            item.setVisible(self._regions_visible)
+            item.setToolTip(family_label(family))
+            self.plotItem.addItem(item, ignoreBounds=True)
+            self.region_items[family] = item
 
     def _show_empty_text(self, text: str) -> None:
         if self._empty_label is not None:
@@ -138,8 +196,82 @@ class TimbrePad(pg.PlotWidget):
         self.plotItem.addItem(self._empty_label, ignoreBounds=True)
 
     def set_regions_visible(self, visible: bool) -> None:
-        if self._region is not None:
-            self._region.setVisible(visible)
+        self._regions_visible = bool(visible)
+        for item in self.region_items.values():
+            item.setVisible(self._regions_visible)
+
+    # ------------------------------------------------------------ presets and sounding notes
+
+    def set_presets(self, presets: list[tuple[str, float, float]], current: str | None) -> None:
+        """Draw each preset (name, x, y) as a named diamond; ``current`` stands out."""
+        for marker, label in self.preset_items.values():
+            self.plotItem.removeItem(marker)
+            self.plotItem.removeItem(label)
+        self.preset_items = {}
+        self._presets = list(presets)
+        self.current_preset = current
+        for name, x, y in self._presets:
+            x, y = self._clamp(x, y)
+            chosen = name == current
+            marker = pg.ScatterPlotItem([x], [y], size=15 if chosen else 11, symbol="d",
+                                        pen=pg.mkPen("#15171c", width=1.2),
+                                        brush=pg.mkBrush(PRESET_COLOUR if chosen else "#d9dce3"), hoverable=False)
+            marker.setZValue(6 if chosen else 5)
+            label = pg.TextItem(name, color=PRESET_COLOUR if chosen else "#e6e8ee", anchor=(-0.08, 0.5),
+                                fill=pg.mkBrush(15, 17, 22, 185 if chosen else 150))
+            if chosen:
+                font = label.textItem.font()
+                font.setBold(True)
+                label.setFont(font)
+            label.setPos(x, y)
+            label.setZValue(7 if chosen else 5)
+            self.plotItem.addItem(marker, ignoreBounds=True)
+            self.plotItem.addItem(label, ignoreBounds=True)
+            self.preset_items[name] = (marker, label)
+        if self.points:
+            self.legend.set_entries(family_colours(self.points), any(p.held_out for p in self.points),
+                                    bool(self._presets))
+        self._place_preset_labels()
+        self._label_timer.start()
+
+    def _place_preset_labels(self, *_args) -> None:
+        """Put each preset's name where it covers no name placed before it (the current preset's first)."""
+        self.plotItem.vb.prepareForPaint()  # the view's transform is updated lazily, at the next paint otherwise
+        taken = []
+        for name in sorted(self.preset_items, key=lambda n: (n != self.current_preset, n)):
+            _, label = self.preset_items[name]
+            for anchor in LABEL_ANCHORS:
+                label.setAnchor(anchor)
+                label.updateTransform(force=True)
+                rect = label.sceneBoundingRect()
+                if not any(rect.intersects(other) for other in taken):
+                    break
+            else:
+                label.setAnchor(LABEL_ANCHORS[0])
+                label.updateTransform(force=True)
+                rect = label.sceneBoundingRect()
+            taken.append(rect)
+
+    def set_current_preset(self, name: str | None) -> None:
+        if name != self.current_preset:
+            self.set_presets(self._presets, name)
+
+    def set_sounding(self, sounding: dict[tuple[float, float], str]) -> None:
+        """Ring every point a sounding note is playing from, labelled with its notes (e.g. "C4 E4")."""
+        if sounding == self.sounding:
+            return
+        for item in self.sounding_items:
+            self.plotItem.removeItem(item)
+        self.sounding = dict(sounding)
+        self.sounding_items = []
+        for (x, y), text in self.sounding.items():
+            item = pg.TargetItem(pos=(x, y), size=30, symbol="o", movable=False,
+                                 pen=pg.mkPen(SOUNDING_COLOUR, width=2.5), brush=pg.mkBrush(124, 240, 255, 45),
+                                 label=text, labelOpts={"color": SOUNDING_COLOUR, "offset": (-18, 0),
+                                                        "anchor": (1.0, 0.5), "fill": pg.mkBrush(15, 17, 22, 170)})
+            item.setZValue(9)
+            self.plotItem.addItem(item, ignoreBounds=True)
+            self.sounding_items.append(item)
 
     # ------------------------------------------------------------ the cursor
 
@@ -163,7 +295,19 @@ class TimbrePad(pg.PlotWidget):
         return float(np.clip(x, xmin, xmax)), float(np.clip(y, ymin, ymax))
 
     def nearest_names(self, x: float, y: float, count: int = 3) -> list[str]:
-        return [f"{p.name} ({p.family}{', held out' if p.held_out else ''})" for p, _ in nearest(self.points, x, y, count)]
+        return [f"{p.label} · {family_label(p.family)}{' · ' + HELD_OUT_TEXT if p.held_out else ''}"
+                for p, _ in nearest(self.points, x, y, count)]
+
+    def hover_lines(self, x: float, y: float) -> list[str]:
+        """What the tooltip says at (x, y): presets under the pointer, then the nearest instruments."""
+        lines = [f"Preset: {name}" for name, px, py in self._presets if self._close_on_screen((x, y), (px, py))]
+        names = self.nearest_names(x, y)
+        return lines + (["Nearest instruments:"] + names if names else [])
+
+    def _close_on_screen(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        vb = self.plotItem.vb
+        pa, pb = vb.mapViewToScene(QPointF(*a)), vb.mapViewToScene(QPointF(*self._clamp(*b)))
+        return (pa - pb).manhattanLength() <= PRESET_HOVER_PIXELS
 
     # ------------------------------------------------------------ mouse and keys
 
@@ -193,15 +337,15 @@ class TimbrePad(pg.PlotWidget):
     def mouseReleaseEvent(self, event) -> None:
         if event.button() == Qt.LeftButton and self._dragging:
             self._dragging = False
+            self.moveFinished.emit("drag")
             event.accept()
             return
         super().mouseReleaseEvent(event)
 
     def _show_hover(self, event, pos: QPointF) -> None:
-        names = self.nearest_names(pos.x(), pos.y())
-        if names:
-            text = "Nearest instruments:\n" + "\n".join(names)
-            QToolTip.showText(event.globalPosition().toPoint(), text, self)
+        lines = self.hover_lines(pos.x(), pos.y())
+        if lines:
+            QToolTip.showText(event.globalPosition().toPoint(), "\n".join(lines), self)
 
     def keyPressEvent(self, event) -> None:
         step = ARROW_STEPS.get(event.key())
@@ -212,4 +356,14 @@ class TimbrePad(pg.PlotWidget):
         scale = FINE_STEP * (10 if event.modifiers() & Qt.ShiftModifier else 1)
         x, y = self._point
         self.set_point(x + step[0] * scale * (xmax - xmin), y + step[1] * scale * (ymax - ymin))
+        self.moveFinished.emit("nudge")
         event.accept()
+
+
+def sounding_labels(points: dict[int, tuple[float, float] | None]) -> dict[tuple[float, float], str]:
+    """{pitch: point it plays from (None: not generated yet)} -> {point: "C4 E4"} for ``TimbrePad.set_sounding``."""
+    grouped: dict[tuple[float, float], list[int]] = {}
+    for pitch, point in sorted(points.items()):
+        if point is not None:
+            grouped.setdefault(point, []).append(pitch)
+    return {point: " ".join(note_name(p) for p in pitches) for point, pitches in grouped.items()}

@@ -1,4 +1,5 @@
-"""What the app remembers between runs: audio and MIDI settings, the timbre point, the sound, the last preset.
+"""What the app remembers between runs: audio and MIDI settings, the timbre point, the sound (with the optional
+"character" of flow bundles), the last preset.
 
 Stored as JSON in ``platformdirs.user_config_dir("pgesam-synth")/session.json`` (written atomically on quit). The
 audio device is remembered by name, not by index (indices change when devices come and go). Anything missing,
@@ -14,8 +15,8 @@ import logging
 from pathlib import Path
 
 from synth.atomic import clean_stale
-from synth.presets import (ATTACK_MS_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, RELEASE_MS_RANGE, PresetError,
-                           write_text_atomic)
+from synth.presets import (ATTACK_MS_RANGE, CHARACTER_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, RELEASE_MS_RANGE,
+                           PresetError, write_text_atomic)
 from synth.validate import InputError, finite_in_range, load_json_file
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,17 @@ def capture(window) -> dict:
     adapter = window.adapter
     settings = adapter.settings()
     gain_db, attack_ms, release_ms = window.sound_panel.sound()
+    sound = {"gain_db": gain_db, "attack_ms": attack_ms, "release_ms": release_ms}
+    character = window.sound_panel.character()
+    if character is not None:
+        sound["character"] = character
     return {
         "version": SESSION_VERSION,
         "engine": {key: settings.get(key) for key in ENGINE_KEYS},
         "device_name": _device_name(adapter, settings.get("device")),
         "midi_port": settings.get("midi_port"),
         "point": list(window.pad.point),
-        "sound": {"gain_db": gain_db, "attack_ms": attack_ms, "release_ms": release_ms},
+        "sound": sound,
         "preset": window.preset_bar.current_name,
         "map_hash": adapter.map_hash,
         "octave_base": window.keys.base,
@@ -101,6 +106,8 @@ def restore(window, data: dict) -> list[str]:
         window.keys.shift_octave((base - window.keys.base) // 12)
     if refused:
         problems.insert(0, "Could not apply from the session file: " + "; ".join(refused))
+    if hasattr(window, "reset_history"):
+        window.reset_history()  # the restored sound is where undo starts; "modified" is measured against its preset
     return problems
 
 
@@ -142,6 +149,12 @@ def _restore_sound(window, data: dict, refused: list[str]) -> None:
         refused.append(str(exc))
         return
     window.sound_panel.set_sound(*values)
+    character = sound.get("character")
+    if character is not None:  # optional: older sessions and bundles without the flow sampler have none
+        try:
+            window.sound_panel.set_character(finite_in_range(character, *CHARACTER_RANGE, "sound.character"))
+        except InputError as exc:
+            refused.append(str(exc))
 
 
 def _restore_point(window, data: dict, refused: list[str]) -> None:
@@ -149,6 +162,8 @@ def _restore_point(window, data: dict, refused: list[str]) -> None:
     name = data.get("preset")
     if isinstance(name, str) and window.preset_bar.library.find(name) is not None:
         window.preset_bar.select(name)
+    elif "preset" in data and name is None:
+        window.preset_bar.select(None)  # the last sound was not a preset: the first-launch one is not shown
     point = data.get("point")
     if data.get("map_hash") != window.adapter.map_hash or point is None:
         return

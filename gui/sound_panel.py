@@ -1,4 +1,5 @@
-"""The panel beside the pad: the preset's sound (gain, attack, release), where the cursor is, what is near it."""
+"""The panel beside the pad: the preset's sound (gain, attack, release, and "character" on bundles that play the flow
+sampler), where the cursor is, what is near it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ HELP = ("Drag on the map to move the timbre; arrows nudge it (Shift: more).\n"
 
 class SoundPanel(QGroupBox):
     soundChanged = Signal(float, float, float)  # gain dB, attack ms, release ms
+    characterChanged = Signal(float)  # the flow sampler's guidance, 0-8
+    edited = Signal(str)  # the player changed "gain", "attack", "release" or "character" (one undo step per run)
 
     def __init__(self, gain_db: float, attack_ms: float, release_ms: float, parent=None) -> None:
         super().__init__("Sound", parent)
         self.gain_spin = _spin(-60.0, 12.0, 0.5, " dB", gain_db)
         self.attack_spin = _spin(0.0, 5000.0, 1.0, " ms", attack_ms)
         self.release_spin = _spin(0.0, 10000.0, 10.0, " ms", release_ms)
+        self.character_spin = _spin(0.0, 8.0, 0.25, "", 1.0)
+        self.character_spin.setToolTip(
+            "Character: how strongly the model leans into the timbre at the cursor (the flow sampler's guidance).\n"
+            "0 = loose, 1 = plain, higher = more pronounced and brighter. Changing it generates the notes again.")
+        self._character_available = False
         self.regions_check = QCheckBox("Show family regions")
         self.regions_check.setChecked(True)
         self.point_label = QLabel()
@@ -25,15 +33,21 @@ class SoundPanel(QGroupBox):
         self.nearest_label.setTextFormat(Qt.RichText)
         self.octave_label = QLabel()
         self._lay_out()
-        for spin in (self.gain_spin, self.attack_spin, self.release_spin):
+        for spin, field in ((self.gain_spin, "gain"), (self.attack_spin, "attack"), (self.release_spin, "release")):
             spin.valueChanged.connect(self._emit_sound)
+            spin.valueChanged.connect(lambda _value, field=field: self.edited.emit(field))
+        self.character_spin.valueChanged.connect(self._emit_character)
+        self.character_spin.valueChanged.connect(lambda _value: self.edited.emit("character"))
+        self.set_character_available(False)
         self.setFixedWidth(270)
 
     def _lay_out(self) -> None:
         form = QFormLayout(self)
+        self._form = form
         form.addRow("Gain", self.gain_spin)
         form.addRow("Attack", self.attack_spin)
         form.addRow("Release", self.release_spin)
+        form.addRow("Character", self.character_spin)
         form.addRow(self.regions_check)
         form.addRow("Point", self.point_label)
         form.addRow("Near", self.nearest_label)
@@ -53,6 +67,31 @@ class SoundPanel(QGroupBox):
             spin.setValue(value)
             spin.blockSignals(False)
         self._emit_sound()
+
+    # ------------------------------------------------------------ character (flow bundles only)
+
+    def set_character_available(self, available: bool, default: float | None = None) -> None:
+        """Show the control (at ``default``) when the bundle plays the flow sampler; hide it otherwise."""
+        self._character_available = bool(available)
+        self._form.setRowVisible(self.character_spin, self._character_available)
+        if available and default is not None:
+            self.set_character(default, emit=False)
+
+    def character(self) -> float | None:
+        return self.character_spin.value() if self._character_available else None
+
+    def set_character(self, value: float | None, emit: bool = True) -> None:
+        if not self._character_available or value is None:
+            return
+        self.character_spin.blockSignals(True)
+        self.character_spin.setValue(float(value))
+        self.character_spin.blockSignals(False)
+        if emit:
+            self._emit_character()
+
+    def _emit_character(self) -> None:
+        if self._character_available:
+            self.characterChanged.emit(self.character_spin.value())
 
     def show_point(self, x: float, y: float, near: list[tuple[str, str]]) -> None:
         self.point_label.setText(f"x {x:+.3f}   y {y:+.3f}")

@@ -4,8 +4,9 @@ Writes docs/screenshot.png (Qt offscreen) and docs/screenshot-xvfb.png (a real X
 installed). Uses the bundled model at models/default; when it is missing, a tiny random bundle (its map has only a
 few instruments: rerun this once a trained model is bundled). No audio device or MIDI port is opened.
 
-    python scripts/screenshot.py                       # both screenshots
+    python scripts/screenshot.py                       # both screenshots, 1280x800
     python scripts/screenshot.py --platform offscreen --out docs/screenshot.png
+    python scripts/screenshot.py --platform offscreen --size 760x520 --out /tmp/small.png   # a small window
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHORD = (60, 64, 67)  # shown held on the keyboard
+SIZE = (1280, 800)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", choices=("offscreen", "xcb"), default=None,
                         help="take one screenshot on this Qt platform (default: offscreen, then xcb under xvfb-run)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="window size, WIDTHxHEIGHT (default 1280x800)")
     args = parser.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.platform is None:
         return take_both(args.bundle)
     out = Path(args.out or ROOT / "docs" / ("screenshot.png" if args.platform == "offscreen" else "screenshot-xvfb.png"))
-    return take(args.platform, Path(args.bundle), out)
+    return take(args.platform, Path(args.bundle), out, size)
 
 
 def take_both(bundle: str) -> int:
@@ -42,12 +46,12 @@ def take_both(bundle: str) -> int:
     if shutil.which("xvfb-run") is None:
         print("xvfb-run is not installed: skipped docs/screenshot-xvfb.png", file=sys.stderr)
         return status
-    xvfb = ["xvfb-run", "-a", "-s", "-screen 0 1280x900x24"]
+    xvfb = ["xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24"]
     return status or subprocess.call(xvfb + script + ["--platform", "xcb",
                                                       "--out", str(ROOT / "docs" / "screenshot-xvfb.png")])
 
 
-def take(platform: str, bundle: Path, out: Path) -> int:
+def take(platform: str, bundle: Path, out: Path, size: tuple[int, int] = SIZE) -> int:
     os.environ["QT_QPA_PLATFORM"] = platform
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
@@ -62,13 +66,14 @@ def take(platform: str, bundle: Path, out: Path) -> int:
             bundle = tiny_bundle(Path(scratch))
         adapter = open_engine(OpenOptions(bundle=bundle, audio=False, use_grid=False))
         window = MainWindow(adapter, PresetLibrary(user_dir=Path(scratch) / "presets"))
-        window.resize(1180, 760)
+        window.resize(*size)
         window.show()
         stage(app, window, adapter)
         out.parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(str(out))
         adapter.close()
-    print(f"{out}: {'saved' if ok else 'FAILED'} ({platform}, model {adapter.model_name})")
+    print(f"{out}: {'saved' if ok else 'FAILED'} ({platform}, {window.width()}x{window.height()}, "
+          f"model {adapter.model_name})")
     return 0 if ok else 1
 
 
@@ -80,12 +85,7 @@ def tiny_bundle(folder: Path) -> Path:
 
 
 def stage(app, window, adapter) -> None:
-    """A point near an instrument, a chord held, the cache filling: what a player sees mid-performance."""
-    families = {p.family for p in window.pad.points}
-    library = window.preset_bar.library
-    preset = next((e for e in library.entries if e.preset.family in families), None)
-    if preset is not None:
-        window.preset_bar.load(preset.name)  # a factory preset, placed on this map's family centroid
+    """The first-launch factory preset, a chord held, the notes generated: what a player sees mid-performance."""
     adapter.start()  # without audio: the generation worker only
     for pitch in CHORD:
         window.play_note(pitch, 100)

@@ -73,7 +73,7 @@ def test_corrupt_preset_file_is_reported_and_the_app_goes_on(qtbot, adapter, tmp
     window = MainWindow(adapter, library)
     qtbot.addWidget(window)
     window.show()
-    assert "2 preset file(s) skipped" in window.statusBar().currentMessage()
+    assert "2 preset files skipped" in window.statusBar().currentMessage()
     assert window.preset_bar.combo.count() == len(library.entries) > 0
     window.preset_bar.step(1)  # presets still load, notes still play
     qtbot.keyPress(window.pad, Qt.Key_A)
