@@ -267,8 +267,8 @@ class TimbrePad(pg.PlotWidget):
         for (x, y), text in self.sounding.items():
             item = pg.TargetItem(pos=(x, y), size=30, symbol="o", movable=False,
                                  pen=pg.mkPen(SOUNDING_COLOUR, width=2.5), brush=pg.mkBrush(124, 240, 255, 45),
-                                 label=text, labelOpts={"color": SOUNDING_COLOUR, "offset": (-18, 0),
-                                                        "anchor": (1.0, 0.5), "fill": pg.mkBrush(15, 17, 22, 170)})
+                                 label=text, labelOpts={"color": SOUNDING_COLOUR, "offset": (0, 17),
+                                                        "anchor": (0.5, 1.0), "fill": pg.mkBrush(15, 17, 22, 170)})
             item.setZValue(9)
             self.plotItem.addItem(item, ignoreBounds=True)
             self.sounding_items.append(item)
