@@ -40,14 +40,15 @@ def display_problem(env=None, platform: str | None = None) -> str | None:
     """Why no window can open here (None when one can, or when another Qt platform is asked for)."""
     env = os.environ if env is None else env
     platform = platform or sys.platform
-    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
-        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0]
+    if not platform.startswith("linux") or (qpa and qpa != "xcb" and not qpa.startswith("wayland")):
+        return None  # offscreen, minimal, vnc, eglfs...: no display server needed
     runtime = env.get("XDG_RUNTIME_DIR", "")
     wayland = env.get("WAYLAND_DISPLAY")
-    if wayland and (os.path.isabs(wayland) and os.path.exists(wayland)
-                    or not runtime or os.path.exists(os.path.join(runtime, wayland))):
+    if qpa != "xcb" and wayland and (os.path.isabs(wayland) and os.path.exists(wayland)
+                                     or not runtime or os.path.exists(os.path.join(runtime, wayland))):
         return None
-    display = env.get("DISPLAY")
+    display = None if qpa.startswith("wayland") else env.get("DISPLAY")
     how = ("Run it from a desktop session (or `ssh -X`), under a virtual display (`xvfb-run -a python run_synth.py`), "
            "or with QT_QPA_PLATFORM=offscreen to run without a visible window; `python -m synth play` plays "
            "without any window.")
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"run_synth: {problem}", file=sys.stderr)
         return 1
+    if not args.smoke_test:  # Ctrl+C while the model loads: out at once, no traceback (the window installs its own)
+        signal.signal(signal.SIGINT, lambda *_: (print("\nrun_synth: interrupted", file=sys.stderr), exit_now(130)))
 
     from PySide6.QtWidgets import QApplication
 
@@ -173,8 +176,8 @@ def stop_engine(adapter, budget: float) -> None:
     started = time.monotonic()
     threading.Thread(target=stop, name="quit", daemon=True).start()
     if not done.wait(budget):
-        print(f"run_synth: the engine did not stop within {time.monotonic() - started:.1f} s; exiting anyway",
-              file=sys.stderr, flush=True)
+        print(f"run_synth: the note generator was still busy after {time.monotonic() - started:.1f} s; quitting "
+              "without waiting for it", file=sys.stderr, flush=True)
 
 
 def exit_now(code: int) -> None:

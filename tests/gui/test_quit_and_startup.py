@@ -140,3 +140,15 @@ def test_many_qt_calls_never_use_up_none(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "survived" in done.stdout and "Fatal Python error" not in done.stderr
+
+
+@pytest.mark.parametrize("env, ok", [
+    ({}, False), ({"DISPLAY": ":97"}, False), ({"QT_QPA_PLATFORM": "offscreen"}, True),
+    ({"QT_QPA_PLATFORM": "xcb"}, False), ({"QT_QPA_PLATFORM": "xcb", "WAYLAND_DISPLAY": "wayland-0"}, False),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, True), ({"QT_QPA_PLATFORM": "wayland"}, False),
+])
+def test_display_check(env, ok):
+    from gui.app import display_problem
+
+    assert (display_problem(env, "linux") is None) == ok
+    assert display_problem(env, "darwin") is None
