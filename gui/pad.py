@@ -235,22 +235,27 @@ class TimbrePad(pg.PlotWidget):
         self._label_timer.start()
 
     def _place_preset_labels(self, *_args) -> None:
-        """Put each preset's name where it covers no name placed before it (the current preset's first)."""
-        self.plotItem.vb.prepareForPaint()  # the view's transform is updated lazily, at the next paint otherwise
+        """Put each preset's name inside the map where it covers no name placed before it (the current preset's
+        first); when no place does both, inside the map with the least overlap."""
+        vb = self.plotItem.vb
+        vb.prepareForPaint()  # the view's transform is updated lazily, at the next paint otherwise
+        view = vb.sceneBoundingRect()
         taken = []
         for name in sorted(self.preset_items, key=lambda n: (n != self.current_preset, n)):
             _, label = self.preset_items[name]
+            best = None
             for anchor in LABEL_ANCHORS:
                 label.setAnchor(anchor)
                 label.updateTransform(force=True)
                 rect = label.sceneBoundingRect()
-                if not any(rect.intersects(other) for other in taken):
+                cost = (0 if view.contains(rect) else 1, sum(_overlap(rect, other) for other in taken))
+                if best is None or cost < best[0]:
+                    best = (cost, anchor, rect)
+                if cost == (0, 0):
                     break
-            else:
-                label.setAnchor(LABEL_ANCHORS[0])
-                label.updateTransform(force=True)
-                rect = label.sceneBoundingRect()
-            taken.append(rect)
+            label.setAnchor(best[1])
+            label.updateTransform(force=True)
+            taken.append(best[2])
 
     def set_current_preset(self, name: str | None) -> None:
         if name != self.current_preset:
@@ -358,6 +363,11 @@ class TimbrePad(pg.PlotWidget):
         self.set_point(x + step[0] * scale * (xmax - xmin), y + step[1] * scale * (ymax - ymin))
         self.moveFinished.emit("nudge")
         event.accept()
+
+
+def _overlap(a: QRectF, b: QRectF) -> float:
+    both = a.intersected(b)
+    return max(0.0, both.width()) * max(0.0, both.height())
 
 
 def sounding_labels(points: dict[int, tuple[float, float] | None]) -> dict[tuple[float, float], str]:
