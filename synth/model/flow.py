@@ -59,9 +59,7 @@ velocity ``v = data - noise``; a sampler integrates dx/dt = v from t=0 to t=1.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +69,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.model.configio import JsonConfig
+
 SAMPLERS = ("euler", "heun")
 
 
 @dataclass
-class FlowConfig:
+class FlowConfig(JsonConfig):
     # data shape
     num_frames: int = 300  # T: 4 s at 75 frames/s
     dim: int = 64  # D: codec embedding size
@@ -160,22 +160,6 @@ class FlowConfig:
             raise ValueError(f"context_frames {self.context_frames} must be 1..{self.num_frames - 1}")
         if self.pitch_max < self.pitch_min or not self.velocity_layers:
             raise ValueError("empty pitch range or no velocity layers")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "FlowConfig":
-        data = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names})
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "FlowConfig":
-        return cls.from_json(Path(path).read_text())
 
 
 # -- conditioning helpers ------------------------------------------------------------------------------------------

@@ -21,8 +21,6 @@ generation equals uncached generation.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.model.configio import JsonConfig
 from synth.model.vae import velocity_index
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
     num_frames: int = 300  # T
     dim: int = 128  # D
     pitch_min: int = 48
@@ -84,22 +83,6 @@ class GeneratorConfig:
     @property
     def num_steps(self) -> int:
         return -(-self.num_frames // self.frames_per_step)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "GeneratorConfig":
-        data = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names})
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "GeneratorConfig":
-        return cls.from_json(Path(path).read_text())
 
 
 class KVCache:

@@ -10,8 +10,6 @@ activation or dropout after an output (a pitfall of the authors' prototype, see 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.model.configio import JsonConfig
+
 
 @dataclass
-class VAEConfig:
+class VAEConfig(JsonConfig):
     """Everything that defines a VAE run; saved as JSON beside the state_dict so a run can be rebuilt exactly."""
 
     # data shape
@@ -104,29 +104,6 @@ class VAEConfig:
     @property
     def num_pitches(self) -> int:
         return self.pitch_max - self.pitch_min + 1
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "VAEConfig":
-        data = json.loads(text)
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in data.items():
-            if key not in known:
-                continue  # tolerate fields of newer versions
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[key] = value
-        return cls(**kwargs)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "VAEConfig":
-        return cls.from_json(Path(path).read_text())
 
 
 def fit_frames(x: torch.Tensor, num_frames: int) -> torch.Tensor:
