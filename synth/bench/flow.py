@@ -29,23 +29,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     import torch
 
     from synth.model.flow import FlowConfig, FlowNet, benchmark, load_flow
-    from synth.model.overrides import apply_overrides
+    from synth.model.overrides import apply_overrides_validated
 
     if args.run:
         model = load_flow(args.run, map_location=args.device)
     else:
         cfg = FlowConfig()
-        try:
-            apply_overrides(cfg, args.set)
-            cfg.__post_init__()
-            cfg.validate()
-        except ValueError as exc:
-            print(exc, file=sys.stderr)
+        if not apply_overrides_validated(cfg, args.set):
             return 2
         torch.manual_seed(0)
         model = FlowNet(cfg)

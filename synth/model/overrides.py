@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -31,3 +32,17 @@ def apply_overrides(cfg, items: list[str]):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"--set {item!r}: {exc}") from exc
     return cfg
+
+
+def apply_overrides_validated(cfg, items: list[str]) -> bool:
+    """``apply_overrides``, then re-derive (``cfg.__post_init__()``) and check (``cfg.validate()``) the config, as
+    the flow commands need; a bad override or an invalid config is printed on stderr and gives False (the command
+    then exits 2)."""
+    try:
+        apply_overrides(cfg, items)
+        cfg.__post_init__()
+        cfg.validate()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return False
+    return True

@@ -7,39 +7,29 @@ import json
 import sys
 from pathlib import Path
 
+from synth.model.train_cli_common import add_stage2_args, start
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder")
-    parser.add_argument("--vae", required=True, help="VAE run folder (vae.json + vae.pt): gives the timbre points")
-    parser.add_argument("--out", required=True, help="run folder, e.g. runs/flow/base (resumes when it holds ckpt.pt)")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (resume later)")
-    parser.add_argument("--steps", type=int, default=None, help="stop at this absolute step")
-    parser.add_argument("--valid-every", type=int, default=500)
-    parser.add_argument("--valid-notes", type=int, default=128)
-    parser.add_argument("--ckpt-minutes", type=float, default=5.0, help="write the resume checkpoint this often")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a FlowConfig field")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 is faster on a busy 2-core box)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_stage2_args(parser, vae_help="VAE run folder (vae.json + vae.pt): gives the timbre points",
+                    out_example="runs/flow/base", valid_notes=128, set_help="override a FlowConfig field",
+                    device_help="cpu or cuda (default: cuda when available)", ckpt_minutes=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    emb = start(args)
+    if emb is None:
+        return 2
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    import torch
 
     from synth.model.data import cache_shape, load_notes, train_instruments
     from synth.model.flow import FlowConfig
-    from synth.model.overrides import apply_overrides
+    from synth.model.overrides import apply_overrides_validated
     from synth.model.train_flow import encode_mu, instrument_points, train_flow
     from synth.model.vae import load_vae
 
-    emb, out = Path(args.emb), Path(args.out)
-    if not emb.exists():
-        print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
-        return 2
+    out = Path(args.out)
     if not (Path(args.vae) / "vae.json").exists():
         print(f"no VAE run at {args.vae} (vae.json + vae.pt): run `python -m synth train vae` first", file=sys.stderr)
         return 2
@@ -53,12 +43,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = FlowConfig.load(out / "flow.json")
     else:
         cfg = FlowConfig(num_frames=vae.cfg.num_frames, dim=d)
-    try:
-        apply_overrides(cfg, args.set)
-        cfg.__post_init__()
-        cfg.validate()
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
+    if not apply_overrides_validated(cfg, args.set):
         return 2
     classes = train_instruments(emb)
     pr = (cfg.pitch_min, cfg.pitch_max)

@@ -7,26 +7,20 @@ import json
 import sys
 from pathlib import Path
 
+from synth.model.train_cli_common import add_stage2_args, start
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder")
-    parser.add_argument("--vae", required=True, help="VAE run folder (vae.json + vae.pt)")
-    parser.add_argument("--out", required=True, help="run folder, e.g. runs/gen/base (resumes when it holds ckpt.pt)")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (resume later)")
-    parser.add_argument("--steps", type=int, default=None, help="stop at this absolute step")
-    parser.add_argument("--valid-every", type=int, default=500)
-    parser.add_argument("--valid-notes", type=int, default=64)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy 2-core box)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_stage2_args(parser, vae_help="VAE run folder (vae.json + vae.pt)", out_example="runs/gen/base",
+                    valid_notes=64, set_help="override a config field")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    emb = start(args)
+    if emb is None:
+        return 2
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    import torch
 
     from synth.model.data import cache_coverage, cache_shape, coverage_warnings, load_notes, train_instruments
     from synth.model.generator import GeneratorConfig
@@ -34,10 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from synth.model.train_generator import train_generator
     from synth.model.vae import load_vae
 
-    emb, out = Path(args.emb), Path(args.out)
-    if not emb.exists():
-        print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
-        return 2
+    out = Path(args.out)
     vae = load_vae(args.vae)
     _, t, d = cache_shape(emb, "train")
     if (out / "generator.json").exists():

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from synth.model.train_cli_common import start
+
 ABLATIONS = ("no_kl", "no_reg", "no_nei", "no_fam")
 
 
@@ -44,18 +46,15 @@ def build_config(args: argparse.Namespace, num_frames: int, dim: int, num_instru
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    emb = start(args)
+    if emb is None:
+        return 2
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    import torch
 
     from synth.model.data import cache_coverage, cache_shape, coverage_warnings, load_notes, train_instruments
     from synth.model.train_vae import train_vae
 
-    emb = Path(args.emb)
-    if not emb.exists():
-        print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
-        return 2
     n, t, d = cache_shape(emb, "train")
     classes = train_instruments(emb)
     try:
