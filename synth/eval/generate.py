@@ -97,13 +97,17 @@ def model_frames(synth, kind: str, z, p, v, guidance: float | None = None, chunk
     return torch.cat(out)
 
 
-def played_and_unlocked(synth, frames, p):
-    """(waves with the pitch channel locked to ``p``, waves as the network wrote the channel)."""
+def played(synth, frames, p):
+    """Waves with the pitch channel locked to ``p`` (what the instrument plays)."""
     import torch
 
     with torch.inference_mode():
-        locked = synth.lock_pitch(frames.to(synth.device), p.to(synth.device)).cpu()
-    return decode(synth, locked), decode(synth, frames)
+        return decode(synth, synth.lock_pitch(frames.to(synth.device), p.to(synth.device)).cpu())
+
+
+def played_and_unlocked(synth, frames, p):
+    """(waves with the pitch channel locked to ``p``, waves as the network wrote the channel)."""
+    return played(synth, frames, p), decode(synth, frames)
 
 
 def train_index(train_cache) -> dict:
@@ -557,9 +561,9 @@ def spread_c4(synth, args, rng, test_cache, test_points, train_cache, train_poin
                        for _, c, _, _, r in picks])
     waves = {"codec": decode(synth, std)}
     for kind in models_of(synth):
-        waves[kind] = played_and_unlocked(synth, model_frames(synth, kind, z, p, v), p)[0]
+        waves[kind] = played(synth, model_frames(synth, kind, z, p, v), p)
     for name, g in sweep.items():
-        waves[name] = played_and_unlocked(synth, model_frames(synth, "flow", z, p, v, guidance=g), p)[0]
+        waves[name] = played(synth, model_frames(synth, "flow", z, p, v, guidance=g), p)
     waves["nearest5"] = decode(synth, nearest5_frames(meta, z.numpy(), train_points, train_cache, t_index,
                                                           synth.num_frames)[0])
     real = []

@@ -100,7 +100,7 @@ def _conditions(synth, cache, rows, points, train_points, train_cache, t_index, 
         waves[kind], waves[f"{kind}_unlocked"] = G.played_and_unlocked(synth, frames[kind], p)
     for name, g in sweep.items():
         frames[name] = G.model_frames(synth, "flow", z, p, v, guidance=g)
-        waves[name] = G.played_and_unlocked(synth, frames[name], p)[0]
+        waves[name] = G.played(synth, frames[name], p)
     frames["nearest5"], exact = G.nearest5_frames(meta, z.numpy(), train_points, train_cache, t_index,
                                                   synth.num_frames)
     waves["nearest5"] = G.decode(synth, frames["nearest5"])
