@@ -61,6 +61,6 @@ step 6 && $PY -m synth bundle build --codec models/default/codec --vae runs/vae/
 # 7. the numbers for the cards
 step 7 && $PY -m synth codec eval --codec models/default/codec --data data/notes --split test --max-notes 200 --threads 1 --json
 step 7 && $PY -m synth eval latent --vae runs/vae/default --emb data/emb/default --split test --json
-step 7 && $PY -m synth eval generate --split test --json
+step 7 && $PY -m synth eval generate --split test --guidance 1,2,3 --json
 step 7 && $PY -m synth bench generate --json
 true

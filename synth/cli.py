@@ -26,7 +26,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train", "flow"): ("synth.model.train_flow_cli", "train the flow-matching generator (stage 2, sampling, resumable)"),
     ("eval", "latent"): ("synth.eval.latent_cli", "latent-map metrics of the VAE"),
     ("eval", "generate"): ("synth.eval.generate_cli", "pitch accuracy and spectral distances of generated notes"),
-    ("bench", "generate"): ("synth.bench.generate", "time to generate 25 notes at a new point"),
+    ("bench", "generate"): ("synth.bench.generate", "time to generate the first note, the 25 nearest keys and every key at a new point, per play path"),
     ("bench", "flow"): ("synth.bench.flow", "flow generator speed: steps x seconds for 25 notes at a new point"),
     ("bench", "engine"): ("synth.bench.engine", "MIDI-to-audio latency and underruns through JACK"),
     ("bench", "render"): ("synth.bench.render", "real-time factor of MIDI file rendering"),
