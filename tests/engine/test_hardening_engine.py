@@ -18,19 +18,11 @@ import time
 
 import pytest
 
+from synth.engine.midi_io import wait_for as _wait  # polls every 0.02 s
 from tests.conftest import unique_name
 from tests.jackbus import jack_output_device
 
 SETTLE = 0.3
-
-
-def _wait(predicate, timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from synth.engine.midi_io import wait_for
 from tests.conftest import unique_name
 
 pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None, reason="needs jackd")]
@@ -89,12 +90,7 @@ class Player:
 
 
 def _wait(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    return wait_for(predicate, timeout, interval)
 
 
 @pytest.fixture
