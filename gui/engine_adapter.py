@@ -75,6 +75,7 @@ class EngineAdapter:
         self.meters: dict[str, Any] = {}
         self.audio_error: str | None = None
         self._connected_port: str | None = None
+        self._virtual_on = True  # False: MIDI input "None" (the virtual port stays open but is not played)
         self._errors: list[str] = []
         self._seen_worker_errors = 0
         self._last_worker_error: str | None = None
@@ -207,7 +208,7 @@ class EngineAdapter:
         s = self.engine.settings
         return {
             "device": self.engine.device, "samplerate": self.engine.sample_rate, "blocksize": self.engine.block_size,
-            "midi_port": self._connected_port or (VIRTUAL_PORT if self.engine.midi_enabled else None),
+            "midi_port": self._connected_port or (VIRTUAL_PORT if self.engine.midi_enabled and self._virtual_on else None),
             "bend_range": int(round(s.bend_range)), "velocity_curve": s.velocity_curve,
             "master_gain_db": self.master_gain_db,
         }
@@ -249,6 +250,7 @@ class EngineAdapter:
         new.set_point(*old.point)
         old.stop()
         self.engine = new
+        # the chosen keyboard is reconnected by start() (wanted_midi_port): a block-size change must not drop it
         self._connected_port = None
         if not self._started:
             return None
@@ -260,9 +262,17 @@ class EngineAdapter:
         if self._connected_port and midi is not None:
             midi.disconnect(self._connected_port)
         self._connected_port = None
+        self.wanted_midi_port = None
+        self._virtual_on = port is not None  # "None" silences the virtual port too
+        self._apply_virtual()
         if port and port != VIRTUAL_PORT:
             self.engine.connect_midi(port)
             self._connected_port = port
+            self.wanted_midi_port = port  # what an engine rebuild (new block size...) reconnects
+
+    def _apply_virtual(self) -> None:
+        if self.engine.midi is not None:
+            self.engine.midi.set_virtual_enabled(self._virtual_on)
 
     def audio_devices(self) -> list[tuple[str, int]]:
         """(label, device index) of every output device PortAudio lists."""
@@ -312,6 +322,7 @@ class EngineAdapter:
             self.engine.start()
         except Exception as exc:
             self._start_degraded(exc)
+        self._apply_virtual()
         if self.wanted_midi_port and self.engine.midi is not None:
             self._guard("connect the MIDI keyboard", self._connect_when_present, self.wanted_midi_port)
 

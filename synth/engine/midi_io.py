@@ -326,6 +326,37 @@ class MidiInput:
         for p in self._parsers:
             p.bend_range = self.bend_range
 
+    def set_virtual_enabled(self, on: bool) -> None:
+        """Play (or ignore) what arrives at our virtual port: MIDI input "None" must mean no input at all, yet the
+        port stays open so a DAW's connection to it survives switching back. Called from the GUI, never the audio
+        thread; the drain reads ``_active`` as a snapshot, so swapping it is all the audio thread sees."""
+        virtual = self._virtual
+        if virtual is None or on == any(pair[0] is virtual for pair in self._active):
+            return
+        if on:
+            while virtual.get_message() is not None:  # what came while ignored is stale: do not play it now
+                pass
+            self._publish(virtual, add=True)
+            return
+        self._publish(virtual, add=False)
+        self._wait_for_drain()
+        parser = self._parser_of.get(id(virtual))
+        if parser is not None:  # keys held through the virtual port when it went silent must not hang
+            self._deliver(parser.release_events())
+
+    @property
+    def virtual_enabled(self) -> bool:
+        return self._virtual is not None and any(pair[0] is self._virtual for pair in self._active)
+
+    def _wait_for_drain(self) -> None:
+        """Let a drain() that may still hold the old ``_active`` tuple finish (pull mode)."""
+        if not self.pull:
+            return
+        seen = self._drains
+        deadline = time.monotonic() + 0.5
+        while self._drains == seen and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     # -------------------------------------------------------------------------------------- ports
     def _new_midi_in(self, name: str):
         midi_in = self._rtmidi.MidiIn(self.api, name=name)
