@@ -1,8 +1,11 @@
 """``synth play`` when its JACK server dies (issue 16, item 3): it says so, waits, reconnects when the server comes
 back, and Ctrl-C ends it within about a second in every state.
 
-Each test runs its own JACK server under a unique name (``jackd -n NAME``; clients find it through
-JACK_DEFAULT_SERVER) so that killing it leaves the suite's shared server alone. The test process itself never opens
+Each test runs its own JACK server under a name of its own (``jackd -n NAME``; clients find it through
+JACK_DEFAULT_SERVER) so that killing it leaves the suite's shared server alone. The names come from a small fixed
+set (``private_server_name``): JACK keeps a killed server's entry in its shared-memory registry and reclaims it only
+for a server of the same name, so unique names per run filled the registry's few slots after a handful of runs
+("Too many servers already active"). The test process itself never opens
 a client on that server (a client of a killed server lingers in libjack); it looks at ports with ``jack_lsp``.
 """
 
@@ -22,6 +25,17 @@ from synth.engine.midi_io import wait_for
 from tests.conftest import unique_name
 
 pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None, reason="needs jackd")]
+
+
+def private_server_name(prefix: str = "pgesamsrv", choices: int = 4) -> str:
+    """The first of ``prefix0..prefix{choices-1}`` that no live server uses (parallel runs take different ones)."""
+    for i in range(choices):
+        name = f"{prefix}{i}"
+        env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+        probe = subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=5)
+        if probe.returncode != 0:
+            return name
+    pytest.skip(f"all {choices} private JACK server names are in use")
 
 
 class Server:
@@ -95,7 +109,7 @@ def _wait(predicate, timeout: float, interval: float = 0.05) -> bool:
 
 @pytest.fixture
 def server():
-    srv = Server(unique_name("pgesamtest") + f"_{os.getpid()}")
+    srv = Server(private_server_name())
     srv.start()
     yield srv
     srv.close()
