@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from gui.history import SoundState, StateCommand
 from gui.keyboard import ComputerKeys, PianoKeyboard, note_name
+from gui.midi_control import MidiControl
 from gui.mapdata import family_label, nearest, to_map_points
 from gui.pad import TimbrePad, sounding_labels
 from gui.presetbar import PresetBar, skipped_message
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         install_export_actions(self)
         self._connect()
         self._start_pad()
+        self.midi_control = MidiControl(self)
         self._poll_timer = QTimer(self)
         self._poll_timer.timeout.connect(self.poll_engine)
         self._poll_timer.start(POLL_MS)
@@ -431,6 +433,7 @@ class MainWindow(QMainWindow):
 
     def poll_engine(self) -> None:
         self.adapter.poll_meters()
+        self.midi_control.poll(POLL_MS / 1000.0)
         self.status_strip.refresh(self.adapter, POLL_MS / 1000.0)
         self._show_held()
         error = self.adapter.take_error()

@@ -55,6 +55,7 @@ def capture(window) -> dict:
         "preset": window.preset_bar.current_name,
         "map_hash": adapter.map_hash,
         "octave_base": window.keys.base,
+        "midi_cc": window.midi_control.cc.to_dict() if hasattr(window, "midi_control") else {},
     }
 
 
@@ -101,6 +102,8 @@ def restore(window, data: dict) -> list[str]:
             problems.append(error)
     _restore_sound(window, data, refused)
     _restore_point(window, data, refused)
+    if hasattr(window, "midi_control"):
+        window.midi_control.cc.load(data.get("midi_cc"))  # pad X/Y CC bindings (bad ones stay unbound)
     base = data.get("octave_base")
     if isinstance(base, int) and 0 <= base <= 120 and base % 12 == 0:
         window.keys.shift_octave((base - window.keys.base) // 12)

@@ -32,7 +32,8 @@ import numpy as np
 
 from synth.engine.buffers import BufferSlot
 from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
-from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event,
+from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, SUSTAIN,
+                                  Event,
                                   MidiInput)
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
@@ -146,6 +147,11 @@ class Engine:
         self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self._priority,
                                        batch_size=batch_size)
         self._events: deque[Event] = deque()
+        # the last value of each CC and program change, with a wrapping count per slot: the callback only stores
+        # small ints (no allocation), the GUI/CLI polls them (synth.engine.cc_control) and smooths off this thread
+        self.cc_values = bytearray(128)
+        self.cc_counts = bytearray(129)  # index 128: program changes
+        self.program = 0
         self.midi: MidiInput | None = None
         self.audio = None
         (x0, x1), (y0, y1) = source_bounds(source)
@@ -339,7 +345,16 @@ class Engine:
         self.limiter.process(out)
 
     def _from_midi(self, event: Event) -> None:
-        self._apply(*event)
+        kind, a, b = event
+        if kind == CONTROL:
+            self.cc_values[a] = b
+            self.cc_counts[a] = (self.cc_counts[a] + 1) & 0xFF
+            return
+        if kind == PROGRAM:
+            self.program = a
+            self.cc_counts[128] = (self.cc_counts[128] + 1) & 0xFF
+            return
+        self._apply(kind, a, b)
         self._seen.append(event)  # for the worker's priorities (folded in by _priority, off the audio thread)
 
     def _apply(self, kind: int, a, b) -> None:

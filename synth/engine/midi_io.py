@@ -8,6 +8,8 @@ start of each block (``deque.append``/``popleft`` are atomic in CPython, so neit
 - ``(SUSTAIN, on, 0)`` from CC64 (on when value >= 64)
 - ``(BEND, semitones, 0)`` from pitch bend, scaled to +-``bend_range`` semitones (default 2)
 - ``(ALL_NOTES_OFF, 0, 0)`` from CC123 (and CC124-127, which imply it), ``(ALL_SOUND_OFF, 0, 0)`` from CC120
+- ``(CONTROL, cc, value)`` from every other CC (pad X/Y and mod wheel bindings, see ``synth.engine.cc_control``)
+- ``(PROGRAM, program, 0)`` from program change (selects a preset)
 
 The parser takes raw bytes, so it copes with whatever arrives: running status, several messages in one packet,
 real-time bytes interleaved (ignored), sysex (skipped up to F7), truncated messages and stray data bytes (dropped).
@@ -39,8 +41,8 @@ import time
 from collections import deque
 from typing import Callable, Iterable
 
-NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF = range(6)
-EVENT_NAMES = ("note_on", "note_off", "sustain", "bend", "all_notes_off", "all_sound_off")
+NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF, CONTROL, PROGRAM = range(8)
+EVENT_NAMES = ("note_on", "note_off", "sustain", "bend", "all_notes_off", "all_sound_off", "control", "program")
 
 Event = tuple[int, float, int]
 
@@ -160,7 +162,10 @@ class MidiParser:
                 return (ALL_SOUND_OFF, 0, 0)
             if cc in (123, 124, 125, 126, 127):  # all notes off; omni/mono/poly mode changes imply it
                 return (ALL_NOTES_OFF, 0, 0)
-        return None  # aftertouch, program change, other CCs: not used by this instrument
+            return (CONTROL, cc, value)
+        if kind == 0xC0:
+            return (PROGRAM, data[0], 0)
+        return None  # aftertouch: not used by this instrument
 
 
 # ---------------------------------------------------------------------------------------------------- ports

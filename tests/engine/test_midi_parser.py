@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, MidiParser,
+from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, SUSTAIN,
+                                  MidiParser,
                                   _match)
 
 
@@ -17,7 +18,8 @@ def test_channel_messages():
     assert p.feed([0x83, 61, 64]) == [(NOTE_OFF, 61, 0)]
     assert p.feed([0xB0, 64, 127, 0xB0, 64, 10]) == [(SUSTAIN, 1, 0), (SUSTAIN, 0, 0)]
     assert p.feed([0xB0, 120, 0, 0xB0, 123, 0]) == [(ALL_SOUND_OFF, 0, 0), (ALL_NOTES_OFF, 0, 0)]
-    assert p.feed([0xB0, 1, 64, 0xC0, 5, 0xD0, 3, 0xA0, 60, 3]) == []  # unused kinds are ignored
+    assert p.feed([0xB0, 1, 64, 0xC0, 5]) == [(CONTROL, 1, 64), (PROGRAM, 5, 0)]  # bindable CCs, presets
+    assert p.feed([0xD0, 3, 0xA0, 60, 3]) == []  # aftertouch is ignored
 
 
 def test_pitch_bend_scaling_and_range():
@@ -68,7 +70,9 @@ def test_fuzz_never_raises_and_yields_valid_events():
         events = p.feed_message(chunk) if rng.random() < 0.5 else p.feed(chunk)
         for kind, a, b in events:
             count += 1
-            assert kind in (NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF)
+            assert kind in (NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF, CONTROL, PROGRAM)
+            if kind in (CONTROL, PROGRAM):
+                assert 0 <= a < 128 and 0 <= b < 128
             if kind == NOTE_ON:
                 assert 0 <= a < 128 and 1 <= b < 128
             elif kind == NOTE_OFF:
