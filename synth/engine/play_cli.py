@@ -44,6 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--midi-client", default="pgesam", help="JACK/ALSA client name of the MIDI input")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--list", action="store_true", help="list audio outputs and MIDI ports, then exit")
+    parser.add_argument("--cc-x", type=int, default=None, metavar="N", help="MIDI CC that moves the timbre X "
+                        "(0-127; 14-bit when N is 0-31 and its LSB CC N+32 is sent too)")
+    parser.add_argument("--cc-y", type=int, default=None, metavar="M", help="MIDI CC that moves the timbre Y "
+                        "(e.g. 1: the mod wheel)")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -59,6 +63,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         args.duration = finite_in_range(args.duration, 0.0, 1e7, "--duration")
     if args.point is not None:
         args.point = [finite_in_range(v, -1e3, 1e3, "--point") for v in args.point]
+    for flag, cc in (("--cc-x", args.cc_x), ("--cc-y", args.cc_y)):
+        if cc is not None:
+            finite_in_range(cc, 0, 127, flag)
 
 
 def _make_engine(args: argparse.Namespace):
@@ -171,8 +178,12 @@ def _play(engine, args: argparse.Namespace, stop: threading.Event, t_end: float 
     """The main loop: watch the stream, print meters and new errors, until Ctrl-C or --duration."""
     reporter = StatusReporter(engine)
     next_meter = time.monotonic() + METER_PERIOD
-    while not stop.wait(0.1):
+    follow = _cc_follower(engine, args)
+    # CC control polls at 50 Hz so the smoothed point glides; without it the loop only watches the stream
+    while not stop.wait(0.02 if follow else 0.1):
         now = time.monotonic()
+        if follow:
+            follow(0.02)
         if engine.audio_lost():
             return _server_lost(engine, args, stop, t_end, jack="JACK" in engine.audio_hostapi())
         for line in reporter.new_errors():
@@ -185,9 +196,33 @@ def _play(engine, args: argparse.Namespace, stop: threading.Event, t_end: float 
     return _shutdown(engine)
 
 
+def _cc_follower(engine, args: argparse.Namespace):
+    """--cc-x/--cc-y: a function that moves the point from the engine's CC store (smoothed, off the audio
+    thread), or None."""
+    if args.cc_x is None and args.cc_y is None:
+        return None
+    from synth.engine.cc_control import CCControl, to_map
+    from synth.engine.sources import source_bounds
+
+    control = CCControl()
+    control.bind("x", args.cc_x)
+    control.bind("y", args.cc_y)
+    bounds = source_bounds(engine.source)
+
+    def follow(dt: float) -> None:
+        moved, _ = control.poll(engine.cc_values, engine.cc_counts, dt)
+        if moved:
+            x, y = engine.point
+            engine.set_point(to_map(moved["x"], bounds[0]) if "x" in moved else x,
+                             to_map(moved["y"], bounds[1]) if "y" in moved else y)
+    return follow
+
+
 def _summary(engine) -> str:
     meters = engine.meters()
-    return json.dumps({k: meters[k] for k in ("xruns", "max_load", "latency_ms", "bad_blocks")})
+    summary = {k: meters[k] for k in ("xruns", "max_load", "latency_ms", "bad_blocks")}
+    summary["point"] = [float(v) for v in engine.point]  # where the timbre ended (moved by --cc-x/--cc-y)
+    return json.dumps(summary)
 
 
 def _shutdown(engine) -> int:
@@ -251,7 +286,8 @@ def _options(args: argparse.Namespace, t_end: float | None) -> list[str]:
            f"--gain-db={float(args.gain_db)!r}", "--midi-client", str(args.midi_client)]
     if args.demo:
         out.append("--demo")
-    for flag, value in (("--midi-port", args.midi_port), ("--device", args.device), ("--channel", args.channel)):
+    for flag, value in (("--midi-port", args.midi_port), ("--device", args.device), ("--channel", args.channel),
+                        ("--cc-x", args.cc_x), ("--cc-y", args.cc_y)):
         if value is not None:
             out += [flag, str(value)]
     if args.point:

@@ -69,3 +69,31 @@ def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
         rec.close()
     assert tone.rms > 0.003, tone  # audible (master gain -12 dB)
     assert abs(cents(tone.frequency, midi_to_hz(60))) < 30, tone
+
+
+def test_play_cc_options_move_the_timbre_point(jack_server, tmp_path, keyboard):
+    from synth.engine.sources import SineNoteSource, source_bounds
+
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    client = unique_name("pgesamplaycc")
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--bundle", str(tmp_path / "none"),
+                             "--blocksize", "1024", "--duration", "3", "--midi-client", client,
+                             "--cc-x", "74", "--cc-y", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        keyboard.connect(f"{client}:midi_in", timeout=20)
+        time.sleep(0.3)
+        for value in range(0, 128, 16):  # a knob turned up; the mod wheel sent down to 0
+            keyboard.send(0xB0, 74, value)
+            keyboard.send(0xB0, 1, 127 - value)
+            time.sleep(0.02)
+        keyboard.send(0xB0, 74, 127)
+        keyboard.send(0xB0, 1, 0)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    (x0, x1), (y0, y1) = source_bounds(SineNoteSource())
+    x, y = json.loads(out.strip().splitlines()[-1])["point"]
+    assert abs(x - x1) < 1e-3 * (x1 - x0) and abs(y - y0) < 1e-3 * (y1 - y0), (x, y)
