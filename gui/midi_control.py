@@ -58,7 +58,7 @@ class MidiControl:
             self._load_program(engine.program)
 
     def _move_pad(self, moved: dict[str, float]) -> None:
-        (x0, x1), (y0, y1) = self.window.adapter.map_bounds
+        x0, x1, y0, y1 = self.window.pad.extent  # the knob's full travel spans the pad the player sees
         x, y = self.window.pad.point
         x = to_map(moved["x"], (x0, x1)) if "x" in moved else x
         y = to_map(moved["y"], (y0, y1)) if "y" in moved else y

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.gui.test_window_on_jack import live  # noqa: F401  (the window + engine + recorder fixture)
+from tests.jackbus import jack_output_device
 
 pytestmark = pytest.mark.jack
 
@@ -14,7 +15,7 @@ def test_a_learned_cc_stream_moves_the_pad_and_the_sound(live, qtbot, keyboard):
     window, adapter, rec = live
     keyboard.connect(adapter.virtual_port_name())
     qtbot.wait(300)
-    (x0, x1), (y0, y1) = adapter.map_bounds
+    x0, x1, y0, y1 = window.pad.extent
     window.midi_control.learn("x")
     keyboard.send(0xB0, 74, 0)  # the knob that is moved binds
     qtbot.waitUntil(lambda: window.midi_control.cc.bindings["x"] == 74, timeout=3000)
@@ -46,3 +47,36 @@ def test_a_program_change_switches_presets(live, qtbot, keyboard):  # noqa: F811
     for program in (2, 1):
         keyboard.send(0xC0, program)
         qtbot.waitUntil(lambda: window.preset_bar.current_name == entries[program].name, timeout=3000)
+
+
+def test_a_cc_stream_moves_the_sound_of_a_tiny_model(jack_server, qtbot, tmp_path, library, keyboard):
+    """With a (tiny) model the notes are generated again at the point the CC moved to."""
+    from gui.engine_adapter import OpenOptions, open_engine
+    from gui.main_window import MainWindow
+    from synth.model.bundle import build_tiny_bundle
+    from tests.conftest import unique_name
+
+    bundle = build_tiny_bundle(tmp_path / "tiny", seed=0)
+    adapter = open_engine(OpenOptions(bundle=bundle, device=jack_output_device(), use_grid=False,
+                                      midi_client=unique_name("pgesamcc")))
+    assert adapter.fallback_reason is None, adapter.fallback_reason
+    window = MainWindow(adapter, library)
+    qtbot.addWidget(window)
+    try:
+        adapter.start()
+        keyboard.connect(adapter.virtual_port_name())
+        slot = adapter.engine.slots[60]
+        qtbot.waitUntil(lambda: slot.buffer is not None, timeout=30000)
+        before = slot.buffer
+        window.midi_control.cc.bind("x", 20)
+        x0, x1, _, _ = window.pad.extent
+        for value in (40, 80, 127):
+            keyboard.send(0xB0, 20, value)
+            qtbot.wait(30)
+        qtbot.waitUntil(lambda: abs(adapter.point[0] - x1) < 1e-3 * (x1 - x0), timeout=5000)
+        worker = adapter.engine.worker
+        qtbot.waitUntil(lambda: slot.buffer is not before and slot.tag[:2] == (worker._serial, "exact"),
+                        timeout=30000)
+    finally:
+        window.close()
+        adapter.close()
