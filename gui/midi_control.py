@@ -30,6 +30,11 @@ class MidiControl:
         self.window.statusBar().showMessage(f"MIDI learn: move a knob or the mod wheel to control pad {axis.upper()}",
                                             10000)
 
+    def load(self, data) -> None:
+        """Bindings from the session (the menu texts name them)."""
+        self.cc.load(data)
+        self._show_bindings()
+
     def forget(self) -> None:
         for axis in AXES:
             self.cc.bind(axis, None)

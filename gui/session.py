@@ -103,7 +103,7 @@ def restore(window, data: dict) -> list[str]:
     _restore_sound(window, data, refused)
     _restore_point(window, data, refused)
     if hasattr(window, "midi_control"):
-        window.midi_control.cc.load(data.get("midi_cc"))  # pad X/Y CC bindings (bad ones stay unbound)
+        window.midi_control.load(data.get("midi_cc"))  # pad X/Y CC bindings (bad ones stay unbound)
     base = data.get("octave_base")
     if isinstance(base, int) and 0 <= base <= 120 and base % 12 == 0:
         window.keys.shift_octave((base - window.keys.base) // 12)
