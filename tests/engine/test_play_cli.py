@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +41,20 @@ def test_play_runs_headless_and_reports(jack_server, tmp_path, keyboard):
     assert summary["bad_blocks"] == 0 and summary["latency_ms"] > 0
 
 
+def _wait_for_line(stream, pattern: "re.Pattern", timeout: float) -> bool:
+    """Read ``stream`` line by line in a thread until a line matches ``pattern`` (True) or ``timeout`` passes;
+    the thread keeps draining the pipe afterwards so the process never blocks on a full stderr."""
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in stream:
+            if pattern.search(line):
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    return found.wait(timeout)
+
+
 def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
     """The headless player on models/default (the committed model): a MIDI note is heard at its pitch."""
     env = dict(os.environ, JACK_NO_START_SERVER="1")
@@ -55,7 +71,9 @@ def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
             time.sleep(0.1)
         rec.connect_from(*new_output_ports(before)[:2])
         rec.start()
-        time.sleep(6)  # load the bundle and generate the 25 notes at the start point (~1-2 s here)
+        # wait until the notes of the start point are generated (~1-2 s on an idle machine; under CI load with
+        # trainings beside it a fixed 6 s was once not enough): play's meter line says "notes N/N"
+        assert _wait_for_line(proc.stderr, re.compile(r"notes (\d+)/\1\b"), 90), "notes never ready"
         rate = rec.samplerate
         onset = rec.frame_time
         keyboard.note_on(60, 100)
@@ -65,7 +83,7 @@ def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
         tone = dominant_tone(rec.audio(onset + int(0.2 * rate), onset + int(0.7 * rate)), rate)
     finally:
         proc.kill()
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)  # stderr is drained by the reader thread
         rec.close()
     assert tone.rms > 0.003, tone  # audible (master gain -12 dB)
     assert abs(cents(tone.frequency, midi_to_hz(60))) < 30, tone
