@@ -11,7 +11,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, MidiParser)
+from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, SUSTAIN,
+                                  MidiParser)
 
 EXAMPLES = {"bytes": 300, "chunks": 200, "cc123": 250, "decode": 250, "release": 200}
 FUZZ = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -23,7 +24,7 @@ _realtime = st.sampled_from([0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF])
 
 def _well_formed(event, bend_range: float = 2.0) -> None:
     kind, a, b = event
-    assert kind in (NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF)
+    assert kind in (NOTE_ON, NOTE_OFF, SUSTAIN, BEND, ALL_NOTES_OFF, ALL_SOUND_OFF, CONTROL, PROGRAM)
     if kind == NOTE_ON:
         assert 0 <= a <= 127 and 1 <= b <= 127
     elif kind == NOTE_OFF:
@@ -32,6 +33,10 @@ def _well_formed(event, bend_range: float = 2.0) -> None:
         assert a in (0, 1)
     elif kind == BEND:
         assert -bend_range <= a <= bend_range
+    elif kind == CONTROL:  # any CC the parser does not act on itself (pad X/Y, mod wheel bindings)
+        assert 0 <= a <= 127 and a not in (64, 120, 123, 124, 125, 126, 127) and 0 <= b <= 127
+    elif kind == PROGRAM:
+        assert 0 <= a <= 127 and b == 0
 
 
 def _held_after(events, held=None) -> set[int]:
@@ -87,6 +92,7 @@ _message = st.one_of(
     st.tuples(st.just("on0"), st.integers(0, 15), st.integers(0, 127), st.just(0)),
     st.tuples(st.just("cc"), st.integers(0, 15), st.sampled_from([1, 7, 64, 120, 123, 127]), st.integers(0, 127)),
     st.tuples(st.just("bend"), st.integers(0, 15), st.integers(0, 127), st.integers(0, 127)),
+    st.tuples(st.just("program"), st.integers(0, 15), st.integers(0, 127), st.none()),
     st.tuples(st.just("sysex"), st.lists(st.integers(0, 127), max_size=8), st.booleans(), st.none()),
 )
 
@@ -103,18 +109,20 @@ def _encode(messages, running: list[bool], rt_positions: list[int], rt_bytes: li
             status = None  # SysEx cancels running status (an unterminated one is ended by the next status byte)
             continue
         channel, a, b = rest
-        st_byte = {"on": 0x90, "on0": 0x90, "off": 0x80, "cc": 0xB0, "bend": 0xE0}[kind] | channel
+        st_byte = {"on": 0x90, "on0": 0x90, "off": 0x80, "cc": 0xB0, "bend": 0xE0, "program": 0xC0}[kind] | channel
         if not (use_running and status == st_byte):
             out.append(st_byte)
         status = st_byte
-        out += [a, b]
+        out += [a] if kind == "program" else [a, b]
         if kind == "on":
             expected.append((NOTE_ON, a, b))
         elif kind in ("off", "on0"):
             expected.append((NOTE_OFF, a, 0))
         elif kind == "cc":
             expected += {64: [(SUSTAIN, 1 if b >= 64 else 0, 0)], 120: [(ALL_SOUND_OFF, 0, 0)],
-                         123: [(ALL_NOTES_OFF, 0, 0)], 127: [(ALL_NOTES_OFF, 0, 0)]}.get(a, [])
+                         123: [(ALL_NOTES_OFF, 0, 0)], 127: [(ALL_NOTES_OFF, 0, 0)]}.get(a, [(CONTROL, a, b)])
+        elif kind == "program":
+            expected.append((PROGRAM, a, 0))
         else:
             value = (a | (b << 7)) - 8192
             expected.append((BEND, value / (8192.0 if value < 0 else 8191.0) * 2.0, 0))
