@@ -51,6 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--note-off", type=float, default=None,
                         help="note-off (s) for the sound measures (default 3.0; 0.75 of the note when under 4 s)")
     parser.add_argument("--skip-sound", action="store_true", help="skip the release/noise/attack reports")
+    parser.add_argument("--seam-notes", type=int, default=24,
+                        help="flow continuations measured for seams (held-out points, MIDI 48-72; 0 skips)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores but one)")
@@ -135,6 +137,23 @@ def _random_points(synth, args, rng, train_points) -> dict:
     return out
 
 
+def _seams(synth, n: int, rng, test_points: dict, note_off: float) -> dict:
+    """Seams of one continuation per note at held-out instruments' points (issue 15's long notes)."""
+    import torch
+
+    from synth.eval import seam
+
+    t1 = time.time()
+    names = sorted(test_points)
+    lo, hi = _pitch_range(synth)
+    z = torch.tensor(np.stack([test_points[names[i]] for i in rng.integers(0, len(names), n)]), dtype=torch.float32)
+    p = torch.tensor(rng.integers(max(lo, 48), min(hi, 72) + 1, n))
+    v = torch.full((n,), 100)
+    res = seam.measure(synth, z, p, v, join_s=min(2.0, 2 * note_off / 3), note_off_s=note_off)
+    res["seconds"] = round(time.time() - t1, 1)
+    return res
+
+
 def _pitch_range(synth) -> tuple[int, int]:
     lo, hi = synth.pitch_range
     if synth.flow is not None:
@@ -199,6 +218,9 @@ def evaluate(args) -> dict:
     if "held_out" in out:
         out["guidance_sweep"] = G.guidance_sweep(synth, out["held_out"], spread, sweep)
         out["targets"] = G.targets(out["held_out"], spread)
+    if getattr(args, "seam_notes", 0) > 0 and synth.flow is not None and test_points:
+        _log("eval generate: continuation seams")
+        out["continuation_seam"] = _seams(synth, args.seam_notes, rng, test_points, note_off)
     if args.random_points > 0:
         out["random_points"] = _random_points(synth, args, rng, train_points)
     out["seconds"] = round(time.time() - t0, 1)

@@ -36,7 +36,7 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     bundle = build_wide_tiny_bundle(tmp_path / "bundle", num_frames=FRAMES)
     res = _run(capsys, ["--bundle", str(bundle), "--emb", str(emb), "--data", str(tmp_path / "notes"),
                         "--max-notes", "4", "--train-notes", "2", "--random-points", "2", "--spread-points", "4",
-                        "--guidance", "1", "--seed", "6"])
+                        "--guidance", "1", "--seed", "6", "--seam-notes", "3"])
     assert res["pitch_range"] == [21, 108] and res["velocity_layers"] == [40, 70, 100, 127]
     assert res["flow"]["guidance"] == 2.0 and res["flow"]["guidance_sweep"] == [1.0] and res["note_off_s"] == 1.5
     held = res["held_out"]
@@ -105,6 +105,9 @@ def test_eval_generate_flow_bundle_reports_every_measure(tmp_path, capsys):
     _finite(res["train"]["frame_mse_to_real_codes"], ["flow", "generator", "vae", "nearest5"])
     rp = res["random_points"]
     assert 0.0 <= rp["pitch_accuracy_flow"] <= 1.0 and 0.0 <= rp["pitch_accuracy"] <= 1.0
+    seams = res["continuation_seam"]  # one continuation per note, joined 1 s in (2/3 of the note-off)
+    assert seams["notes"] == 3 and seams["join_s"] == 1.0
+    _finite(seams, ["flux_join_db_p50", "flux_control_db_p50", "level_step_db_p50", "flux_rank_p50"])
 
 
 def test_eval_generate_without_flow(tmp_path, capsys):
@@ -118,6 +121,7 @@ def test_eval_generate_without_flow(tmp_path, capsys):
                         "--guidance", "1,3"])
     held, train = res["held_out"], res["train"]
     assert res["flow"] is None and res["guidance_sweep"] is None and not held["real_audio"]
+    assert "continuation_seam" not in res  # continuations are the flow sampler's
     conditions = {"codec", "generator", "generator_unlocked", "vae", "vae_unlocked", "nearest5"}
     assert set(held["pitch_accuracy"]) == conditions and set(train["pitch_accuracy"]) == conditions | {"real"}
     mse = held["frame_mse_to_real_codes"]
