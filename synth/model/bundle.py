@@ -120,9 +120,12 @@ def save_bundle(
     data_summary: dict | None = None,
     extra: dict | None = None,
     flow: Any = None,
+    half_weights: bool = False,
 ) -> Path:
     """Write a complete bundle folder (the codec folder is copied in); returns the bundle.json path. ``flow`` (a
-    ``synth.model.flow.FlowNet``, its sampling weights) adds ``flow.pt`` and ``flow_config``."""
+    ``synth.model.flow.FlowNet``, its sampling weights) adds ``flow.pt`` and ``flow_config``. ``half_weights``
+    stores the two stage-2 networks (generator.pt, flow.pt) as float16 (half the bytes: the repository carries the
+    bundle; they load back into float32 modules); a tensor outside float16's range is refused (BundleError)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     codec_src = Path(codec_dir)
@@ -135,13 +138,13 @@ def save_bundle(
         shutil.copytree(codec_src, codec_dst)
     mean, std = (stats["mean"], stats["std"]) if isinstance(stats, dict) else stats
     torch.save({k: v.detach().cpu() for k, v in vae.state_dict().items()}, out / "vae.pt")
-    torch.save({k: v.detach().cpu() for k, v in generator.state_dict().items()}, out / "generator.pt")
+    torch.save(_stored(generator, half_weights, "generator.pt"), out / "generator.pt")
     torch.save(
         {"mean": torch.as_tensor(np.asarray(mean, np.float32)), "std": torch.as_tensor(np.asarray(std, np.float32))},
         out / "stats.pt",
     )
     if flow is not None:
-        torch.save({k: v.detach().cpu() for k, v in flow.state_dict().items()}, out / FLOW_FILE)
+        torch.save(_stored(flow, half_weights, FLOW_FILE), out / FLOW_FILE)
     elif (out / FLOW_FILE).exists():
         (out / FLOW_FILE).unlink()  # a stale sampler from an earlier build must not ride along unlisted
     weight_files = ["vae.pt", "generator.pt", "stats.pt"] + ([FLOW_FILE] if flow is not None else []) + sorted(
@@ -165,6 +168,8 @@ def save_bundle(
         "generator_config": json.loads(generator.cfg.to_json()),
         **({"flow_config": json.loads(flow.cfg.to_json())} if flow is not None else {}),
         "velocity_layers": velocity_layers_of(vae, generator, flow),
+        "weights_dtype": {"generator.pt": "float16" if half_weights else "float32",
+                          **({FLOW_FILE: "float16" if half_weights else "float32"} if flow is not None else {})},
         "data": data_summary or {},
         "instruments": instruments or [],
         "files": files,
@@ -177,6 +182,23 @@ def save_bundle(
     tmp.write_text(json.dumps(info, indent=1))
     tmp.replace(path)
     return path
+
+
+FLOAT16_MAX = 65504.0
+
+
+def _stored(net: torch.nn.Module, half: bool, name: str) -> dict[str, torch.Tensor]:
+    """The state_dict as written: CPU tensors, floating ones as float16 when ``half``."""
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    if not half:
+        return state
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            peak = float(tensor.abs().max()) if tensor.numel() else 0.0
+            if not peak < FLOAT16_MAX:
+                raise BundleError(f"{name}: tensor {key!r} reaches {peak:g}, beyond float16's range: store float32")
+            state[key] = tensor.half()
+    return state
 
 
 def velocity_layers_of(vae: TimbreVAE, generator: Generator, flow: Any = None) -> list[int]:
@@ -553,7 +575,8 @@ def probe_bundle(bundle: ModelBundle) -> float:
 
 
 def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, dim: int = 8,
-                      pitch_feature: bool = False, refine_vae: bool = False, flow: bool = False) -> Path:
+                      pitch_feature: bool = False, refine_vae: bool = False, flow: bool = False,
+                      half_weights: bool = False) -> Path:
     """A complete bundle with tiny random weights (tiny harmonic codec, VAE, generator; with ``flow`` also a tiny
     flow sampler, played by default) for tests of the engine and the GUI: loads in well under a second and
     generates notes in milliseconds. Sounds like nothing."""
@@ -590,6 +613,6 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
         flow_net = FlowNet(fcfg).eval()
     save_bundle(out, codec_dir, vae, gen, stats, instruments,
                 {"notes": 0, "source": "random weights (build_tiny_bundle)"},
-                {"tiny": True, **({"play_path": "flow"} if flow else {})}, flow=flow_net)
+                {"tiny": True, **({"play_path": "flow"} if flow else {})}, flow=flow_net, half_weights=half_weights)
     shutil.rmtree(codec_dir)
     return out

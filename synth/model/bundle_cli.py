@@ -20,6 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--play-path", choices=("generator", "vae", "flow"), default="generator",
                         help="which network the instrument plays by default: the flow sampler, the MSE generator, or "
                              "the VAE decoder, as measurements decide (recorded in bundle.json)")
+    parser.add_argument("--half-weights", action="store_true",
+                        help="store generator.pt and flow.pt as float16 (half the bytes; they load as float32)")
     parser.add_argument("--tiny", action="store_true", help="write a tiny random-weights bundle instead (tests)")
 
 
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.play_path == "flow" and flow is None:
         print("bundle build: --play-path flow needs --flow <run folder>", file=sys.stderr)
         return 2
-    save_bundle(out, codec, vae, gen, (mean, std), points, summary, extra={"play_path": args.play_path}, flow=flow)
+    save_bundle(out, codec, vae, gen, (mean, std), points, summary, extra={"play_path": args.play_path}, flow=flow,
+                half_weights=args.half_weights)
     b = load_bundle(out, device="cpu")
     print(json.dumps({"out": str(out), "hash": b.hash, "instruments": len(points), "data": summary["splits"]}))
     return 0

@@ -7,7 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from synth.engine.synthesizer import Synthesizer
 from synth.model.bundle import BundleError, build_tiny_bundle, load_bundle
 
 
@@ -160,3 +162,29 @@ def test_play_path_from_bundle_json_picks_the_network(tiny_bundle, tmp_path):
     (folder / "bundle.json").write_text(json.dumps(info))
     with pytest.raises(BundleError, match="play_path"):  # refused at load now (issue 16), naming the field
         Synthesizer(load_bundle(folder), device="cpu")
+
+
+def test_half_weights_store_the_stage2_networks_as_float16_and_play_like_float32(tmp_path):
+    full = build_tiny_bundle(tmp_path / "full", flow=True)
+    half = build_tiny_bundle(tmp_path / "half", flow=True, half_weights=True)
+    for name in ("generator.pt", "flow.pt"):
+        state = torch.load(half / name, weights_only=True)
+        assert all(t.dtype == torch.float16 for t in state.values() if t.is_floating_point())
+        assert (half / name).stat().st_size < 0.7 * (full / name).stat().st_size
+    info = json.loads((half / "bundle.json").read_text())
+    assert info["weights_dtype"] == {"generator.pt": "float16", "flow.pt": "float16"}
+    a = Synthesizer(load_bundle(full), device="cpu").generate((0.2, -0.1), [60, 64])
+    b = Synthesizer(load_bundle(half), device="cpu").generate((0.2, -0.1), [60, 64])
+    assert b.dtype == np.float32 and np.abs(a).max() > 0
+    assert np.abs(a - b).max() <= 0.02 * np.abs(a).max()  # float16 rounding of the weights only
+
+
+def test_half_weights_refuse_a_tensor_beyond_float16(tmp_path):
+    from synth.model.bundle import _stored
+
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = 1e5
+    with pytest.raises(BundleError, match="'weight' reaches 100000.*float16"):
+        _stored(net, True, "generator.pt")
+    assert _stored(net, False, "generator.pt")["weight"].dtype == torch.float32
