@@ -30,6 +30,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "flow"): ("synth.bench.flow", "flow generator speed: steps x seconds for 25 notes at a new point"),
     ("bench", "engine"): ("synth.bench.engine", "MIDI-to-audio latency and underruns through JACK"),
     ("bench", "render"): ("synth.bench.render", "real-time factor of MIDI file rendering"),
+    ("bench", "morph"): ("synth.bench.morph", "live morphing through JACK: timbre updates while the pad is dragged"),
     ("bundle", "build"): ("synth.model.bundle_cli", "assemble a model bundle folder with hashes"),
     ("play",): ("synth.engine.play_cli", "play the bundled model headless from a MIDI port"),
     ("prerender",): ("synth.engine.prerender_cli", "prerender the on-disk note grid over the map"),

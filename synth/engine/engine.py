@@ -55,6 +55,10 @@ class EngineSettings:
     midi_channel: int | None = None  # None = omni, else 0-15
 
 
+PREVIEW_TAIL_S = 0.3  # seconds of a preview note decoded after its held part (the default release is 0.25 s)
+PREVIEW_FADE_S = 0.05  # fade at the end of a preview note
+
+
 class ModelNoteSource:
     """Adapts the model ``Synthesizer`` + its bundle to the ``NoteSource`` protocol (hash, map bounds, range)."""
 
@@ -73,9 +77,80 @@ class ModelNoteSource:
         duration = float(samples) / self.sample_rate if samples else 4.0
         # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
         self.held_seconds = min(3.0, 0.75 * duration)
+        self._anchors: dict[tuple[int, int], list] = {}  # (pitch, velocity) -> [(x, y, exact frames, VAE frames)]
+        self._anchor_lock = threading.Lock()  # generation and preview worker threads; never the audio callback
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
-        return np.asarray(self.synthesizer.generate(xy, list(pitches), velocity), dtype=np.float32)
+        synth = self.synthesizer
+        if not hasattr(synth, "frames"):  # a synthesizer without the frame-level API: audio only, no anchors
+            return np.asarray(synth.generate(xy, list(pitches), velocity), dtype=np.float32)
+        frames = synth.frames(xy, list(pitches), velocity)
+        self._remember(xy, pitches, velocity, frames)
+        return np.asarray(synth.decode_frames(frames), dtype=np.float32)
+
+    # -------------------------------------------------------------------------------- live-morph preview (issue 19)
+    # Measured on the shipped generator bundle (frames MSE against the exact frames of the new point, 6 random drags
+    # of 0.3 map widths, 3 pitches): the VAE decoder's frames 0.019, the exact frames of the start point moved by the
+    # VAE's change between the two points 0.0086, the start point's frames unchanged 0.13. So a preview starts from
+    # the nearest exact note generated so far (its "anchor") and adds what the VAE says changes.
+    MAX_ANCHORS = 8  # exact notes remembered per (pitch, velocity), the most recent
+
+    def _remember(self, xy, pitches, velocity: int, frames) -> None:
+        synth = self.synthesizer
+        if not hasattr(synth, "vae_frames"):
+            return
+        vae = synth.vae_frames(xy, list(pitches), velocity)
+        x, y = float(xy[0]), float(xy[1])
+        with self._anchor_lock:
+            for row, pitch in enumerate(pitches):
+                key = (self._clamp(pitch), int(velocity))
+                kept = self._anchors.setdefault(key, [])
+                kept.append((x, y, frames[row].detach().clone(), vae[row].detach().clone()))
+                del kept[:-self.MAX_ANCHORS]
+
+    def _clamp(self, pitch: int) -> int:
+        lo, hi = self.pitch_range
+        return min(max(int(pitch), lo), hi)
+
+    def anchor_count(self) -> int:
+        with self._anchor_lock:
+            return sum(len(v) for v in self._anchors.values())
+
+    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """Fast approximate notes at ``xy`` for a drag (no generation): the nearest exact note of each pitch generated
+        so far, moved by the VAE decoder's change of frames between its point and ``xy``; the VAE's own frames where
+        no exact note exists yet. Then the codec decodes them (~13 ms a note here). float32 ``[n, samples]``."""
+        synth = self.synthesizer
+        if not hasattr(synth, "vae_frames"):
+            return self.generate(xy, pitches, velocity)
+        x, y = float(xy[0]), float(xy[1])
+        import torch
+
+        frames = synth.vae_frames(xy, list(pitches), velocity)
+        with self._anchor_lock, torch.inference_mode():
+            rows = []
+            for row, pitch in enumerate(pitches):
+                kept = self._anchors.get((self._clamp(pitch), int(velocity)))
+                if kept:
+                    ax, ay, exact, vae = min(kept, key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2)
+                    rows.append(exact + (frames[row] - vae))
+                else:
+                    rows.append(frames[row])
+            frames = torch.stack(rows)
+        # Only up to the end of the sustain loop (5/6 of the held part: see buffers.prepare_note_buffer) and a
+        # release's worth after it is decoded: decoding costs in proportion to frames (2.8 of NSynth's 4 s). A
+        # preview is replaced by the exact note within about a second; a voice released meanwhile with a release
+        # longer than PREVIEW_TAIL_S meets a short fade at the end.
+        keep = frames.shape[1]
+        rate = float(getattr(synth, "num_frames", 0) or 0) / max(1e-9, float(getattr(synth, "num_samples", 0) or 0))
+        if rate > 0:
+            seconds = self.held_seconds * 5.0 / 6.0 + PREVIEW_TAIL_S
+            keep = min(keep, int(math.ceil(seconds * rate * self.sample_rate)))
+        audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
+        fade = min(audio.shape[1], int(PREVIEW_FADE_S * self.sample_rate))
+        if keep < frames.shape[1] and fade > 0:
+            audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        return audio
 
 
 def _bounds_of(instruments) -> tuple[tuple[float, float], tuple[float, float]] | None:
@@ -114,7 +189,7 @@ class Engine:
                  device: int | str | None = None, channels: int = 2, max_voices: int = 32, midi: bool = True,
                  midi_client: str = "pgesam", grid_root: Path | str | None = None, use_grid: bool = True,
                  cache_bytes: int = 512 << 20, settings: EngineSettings | None = None,
-                 batch_size: int = 4) -> None:
+                 batch_size: int = 4, preview: bool = True) -> None:
         # Import the resampler now, not in a worker thread while audio runs: a big import holds the GIL in long
         # stretches (extension-module init), which stalled the first callbacks by seconds in the bench.
         import scipy.signal  # noqa: F401
@@ -144,8 +219,9 @@ class Engine:
         self._recent: deque[tuple[int, int]] = deque(maxlen=12)  # (pitch, velocity), oldest first
         self._seen: deque[Event] = deque(maxlen=4096)  # MIDI events the callback applied, for the bookkeeping
         self._track_lock = threading.Lock()  # bookkeeping between GUI/API and worker threads; never the callback
+        # preview: held notes follow a pad drag with the source's fast approximation (issue 19), no grid needed
         self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self._priority,
-                                       batch_size=batch_size)
+                                       batch_size=batch_size, preview=preview)
         self._events: deque[Event] = deque()
         # the last value of each CC and program change, with a wrapping count per slot: the callback only stores
         # small ints (no allocation), the GUI/CLI polls them (synth.engine.cc_control) and smooths off this thread
@@ -246,7 +322,8 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ playing
     def set_point(self, x: float, y: float) -> None:
-        """Move the timbre point: sounding notes follow (grid at once when prerendered, exact when generated)."""
+        """Move the timbre point: held notes follow within tens of ms (the source's preview, or the grid when one is
+        prerendered), the exact notes once the point rests."""
         self._point = (float(x), float(y))
         self.worker.request(x, y)
 

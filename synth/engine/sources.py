@@ -27,7 +27,9 @@ class NoteSource(Protocol):
     ``held_seconds`` (how long notes are held before their release; default 3.0),
     ``velocity_layers`` (the velocities the model generates a distinct timbre for, e.g. (40, 70, 100, 127); asked
     for another velocity it plays the nearest layer, ties to the lower one; default ``(100,)``: the model ignores
-    velocity and the voices' velocity curve is the only loudness cue; read it with ``velocity_layers_of``).
+    velocity and the voices' velocity curve is the only loudness cue; read it with ``velocity_layers_of``),
+    ``preview(xy, pitches, velocity) -> float32[n, samples]`` (a fast approximation of ``generate``, tens of ms for a
+    few notes: what held notes play while the pad is dragged, until the exact notes for the resting point follow).
     """
 
     sample_rate: int
@@ -105,11 +107,18 @@ class SineNoteSource:
         keep = freqs < 0.45 * self.sample_rate
         return freqs[keep], amps[keep]
 
+    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """The live-morph preview (see ``NoteSource``): the exact notes without the simulated model cost."""
+        return self._tones(xy, [int(p) for p in pitches], velocity)
+
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         pitches = [int(p) for p in pitches]
         self.calls += 1
         if self.delay_per_note > 0:
             time.sleep(self.delay_per_note * len(pitches))
+        return self._tones(xy, pitches, velocity)
+
+    def _tones(self, xy: Sequence[float], pitches: list[int], velocity: int) -> np.ndarray:
         sr = self.sample_rate
         samples = int(round(self.duration * sr))
         t = np.arange(samples, dtype=np.float64) / sr

@@ -1,7 +1,7 @@
 """The generation worker: keeps the pitch slots of every velocity layer filled with buffers for the current point.
 
-Two threads, both fed by one coalescing request (``request(x, y)`` only stores the newest point: a pad drag of 200
-moves costs one generation, not 200):
+Two threads (three with ``preview``), all fed by one coalescing request (``request(x, y)`` only stores the newest
+point: a pad drag of 200 moves costs one generation, not 200):
 
 - the grid thread answers a move at once: it loads the nearest prerendered grid point (``note_cache.GridStore``,
   memory-mapped) and swaps its notes into the slots, held pitches first, so the change is audible within a few
@@ -14,6 +14,13 @@ moves costs one generation, not 200):
   that layer first. Priorities are re-read before each batch, so a key pressed mid-way jumps the queue. A batch is
   one ``generate`` call, so it holds one layer: the held pairs of the first held pair's layer, else consecutive
   pairs of one layer from the order. A newer point abandons the rest of the old one, every layer of it.
+- the preview thread (``preview=True`` and a source with ``preview()``; issue 19: live morphing with nothing
+  prepared) follows a drag: at each newest point it asks the source for a fast approximation of the held notes only
+  (the model: the nearest exact notes moved by the VAE decoder's change, decoded by the codec, tens of ms for four
+  notes) and swaps them in. While previews answer, the generation thread waits until the point has rested for
+  ``settle`` seconds, so it does not spend the CPU on exact notes for points the finger has already left. A preview
+  computed for an older point still replaces anything older than it (it is nearer the finger than what plays),
+  never what a newer point put there.
 
 Stand-ins: until a layer's own note of a key is generated, its slot plays the nearest generated layer's note of
 that key (the same audio, shared, at the level ratio of the two layers: ``buffers.stand_in``), so a soft note
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Callable, Sequence, Union
 
 import numpy as np
@@ -49,15 +57,17 @@ PriorityItem = Union[int, tuple[int, int]]  # a pitch (default layer) or (pitch,
 Priority = Callable[[], tuple[Sequence[PriorityItem], Sequence[PriorityItem]]]  # -> (held, recently played)
 Item = tuple[int, int]  # (pitch in the model's range, layer index)
 # What a slot holds for the current point, best first (see the module docstring).
-_RANK = {"exact": 3, "stand-in": 2, "grid": 1}
+_RANK = {"exact": 3, "stand-in": 2, "preview": 1.5, "grid": 1}
+MAX_PREVIEW_NOTES = 8  # held (pitch, layer) pairs a preview follows; more held keys wait for their exact notes
 
 
 class GenerationWorker:
     def __init__(self, source: NoteSource, cache: NoteCache, slots: Sequence, *,
                  grid: GridStore | None = None, priority: Priority | None = None, batch_size: int = 4,
-                 velocity: int = 100) -> None:
+                 velocity: int = 100, preview: bool = False, settle: float = 0.15) -> None:
         """``slots``: the 128 slots of one layer (the default one; the worker makes the other layers' slots), or
-        one list of 128 per layer of the source (``layer_slots``)."""
+        one list of 128 per layer of the source (``layer_slots``). ``preview``: follow drags with the source's
+        ``preview()`` (when it has one), and start exact generation only after the point rested ``settle`` s."""
         self.source = source
         self.cache = cache
         self.grid = grid if grid is not None and grid.spec is not None else None
@@ -77,6 +87,12 @@ class GenerationWorker:
         self._serial = 0
         self._gen_wake = threading.Event()
         self._grid_wake = threading.Event()
+        self._preview_fn = getattr(source, "preview", None) if preview else None
+        self.settle = max(0.0, float(settle)) if self._preview_fn is not None else 0.0
+        self._preview_wake = threading.Event()
+        # (started, finished, serial, notes) of each preview swap round, newest last: what ``bench morph`` reads
+        self.preview_log: deque[tuple[float, float, int, int]] = deque(maxlen=4096)
+        self.preview_notes = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._done: set[Item] = set()  # (pitch, layer index) exact for the current serial
@@ -107,7 +123,10 @@ class GenerationWorker:
         if self._threads:
             return
         self._stop.clear()
-        for name, fn in (("gen-worker", self._gen_loop), ("grid-worker", self._grid_loop)):
+        loops = [("gen-worker", self._gen_loop), ("grid-worker", self._grid_loop)]
+        if self._preview_fn is not None:
+            loops.append(("preview-worker", self._preview_loop))
+        for name, fn in loops:
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -116,6 +135,7 @@ class GenerationWorker:
         self._stop.set()
         self._gen_wake.set()
         self._grid_wake.set()
+        self._preview_wake.set()
         for t in self._threads:
             t.join(timeout=10.0)
         self._threads = []
@@ -129,6 +149,7 @@ class GenerationWorker:
             self.requested_at = time.perf_counter()
             self.grid_latency = self.exact_latency = self.complete_latency = None
         self._grid_wake.set()
+        self._preview_wake.set()
         self._gen_wake.set()
 
     def poke(self) -> None:
@@ -218,7 +239,64 @@ class GenerationWorker:
                 self._done.add((pitch, layer))
             return True
 
+    def _swap_preview(self, pitch: int, layer: int, buffer, serial: int) -> bool:
+        """Put a preview of ``serial`` into the slots of (pitch, layer) unless they hold something of a newer point or
+        something better of the same point (no stand-ins: a preview is made for held notes, in their own layer)."""
+        swapped = False
+        with self._lock:
+            for q in self._slot_pitches(pitch):
+                slot = self.layer_slots[layer][q]
+                tag = slot.tag
+                if len(tag) >= 2 and (tag[0] > serial or (tag[0] == serial and _RANK[tag[1]] >= _RANK["preview"])):
+                    continue
+                slot.buffer = buffer  # the atomic hand-over to the audio thread
+                slot.tag = (serial, "preview")
+                swapped = True
+        return swapped
+
     # --------------------------------------------------------------------------------------------- threads
+    def _preview_loop(self) -> None:
+        while not self._stop.is_set():
+            self._preview_wake.wait()
+            self._preview_wake.clear()
+            target = self._target
+            if self._stop.is_set() or target is None:
+                continue
+            x, y, serial = target
+            held, _ = self._order()
+            done = self._done
+            todo = [item for item in held if item not in done][:MAX_PREVIEW_NOTES]
+            if not todo:
+                continue
+            started = time.perf_counter()
+            count = 0
+            for layer in dict.fromkeys(li for _, li in todo):
+                pitches = [p for p, li in todo if li == layer]
+                velocity = self.velocity if len(self.layers) == 1 else self.layers[layer]
+                try:
+                    audio = np.asarray(self._preview_fn((x, y), pitches, velocity), dtype=np.float32)
+                    for row, p in enumerate(pitches):
+                        buffer = self.cache.prepare(audio[row], self.source.sample_rate, p)  # not kept in the LRU
+                        count += int(self._swap_preview(p, layer, buffer, serial))
+                except Exception as exc:  # the exact notes still follow; report it like a generation error
+                    self.errors.append(f"{self._label} (preview): {type(exc).__name__}: {exc}")
+                    del self.errors[:-20]
+                    self.error_count += 1
+                    self._stop.wait(0.5)
+                    break
+            if count:
+                self.preview_notes += count
+                self.preview_log.append((started, time.perf_counter(), serial, count))
+
+    def _settled(self) -> bool:
+        """Wait (previews on) until the newest point has rested ``settle`` s; False when stopping."""
+        while self.settle > 0 and not self._stop.is_set():
+            wait = self.settle - (time.perf_counter() - self.requested_at)
+            if wait <= 0:
+                break
+            self._stop.wait(min(wait, 0.05))
+        return not self._stop.is_set()
+
     def _grid_loop(self) -> None:
         while not self._stop.is_set():
             self._grid_wake.wait()
@@ -252,6 +330,8 @@ class GenerationWorker:
         while not self._stop.is_set():
             self._gen_wake.wait()
             self._gen_wake.clear()
+            if not self._settled():
+                continue
             target = self._target
             if self._stop.is_set() or target is None:
                 continue

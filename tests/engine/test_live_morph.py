@@ -1,0 +1,153 @@
+"""Live morphing with nothing prepared (issue 19): the model's preview notes and the worker's preview thread.
+
+Models are tiny seeded bundles on CPU (generator and flow play paths); the worker runs its real threads on the
+demo source with a simulated model cost, so previews must arrive long before the exact notes can.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from synth.engine.buffers import BufferSlot
+from synth.engine.note_cache import NoteCache
+from synth.engine.sources import SineNoteSource
+from synth.engine.worker import GenerationWorker
+
+SR = 48000
+
+
+def wait(pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pred()
+
+
+@pytest.fixture(params=[False, True], ids=["generator", "flow"])
+def model_source(request, tmp_path_factory, one_torch_thread):
+    from synth.engine.engine import ModelNoteSource
+    from synth.engine.synthesizer import Synthesizer
+    from synth.model.bundle import build_tiny_bundle, load_bundle
+
+    path = build_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", seed=3, flow=request.param)
+    bundle = load_bundle(path)
+    synth = Synthesizer(bundle, device="cpu")
+    assert synth.play_path == ("flow" if request.param else "generator")
+    return ModelNoteSource(synth, bundle)
+
+
+def test_generate_through_frames_is_the_synthesizers_own_audio(model_source):
+    synth = model_source.synthesizer
+    audio = model_source.generate((0.2, -0.1), [48, 60], 100)
+    assert audio.shape == (2, synth.num_samples) and audio.dtype == np.float32
+    np.testing.assert_allclose(audio, synth.generate((0.2, -0.1), [48, 60], 100), atol=1e-5)
+    assert model_source.anchor_count() == 2  # the exact notes are remembered as preview anchors
+
+
+def test_preview_at_an_anchor_is_the_exact_note_and_moves_with_the_point(model_source):
+    synth = model_source.synthesizer
+    pitches = [50, 62]
+    exact = model_source.generate((0.1, 0.1), pitches, 100)
+    at_anchor = model_source.preview((0.1, 0.1), pitches, 100)
+    n = at_anchor.shape[1]
+    assert 0 < n <= exact.shape[1] and np.isfinite(at_anchor).all()
+    held = int(model_source.held_seconds * model_source.sample_rate)
+    edge = min(n, held)
+    # decoded at least through the sustain loop: a held voice loops on the preview as on the exact note
+    cache = NoteCache(SR, held_seconds=model_source.held_seconds)
+    loop = cache.prepare(at_anchor[0], model_source.sample_rate, 50)
+    full = cache.prepare(exact[0], model_source.sample_rate, 50)
+    assert loop.loop_end > 0 and (loop.loop_start, loop.loop_end) == (full.loop_start, full.loop_end)
+    # same frames decoded (a shorter decode may differ only near its end: compare the first half of the held part)
+    np.testing.assert_allclose(at_anchor[:, : edge // 2], exact[:, : edge // 2], atol=2e-3)
+    # elsewhere: the anchor's frames moved by the VAE's change between the two points
+    moved = model_source.preview((0.6, -0.4), pitches, 100)
+    with torch.inference_mode():
+        frames = synth.frames((0.1, 0.1), pitches) + (synth.vae_frames((0.6, -0.4), pitches)
+                                                       - synth.vae_frames((0.1, 0.1), pitches))
+    expected = synth.decode_frames(frames)
+    np.testing.assert_allclose(moved[:, : edge // 2], expected[:, : edge // 2], atol=2e-3)
+    with torch.inference_mode():  # not vacuous: the VAE's frames do differ between the two points
+        assert (synth.vae_frames((0.6, -0.4), pitches) - synth.vae_frames((0.1, 0.1), pitches)).abs().max() > 1e-3
+
+
+def test_preview_without_anchors_plays_the_vae_frames(model_source):
+    synth = model_source.synthesizer
+    out = model_source.preview((-0.3, 0.4), [55], 100)
+    ref = synth.decode_frames(synth.vae_frames((-0.3, 0.4), [55]))
+    m = out.shape[1] // 2
+    np.testing.assert_allclose(out[:, :m], ref[:, :m], atol=2e-3)
+    assert model_source.anchor_count() == 0
+
+
+def _worker(source, held, **kw):
+    cache = NoteCache(SR, held_seconds=source.held_seconds)
+    slots = [BufferSlot() for _ in range(128)]
+    worker = GenerationWorker(source, cache, slots, priority=lambda: (held, held), batch_size=4, **kw)
+    return worker, slots
+
+
+def test_held_notes_get_previews_long_before_the_exact_notes_and_exact_wins():
+    # a slow "model": 0.4 s per note, so 4 held notes take 1.6 s to generate exactly
+    src = SineNoteSource(pitch_range=(55, 70), duration=1.0, delay_per_note=0.4)
+    held = [57, 60, 64, 67]
+    worker, slots = _worker(src, held, preview=True, settle=0.1)
+    worker.start()
+    try:
+        worker.request(-0.8, 0.0)
+        assert wait(lambda: all(slots[p].tag[1:] == ("preview",) for p in held), 5)
+        first = {p: slots[p].buffer for p in held}
+        assert worker.exact_latency is None  # the exact notes are still being generated
+        worker.request(0.8, 0.0)  # the pad moved on: new previews for the new point
+        assert wait(lambda: all(slots[p].buffer is not first[p] and slots[p].tag[0] == worker._serial for p in held),
+                    5)
+        assert all(slots[p].tag[1] in ("preview", "exact") for p in held)
+        # the preview is the source's own note at the new point (brighter to the right)
+        np.testing.assert_allclose(slots[60].buffer.data[: SR // 2],
+                                   worker.cache.prepare(src.preview((0.8, 0.0), [60])[0], src.sample_rate,
+                                                        60).data[: SR // 2], atol=1e-6)
+        assert wait(lambda: worker.exact_latency is not None, 20)
+        assert all(slots[p].tag[1:] == ("exact",) for p in held)  # the exact notes replaced the previews
+        assert worker.preview_notes >= 8 and len(worker.preview_log) >= 2
+    finally:
+        worker.stop()
+
+
+def test_without_preview_nothing_changes_and_a_failing_preview_is_reported():
+    class Broken(SineNoteSource):
+        def preview(self, xy, pitches, velocity=100):
+            raise RuntimeError("preview broke")
+
+    src = Broken(pitch_range=(58, 62), duration=1.0)
+    worker, slots = _worker(src, [60], preview=True, settle=0.0)
+    worker.start()
+    try:
+        worker.request(0.0, 0.0)
+        assert wait(lambda: worker.idle(), 20)  # exact notes still come
+        assert slots[60].tag[1:] == ("exact",)
+        assert wait(lambda: any("preview broke" in e for e in worker.errors), 5)
+    finally:
+        worker.stop()
+    plain, _ = _worker(SineNoteSource(pitch_range=(58, 62), duration=1.0), [60])
+    assert plain.settle == 0.0 and plain._preview_fn is None
+
+
+def test_a_preview_never_replaces_a_newer_points_buffer():
+    src = SineNoteSource(pitch_range=(58, 62), duration=1.0)
+    worker, slots = _worker(src, [60], preview=False)
+    worker.request(0.0, 0.0)
+    worker.request(0.5, 0.0)
+    newer = worker._serial
+    buf = worker.cache.prepare(src.preview((0.5, 0), [60])[0], src.sample_rate, 60)
+    assert worker._swap(60, worker.default_layer, buf, newer, "exact")
+    old = worker.cache.prepare(src.preview((0.0, 0), [60])[0], src.sample_rate, 60)
+    assert not worker._swap_preview(60, worker.default_layer, old, newer - 1)  # older point: refused
+    assert not worker._swap_preview(60, worker.default_layer, old, newer)  # same point, exact is better
+    assert slots[60].buffer is buf
+    worker.request(0.9, 0.0)
+    assert worker._swap_preview(60, worker.default_layer, old, newer + 1)  # an older point's exact gives way
+    assert slots[60].tag == (newer + 1, "preview") and slots[60].buffer is old
