@@ -54,6 +54,13 @@ def _available() -> dict[tuple[str, ...], tuple[str, str]]:
     return found
 
 
+def _has_module(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _usage(commands: dict[tuple[str, ...], tuple[str, str]]) -> str:
     width = max(len(" ".join(w)) for w in commands)
     lines = ["usage: synth <command> [options]   (python -m synth ...)", "", "commands:"]
@@ -66,7 +73,10 @@ def _usage(commands: dict[tuple[str, ...], tuple[str, str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = _available()
+    # A named command is looked up in its own module only: checking every command's module imports their packages,
+    # and synth.codec's imports torch (1.3-2.8 s here), most of a warm `synth render` (issue 19).
+    direct = next((tuple(argv[:n]) for n in (2, 1) if tuple(argv[:n]) in COMMANDS), None)
+    commands = {direct: COMMANDS[direct]} if direct is not None and _has_module(COMMANDS[direct][0]) else _available()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage(commands))
         return 0

@@ -47,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from synth.export import ExportError, check_target, export_notes
     from synth.presets import PresetError
+    from synth.engine.lazy_source import SourceLoadError
     from synth.render import SourceError, open_source
 
     try:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             low, high = opened.source.pitch_range
             request = replace(request, pitches=tuple(range(int(low), int(high) + 1)))
         result = _export(export_notes, opened.source, request, args.quiet)
-    except (ExportError, SourceError, PresetError, OSError) as exc:
+    except (ExportError, SourceError, SourceLoadError, PresetError, OSError) as exc:
         print(f"synth export: {exc}", file=sys.stderr)
         return 1
     peak = result.peak_dbfs

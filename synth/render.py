@@ -216,11 +216,13 @@ class NoteBank:
         layer = self.layer(GENERATION_VELOCITY) if layer is None else layer
         # one layer: velocity 100 as always (the model ignores it); several: the layer's own velocity
         velocity = GENERATION_VELOCITY if len(self.layers) == 1 else layer
+        made_before = getattr(self.source, "generated_notes", None)  # a DiskCachedSource counts what it made
         waves = np.asarray(self.source.generate(xy, list(pitches), velocity), dtype=np.float32)
+        made = len(pitches) if made_before is None else self.source.generated_notes - made_before
         for pitch, wave in zip(pitches, waves):
             self.song[(xy[0], xy[1], pitch, layer)] = self.cache.insert(self.key(xy[0], xy[1], pitch, layer), wave,
                                                                          int(self.source.sample_rate))
-        self.generated += len(pitches)
+        self.generated += made
         self.generate_seconds += time.perf_counter() - started
 
 
@@ -445,6 +447,16 @@ def open_source(bundle: str | Path | None = None, demo: bool = False) -> OpenedS
         if bundle is not None:
             raise SourceError(f"{path}: not a model bundle (no bundle.json); use --demo for the built-in sound")
         return OpenedSource(SineNoteSource(), None, f"built-in demo source (no model bundle at {path})")
+    from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
+
+    disk = default_disk_cache()
+    if disk is not None:  # notes come from the shared disk cache; the model loads only if one is missing
+        from synth.engine.lazy_source import lazy_model_source
+
+        lazy = lazy_model_source(path)
+        if lazy is not None:
+            return OpenedSource(DiskCachedSource(lazy, disk), list(lazy.instruments),
+                                f"model bundle {path} ({lazy.hash})")
     try:
         from synth.engine.engine import ModelNoteSource
         from synth.engine.synthesizer import Synthesizer
@@ -452,6 +464,8 @@ def open_source(bundle: str | Path | None = None, demo: bool = False) -> OpenedS
 
         loaded = load_bundle(path)
         source = ModelNoteSource(Synthesizer(loaded), loaded)  # the live engine's adapter: same hash, same loops
+        if disk is not None:
+            source = DiskCachedSource(source, disk)
         return OpenedSource(source, list(loaded.instruments), f"model bundle {path} ({loaded.hash})")
     except ImportError as exc:
         raise SourceError(f"cannot load model bundles in this checkout ({exc}); use --demo") from exc

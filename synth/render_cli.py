@@ -40,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from synth.engine.lazy_source import SourceLoadError
     from synth.render import SourceError, apply_overrides, default_program_map, open_source, render_midi
 
     output = args.output or args.midi.with_suffix(".wav")
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                                  sample_format=args.sample_format, master_gain_db=args.gain_db, progress=bars.update)
     except _BAD_INPUT as exc:  # a --map or --preset that names no usable preset
         return _fail(exc, 2)
-    except (SourceError, OSError) as exc:
+    except (SourceError, SourceLoadError, OSError) as exc:  # SourceLoadError: a bundle loaded only when needed
         return _fail(exc, 1)
     summary = _summary(result, args)
     if args.json:

@@ -16,6 +16,19 @@ from tests.jackbus import Recorder, VirtualKeyboard, jack_running
 _names = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_note_cache(tmp_path_factory) -> None:
+    """The disk note cache (synth.engine.disk_cache) of the tests lives in a temp folder, never the user's; child
+    processes inherit it. Set before any fixture of wider scope makes an engine."""
+    os.environ["SYNTH_NOTE_CACHE"] = str(tmp_path_factory.mktemp("note-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _cold_note_cache_per_test(_private_note_cache, tmp_path_factory, monkeypatch) -> None:
+    """Each test starts on an empty disk note cache: notes another test left must not change what it measures."""
+    monkeypatch.setenv("SYNTH_NOTE_CACHE", str(tmp_path_factory.mktemp("notes")))
+
+
 @pytest.fixture(scope="session")
 def jack_server() -> None:
     if not jack_running():

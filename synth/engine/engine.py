@@ -37,6 +37,7 @@ from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, N
                                   MidiInput)
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
+from synth.engine.sources import bounds_of_instruments as _bounds_of
 from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
 
@@ -77,8 +78,22 @@ class ModelNoteSource:
         duration = float(samples) / self.sample_rate if samples else 4.0
         # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
         self.held_seconds = min(3.0, 0.75 * duration)
-        self._anchors: dict[tuple[int, int], list] = {}  # (pitch, velocity) -> [(x, y, exact frames, VAE frames)]
+        # (pitch, velocity, generation settings) -> [(x, y, exact frames, VAE frames)], the most recent last
+        self._anchors: dict[tuple[int, int, str], list] = {}
         self._anchor_lock = threading.Lock()  # generation and preview worker threads; never the audio callback
+
+    @property
+    def generation_settings(self) -> str:
+        """What besides (point, pitch, velocity) decides the notes: the play path, and for the flow sampler its
+        guidance ("character"), steps and sampler. Part of the disk note cache's key (``synth.engine.disk_cache``)."""
+        from synth.engine.lazy_source import settings_of
+
+        synth = self.synthesizer
+        path = str(getattr(synth, "play_path", "generator"))
+        if path != "flow":
+            return settings_of(path)
+        flow = getattr(synth, "flow", None)
+        return settings_of("flow", synth.guidance, synth.steps, str(getattr(getattr(flow, "cfg", None), "sampler", "")))
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         synth = self.synthesizer
@@ -101,9 +116,10 @@ class ModelNoteSource:
             return
         vae = synth.vae_frames(xy, list(pitches), velocity)
         x, y = float(xy[0]), float(xy[1])
+        settings = self.generation_settings  # a new "character" makes other notes: its own anchors
         with self._anchor_lock:
             for row, pitch in enumerate(pitches):
-                key = (self._clamp(pitch), int(velocity))
+                key = (self._clamp(pitch), int(velocity), settings)
                 kept = self._anchors.setdefault(key, [])
                 kept.append((x, y, frames[row].detach().clone(), vae[row].detach().clone()))
                 del kept[:-self.MAX_ANCHORS]
@@ -127,10 +143,11 @@ class ModelNoteSource:
         import torch
 
         frames = synth.vae_frames(xy, list(pitches), velocity)
+        settings = self.generation_settings
         with self._anchor_lock, torch.inference_mode():
             rows = []
             for row, pitch in enumerate(pitches):
-                kept = self._anchors.get((self._clamp(pitch), int(velocity)))
+                kept = self._anchors.get((self._clamp(pitch), int(velocity), settings))
                 if kept:
                     ax, ay, exact, vae = min(kept, key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2)
                     rows.append(exact + (frames[row] - vae))
@@ -151,27 +168,6 @@ class ModelNoteSource:
         if keep < frames.shape[1] and fade > 0:
             audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         return audio
-
-
-def _bounds_of(instruments) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """Map region covered by the bundle's instruments (with a 10 % margin), for the prerendered grid."""
-    xs, ys = [], []
-    for item in instruments or ():
-        try:
-            if isinstance(item, dict):
-                x, y = float(item["x"]), float(item["y"])
-            else:
-                x, y = float(getattr(item, "x", item[-2])), float(getattr(item, "y", item[-1]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-        if math.isfinite(x) and math.isfinite(y):
-            xs.append(x)
-            ys.append(y)
-    if len(xs) < 2:
-        return None
-    mx = 0.1 * (max(xs) - min(xs)) or 0.5
-    my = 0.1 * (max(ys) - min(ys)) or 0.5
-    return ((min(xs) - mx, max(xs) + mx), (min(ys) - my, max(ys) + my))
 
 
 class Engine:
@@ -246,15 +242,21 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_bundle(cls, path: str | Path = "models/default", *, device_name: str | None = None, **kwargs) -> "Engine":
-        """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable)."""
+    def from_bundle(cls, path: str | Path = "models/default", *, device_name: str | None = None,
+                    disk_cache: bool = True, **kwargs) -> "Engine":
+        """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable).
+        ``disk_cache``: notes go through the disk note cache shared with render and export
+        (``synth.engine.disk_cache``; ``SYNTH_NOTE_CACHE=off`` turns it off everywhere)."""
+        from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
         from synth.engine.synthesizer import Synthesizer
         from synth.model.bundle import load_bundle
 
         bundle = load_bundle(path)
         synth = Synthesizer(bundle, device=device_name) if device_name else Synthesizer(bundle)
         _leave_a_core_for_audio()
-        return cls(ModelNoteSource(synth, bundle), **kwargs)
+        source = ModelNoteSource(synth, bundle)
+        disk = default_disk_cache() if disk_cache else None
+        return cls(DiskCachedSource(source, disk) if disk is not None else source, **kwargs)
 
     @classmethod
     def demo(cls, **kwargs) -> "Engine":

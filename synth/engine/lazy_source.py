@@ -1,0 +1,142 @@
+"""``LazyModelSource``: a model bundle as a ``NoteSource`` that reads only ``bundle.json`` until a note must be made.
+
+Why: ``synth render`` / ``synth export`` of notes that are all in the disk note cache (``synth.engine.disk_cache``)
+need the bundle's identity, range and map, not its networks; importing torch and loading the weights costs seconds
+(2.8 s for ``import torch`` alone on this 2-core machine under load), which is most of a warm render. The first
+``generate`` (or ``preview``, or ``synthesizer``) loads the bundle with ``load_bundle`` (hashes verified, probe
+played) into the engine's ``ModelNoteSource``; a bundle that does not load then raises ``SourceError`` naming it.
+
+``lazy_model_source(path)`` returns None whenever bundle.json is not plainly sane (no ``hash``, odd fields): the
+caller then loads the bundle at once, and ``load_bundle``'s own message says what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synth.validate import InputError, load_json_file
+
+_HASH = re.compile(r"^[0-9a-f]{12}$")
+PLAY_PATHS = ("generator", "vae", "flow")  # synth.engine.synthesizer.PLAY_PATHS (not imported: it imports torch)
+
+
+class SourceLoadError(Exception):
+    """The bundle could not be loaded when a note had to be generated."""
+
+
+def _whole(value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not lo <= value <= hi:
+        raise ValueError(value)
+    return int(value)
+
+
+def settings_of(play_path: str, guidance: float | None = None, steps: int | None = None,
+                sampler: str | None = None) -> str:
+    """The generation-settings part of a note's identity (``ModelNoteSource.generation_settings`` agrees)."""
+    if play_path != "flow":
+        return play_path
+    return f"flow:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
+
+
+class LazyModelSource:
+    def __init__(self, path: Path, info: dict) -> None:
+        self.path = Path(path)
+        self.hash = str(info["hash"])
+        if not _HASH.match(self.hash):
+            raise ValueError("hash")
+        self.sample_rate = _whole(info["sample_rate"], 8000, 192000)
+        lo, hi = info["pitch_range"]
+        self.pitch_range = (_whole(lo, 0, 127), _whole(hi, 0, 127))
+        if self.pitch_range[0] > self.pitch_range[1]:
+            raise ValueError("pitch_range")
+        layers = info.get("velocity_layers", [100])
+        self.velocity_layers = tuple(_whole(v, 1, 127) for v in layers) or (100,)
+        frames = _whole(info["num_frames"], 1, 1 << 20)
+        codec = info.get("codec") or {}
+        hop = codec.get("hop_length") or (self.sample_rate / float(codec.get("frame_rate") or info["frame_rate"]))
+        hop = float(hop)
+        if not (math.isfinite(hop) and hop > 0):
+            raise ValueError("hop")
+        duration = frames * round(hop) / self.sample_rate
+        self.held_seconds = min(3.0, 0.75 * duration)  # as ModelNoteSource
+        self.play_path = str(info.get("play_path", "generator"))
+        if self.play_path not in PLAY_PATHS:
+            raise ValueError("play_path")
+        if self.play_path == "flow":
+            flow = info["flow_config"]
+            guidance, steps = float(flow["guidance"]), _whole(flow["sample_steps"], 1, 64)
+            if not math.isfinite(guidance):
+                raise ValueError("guidance")
+            self._settings = settings_of("flow", guidance, steps, str(flow.get("sampler", "")))
+        else:
+            self._settings = settings_of(self.play_path)
+        instruments = info.get("instruments", [])
+        if not isinstance(instruments, list):
+            raise ValueError("instruments")
+        for item in instruments:
+            if not (isinstance(item, dict) and all(math.isfinite(float(item[k])) for k in ("x", "y"))):
+                raise ValueError("instruments")
+        self.instruments = instruments
+        from synth.engine.sources import bounds_of_instruments
+
+        self.map_bounds = bounds_of_instruments(instruments)
+        self.label = f"model {self.path}"
+        self._real = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------------ loading
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def real(self):
+        """The engine's ``ModelNoteSource`` for this bundle (loaded on first use)."""
+        with self._lock:
+            if self._real is None:
+                try:
+                    from synth.engine.engine import ModelNoteSource, _leave_a_core_for_audio
+                    from synth.engine.synthesizer import Synthesizer
+                    from synth.model.bundle import load_bundle
+
+                    bundle = load_bundle(self.path)
+                    _leave_a_core_for_audio()
+                    real = ModelNoteSource(Synthesizer(bundle), bundle)
+                except Exception as exc:  # BundleError, ImportError...: the message names the bundle
+                    raise SourceLoadError(f"{self.path}: {exc}") from exc
+                if real.hash != self.hash:
+                    raise SourceLoadError(f"{self.path}: bundle.json says hash {self.hash} but loads as {real.hash}")
+                self._real = real
+            return self._real
+
+    @property
+    def synthesizer(self):
+        return self.real().synthesizer
+
+    @property
+    def bundle(self):
+        return self.real().bundle
+
+    @property
+    def generation_settings(self) -> str:
+        return self._real.generation_settings if self._real is not None else self._settings
+
+    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self.real().generate(xy, pitches, velocity)
+
+    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self.real().preview(xy, pitches, velocity)
+
+
+def lazy_model_source(path: str | Path) -> LazyModelSource | None:
+    """A lazy source for the bundle at ``path``, or None when bundle.json is not plainly sane (load it eagerly)."""
+    try:
+        info = load_json_file(Path(path) / "bundle.json", max_bytes=32 << 20)
+        return LazyModelSource(Path(path), info)
+    except (InputError, KeyError, TypeError, ValueError, AttributeError):
+        return None
