@@ -134,17 +134,11 @@ class MainWindow(QMainWindow):
         panic = QShortcut(QKeySequence(Qt.Key_Escape), self)  # in dialogs Esc keeps meaning "cancel"
         panic.setContext(Qt.WindowShortcut)
         panic.activated.connect(self.panic)
-        self.add_tool("&Prerender map grid…", self.prerender_grid)
-
-    def prerender_grid(self):
-        """Tools > Prerender map grid: a cancellable background job (see ``gui.prerender``)."""
-        from gui.prerender import start_prerender
-
-        self.grid_job = start_prerender(self)
-        return self.grid_job
+        # No "prerender" tool (issue 19): held notes follow a drag with previews, nothing needs preparing. A grid
+        # made with `synth prerender` is still used when it exists.
 
     def add_tool(self, text: str, slot) -> QAction:
-        """For features that add themselves to the window (export, render, prerender)."""
+        """For features that add themselves to the window (export, render)."""
         action = _action(self, text, slot)
         self.tools_menu.addAction(action)
         self.tools_menu.menuAction().setVisible(True)

@@ -127,6 +127,8 @@ class StatusStrip(QFrame):
         done, total = adapter.cache_progress()
         self.cache_bar.setMaximum(max(1, total))
         self.cache_bar.setValue(min(done, max(1, total)))
+        # while the pad is dragged the held notes follow it with previews; the exact notes come when it rests
+        self.cache_bar.setFormat("following the pad" if meters.get("previewing") else "notes %v/%m")
         self.generation_label.setText(f"Generation: {adapter.generation_device}")
         self._show_midi(adapter)
         self._show_banner(adapter)

@@ -521,6 +521,7 @@ class Engine:
             "callback_errors": audio.errors if audio else 0,
             "cache_done": done, "cache_total": total, "worker_errors": list(self.worker.errors[-3:]),
             "worker_error_count": self.worker.error_count,
+            "previewing": self.worker.previewing(),  # held notes are following a pad drag (issue 19)
             "master_gain": db_to_gain(self.settings.master_gain_db),
         }
 

@@ -165,6 +165,14 @@ class GenerationWorker:
         """(notes exact for the current point, notes in the model's range times its velocity layers)."""
         return len(self._done), len(self.pitches) * len(self.layers)
 
+    def previewing(self, within: float = 0.5) -> bool:
+        """Whether held notes got a preview in the last ``within`` seconds (the pad is being dragged)."""
+        log = self.preview_log
+        try:
+            return time.perf_counter() - log[-1][1] < within
+        except IndexError:
+            return False
+
     def idle(self) -> bool:
         return self._target is not None and len(self._done) == len(self.pitches) * len(self.layers)
 

@@ -114,16 +114,6 @@ def test_prerender_job_fills_the_grid_and_can_be_cancelled(qtbot, adapter, tmp_p
     assert 0 < done < total == 1600, "finished points are kept, the rest is left for next time"
 
 
-def test_prerender_menu_entry_runs_with_progress_and_reports(window, adapter, qtbot, tmp_path):
-    adapter.grid_root = tmp_path / "grid"
-    job = window.prerender_grid()
-    messages = []
-    window.statusBar().messageChanged.connect(messages.append)
-    job.progress.connect(lambda done, total, text: job.cancel() if done >= 1 else None)
-    qtbot.waitUntil(lambda: any("Prerender cancelled" in m or "Grid ready" in m for m in messages), timeout=60000)
-    assert adapter.grid_store().progress()[0] >= 1
-
-
 def test_smoke_test_fails_clearly_on_a_silent_engine(window, adapter, capsys, monkeypatch):
     monkeypatch.setattr(adapter.engine, "process_block", lambda out: out.fill(0.0))
     assert run_smoke_test(QApplication.instance(), window, adapter, through_jack=False, timeout=0.5) == 1
