@@ -30,6 +30,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "flow"): ("synth.bench.flow", "flow generator speed: steps x seconds for 25 notes at a new point"),
     ("bench", "engine"): ("synth.bench.engine", "MIDI-to-audio latency and underruns through JACK"),
     ("bench", "render"): ("synth.bench.render", "real-time factor of MIDI file rendering"),
+    ("bench", "app"): ("synth.bench.app", "the real window on JACK: underruns, callback load and GIL wait while playing"),
     ("bench", "morph"): ("synth.bench.morph", "live morphing through JACK: timbre updates while the pad is dragged"),
     ("bundle", "build"): ("synth.model.bundle_cli", "assemble a model bundle folder with hashes"),
     ("play",): ("synth.engine.play_cli", "play the bundled model headless from a MIDI port"),

@@ -81,3 +81,23 @@ def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     finally:
         rec.close()
         engine.stop()
+
+
+def test_the_callbacks_gil_wait_is_measured(jack_server):
+    """The meter `synth bench app` reads: every callback's wait for the interpreter, kept for percentiles."""
+    from synth.engine.engine import Engine
+    from synth.engine.sources import SineNoteSource
+
+    engine = Engine(SineNoteSource(pitch_range=(60, 62)), sample_rate=48000, block_size=1024,
+                    device=jack_output_device(), midi=False, use_grid=False)
+    try:
+        engine.start()
+        assert wait(lambda: engine.audio.callbacks >= 20, 30)
+        stats = engine.audio.gil_wait_stats()
+        assert stats["callbacks"] >= 20
+        assert 0.0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"]
+        assert stats["max_ms"] <= 1000 * engine.audio.max_gil_wait + 1e-3  # the ring holds the latest 8192
+        later = engine.audio.gil_wait_stats(since=engine.audio._gil_count)
+        assert later == {"callbacks": 0}
+    finally:
+        engine.stop()
