@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.minutes and not args.steps:
         print("synth codec train: give --minutes and/or --steps")
         return 2
-    summary = train(cfg, codec_cfg, args.out, fresh=args.fresh, export=args.export, progress=not args.no_progress)
-    print(json.dumps(summary))
+    from synth import distributed
+
+    with distributed.session("cpu") as dd:  # torchrun: several CPU processes on gloo (see the README)
+        summary = train(cfg, codec_cfg, args.out, fresh=args.fresh, export=args.export, progress=not args.no_progress)
+    if dd.is_main():
+        print(json.dumps(summary))
     return 0
