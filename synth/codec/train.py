@@ -335,6 +335,7 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
                "valid": history[-1] if history else None, "out": str(out)}
     if dd.is_main():
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return summary
 
 

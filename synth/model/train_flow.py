@@ -289,4 +289,5 @@ def train_flow(
         bar.close()
     if dd.is_main() and not (out / "flow.pt").exists():
         save_flow(ema, out, state_dict=ema.state_dict())
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return ema.eval()

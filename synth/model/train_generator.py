@@ -235,5 +235,6 @@ def train_generator(
         bar.close()
     if dd.is_main() and not (out / "generator.pt").exists():
         save_generator(gen, out)
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     gen.eval()
     return gen

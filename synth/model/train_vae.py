@@ -177,6 +177,7 @@ def train_vae(
     model.eval()
     if dd.is_main():
         save_vae(model, out)
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return model
 
 
