@@ -199,6 +199,7 @@ def recalibrate_norm(model: CodecModel, sampler: "CropSampler", batches: int = 6
     model.train()
     for _ in range(batches):
         wave, _ = sampler.batch(batch_size)
+        wave = wave.to(norm.running_mean.device)
         norm(model.encoder(wave[:, None]))
     norm.momentum = 0.01
     model.train(was_training)
@@ -220,22 +221,25 @@ def _save_checkpoint(path: Path, model, opt, step: int, elapsed: float, sampler:
 def validate(model: CodecModel, audio: np.ndarray, pitches: np.ndarray, stft_loss, cfg: TrainConfig) -> dict:
     """Spectral loss (and f0 error) of whole validation notes, with the pitch the model predicts itself."""
     model.eval()
-    wave = torch.from_numpy(np.asarray(audio, dtype=np.float32) / 32767)
-    losses = compute_losses(model, wave, torch.from_numpy(pitches.astype(np.float32)), stft_loss, cfg, step=1 << 30)
+    dev = next(model.parameters()).device
+    wave = torch.from_numpy(np.asarray(audio, dtype=np.float32) / 32767).to(dev)
+    pitch = torch.from_numpy(pitches.astype(np.float32)).to(dev)
+    losses = compute_losses(model, wave, pitch, stft_loss, cfg, step=1 << 30)
     model.train()
     return {k: round(float(v), 4) for k, v in losses.items()}
 
 
 def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool = False,
-          export: str | Path | None = None, progress: bool = True) -> dict:
+          export: str | Path | None = None, progress: bool = True, device: str = "cpu") -> dict:
     """Train (or resume) into ``out``; returns a summary. Writes ``out/codec`` (shipping folder) at the end.
 
-    Under torchrun (see ``synth.distributed``, gloo: the codec trains on the CPU) every rank draws the same global
+    Under torchrun (see ``synth.distributed``) every rank draws the same global
     batch of crops and reads its share; rank 0 builds the audio cache, validates, writes the files and keeps the
-    clock (the ``minutes`` budget and the learning rate follow rank 0's elapsed time)."""
+    clock (the ``minutes`` budget and the learning rate follow rank 0's elapsed time). ``device``: where the model
+    trains (``cuda:N`` under torchrun on GPUs; crops are read on the CPU and moved there)."""
     from tqdm import tqdm
 
-    dd = distributed.context()
+    dd = distributed.context(device)
 
     if not cfg.minutes and not cfg.steps:
         raise ValueError("set a budget: minutes and/or steps")
@@ -255,7 +259,7 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
                                   audio_cache=cfg.audio_cache, notes_file=saved.notes_file or cfg.notes_file)
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = CodecModel(codec_cfg)
+    model = CodecModel(codec_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
     sr, hop = codec_cfg.sample_rate, codec_cfg.hop_length
     note_len = int(round(cfg.note_seconds * sr / hop)) * hop
@@ -294,6 +298,7 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
             group["lr"] = lr
         dd.seed_step(cfg.seed, step)
         wave, pitch = sampler.batch(cfg.batch_size, dd.shard)
+        wave, pitch = wave.to(device), pitch.to(device)
         losses = loss_of(wave, pitch, stft_loss, cfg, step)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
