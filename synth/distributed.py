@@ -163,11 +163,9 @@ def session(device: str) -> Iterator[Dist]:
     ``cuda:LOCAL_RANK``; gloo on the CPU) unless a caller already did, in which case it is used and left open.
     Without torchrun: a world of one on ``device``, nothing initialised."""
     if not launched() or dist.is_initialized():
-        yield context(_local_device(device) if dist.is_initialized() else device)
+        yield context(local_device(device) if dist.is_initialized() else device)
         return
-    device = _local_device(device)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
+    device = local_device(device)
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=TIMEOUT)
     try:
         yield context(device)
@@ -175,8 +173,13 @@ def session(device: str) -> Iterator[Dist]:
         dist.destroy_process_group()
 
 
-def _local_device(device: str) -> str:
-    """``cuda`` -> ``cuda:LOCAL_RANK`` (one GPU per process); other devices as given."""
+def local_device(device: str) -> str:
+    """Under torchrun: ``cuda`` -> ``cuda:LOCAL_RANK`` (one GPU per process), made the current CUDA device so that
+    nothing of this process lands on GPU 0; other devices, and any device without torchrun, as given. The command
+    lines call it before their first CUDA use (the flow CLI encodes the timbre points before training)."""
+    if not launched() or not device.startswith("cuda"):
+        return device
     if device == "cuda":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    torch.cuda.set_device(torch.device(device))
     return device

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda: no CUDA device here", file=sys.stderr)
         return 2
+    device = distributed.local_device(device)  # torchrun: this rank's GPU, before the VAE goes there
     vae = load_vae(args.vae).to(device)
     _, t, d = cache_shape(emb, "train")
     if (out / "flow.json").exists():
