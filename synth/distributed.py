@@ -133,7 +133,8 @@ class _LossModule(nn.Module):
 
 def _mix(seed: int, step: int, rank: int) -> int:
     """A 63-bit seed from (seed, step, rank) with no easy collisions between neighbouring steps and ranks."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), int(rank), 0x5EED]).generate_state(2, np.uint64)[0] >> 1)
+    words = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), int(rank), 0x5EED]).generate_state(1, np.uint64)
+    return int(words[0] >> 1)
 
 
 def launched() -> bool:

@@ -41,6 +41,7 @@ class Probe:
         self.shards: dict[str, list[list[int]]] = {}
         self.writes: list[str] = []
         self.weights: dict[str, dict[str, torch.Tensor]] = {}
+        self.vae_kwargs: dict = {}  # injected into train_vae (max_steps: stop as if the job were killed)
 
     def wrote(self, path: Any, mode: str = "w") -> None:
         if isinstance(path, int) or not any(c in mode for c in "wax+"):
@@ -111,8 +112,6 @@ class Probe:
             return real_losses(model, *args, **kwargs)
 
         codec_train.compute_losses = losses
-
-    vae_kwargs: dict = {}
 
     def save(self, probe_dir: Path, phase: str, rank: int) -> None:
         builtins.open, io.open = _real_open, _real_io_open

@@ -1,6 +1,6 @@
 """Multi-process training: ``torchrun --standalone --nproc_per_node=2`` (gloo, one thread per process) runs the codec,
 VAE, generator and flow commands on tiny inputs, then resumes each; tests/ddp_driver.py records per rank what was
-sampled, written and learned. Two launches (~10 s each here), since each costs seconds of start-up."""
+sampled, written and learned. Two launches (20-35 s in all on the 2-core CI machine, most of it start-up)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,7 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
     notes = write_fake_audio(tmp_path / "notes", emb, splits=("train", "valid"), seconds=1.0, note_off_s=0.7,
                              keep=lambda split, m: m["pitch"] in (48, 60, 72) and m["instrument_str"][-1] in "012")
     runs = tmp_path / "runs"
-    codec = ["codec", "train", "--data", str(notes), "--out", str(runs / "codec"), "--audio-cache",
-             str(runs / "audio"), *TINY_CODEC]
+    codec = ["codec", "train", "--data", str(notes), "--audio-cache", str(runs / "audio"), *TINY_CODEC]
     vae = ["train", "vae", "--emb", str(emb), "--out", str(runs / "vae"), "--epochs", "2", "--no-progress",
            "--threads", "1", *TINY_VAE]
     stage2 = ["--emb", str(emb), "--vae", str(runs / "vae"), "--valid-every", "2", "--valid-notes", "8",
@@ -74,18 +73,22 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
     # launch 1: the VAE is stopped after its first epoch (4 batches of 50), as if the job had been killed there;
     # flow "a" trains 4 steps in one go, flow "b" 2 steps (resumed below)
     _launch(tmp_path, "fresh", [
-        ["codec", [*codec, "--steps", "3"], {}],
+        ["codec", [*codec, "--out", str(runs / "codec"), "--steps", "3"], {}],
         ["vae", vae, {"vae_kwargs": {"max_steps": 4}}],
         ["gen", [*gen, "--steps", "2", *TINY_GEN], {}],
         ["flow_a", [*flow, "--out", str(runs / "flow_a"), "--steps", "4", *TINY_FLOW], {}],
         ["flow_b", [*flow, "--out", str(runs / "flow_b"), "--steps", "2", *TINY_FLOW], {}],
+        # a time budget (1.2 s) instead of a step count: rank 0's clock decides, both ranks stop at the same step
+        ["flow_t", [*flow, "--out", str(runs / "flow_t"), "--minutes", "0.02", *TINY_FLOW], {}],
+        ["codec_t", [*codec, "--out", str(runs / "codec_t"), "--minutes", "0.02"], {}],
     ])
-    _check_ranks(tmp_path, "fresh", ["codec", "vae", "gen", "flow_a", "flow_b"])
+    _check_ranks(tmp_path, "fresh", ["codec", "vae", "gen", "flow_a", "flow_b", "flow_t", "codec_t"])
+    assert 0 < json.loads((runs / "flow_t" / "log.jsonl").read_text().splitlines()[-1])["step"] < 2000
     assert [json.loads(x)["epoch"] for x in (runs / "vae" / "log.jsonl").read_text().splitlines()] == [1]
     # launch 2: every run resumes from its checkpoint (rank 0 wrote it, both ranks load it); flow "b" before the VAE
     # moves on, so that it resumes with the timbre points it started with
     _launch(tmp_path, "resume", [
-        ["codec", [*codec, "--steps", "5"], {}],
+        ["codec", [*codec, "--out", str(runs / "codec"), "--steps", "5"], {}],
         ["flow_b", [*flow, "--out", str(runs / "flow_b"), "--steps", "4"], {}],
         ["vae", vae, {}],
         ["gen", [*gen, "--steps", "4"], {}],

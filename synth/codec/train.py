@@ -119,7 +119,8 @@ class CropSampler:
         self.audio, self.pitches, self.crop, self.onset_prob = audio, pitches, crop, onset_prob
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int, shard: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, size: int,
+              shard: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` random crops; with ``shard`` (multi-process training) the global batch of ``size`` is drawn
         (so the generator stays alike on every rank) and only this rank's share of it is read."""
         idx = self.rng.integers(0, len(self.audio), size)

@@ -74,5 +74,6 @@ def run(args: argparse.Namespace) -> int:
     with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
         train_vae(train, cfg, args.out, classes, device=dd.device, progress=not args.no_progress)
     if dd.is_main():
-        print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes), "notes": len(train)}))
+        print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes),
+                          "notes": len(train)}))
     return 0
