@@ -21,7 +21,8 @@ TINY_FLOW = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2",
              "--set", "context_shift_max=8", "--set", "context_frames=8"]
 TINY_CODEC = ["--arch", "harmonic", "--batch-size", "4", "--crop-seconds", "0.5", "--lr", "3e-3",
               "--teacher-f0-steps", "2", "--dim", "16", "--enc-filters", "4", "--enc-lstm", "0", "--hidden", "32",
-              "--n-blocks", "2", "--n-harmonics", "24", "--n-noise-bands", "16", "--threads", "1", "--no-progress"]
+              "--n-blocks", "2", "--n-harmonics", "24", "--n-noise-bands", "16", "--emb-norm", "--threads", "1",
+              "--no-progress"]  # --emb-norm: a BatchNorm, whose buffers must stay alike on the ranks too
 
 
 def _launch(tmp: Path, phase: str, commands: list) -> None:

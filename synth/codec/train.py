@@ -332,9 +332,15 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
             t_prev = last_ckpt
     bar.close()
     log.close()
+    if dd.is_main() and (not history or history[-1]["step"] != step):
+        _save_checkpoint(ckpt_path, model, opt, step, elapsed, sampler, cfg, history)
+    # on every rank (same crops from the shared sampler, same weights): the ranks' models stay alike
+    recalibrate_norm(model, sampler)
     model.eval()
     if dd.is_main():
-        _finish(model, sampler, out, export, ckpt_path, opt, step, elapsed, cfg, history)
+        save_codec(model, out / "codec")
+        if export:
+            save_codec(model, export)
     summary = {"arch": codec_cfg.arch, "steps": step, "train_instruments": len({n.rsplit("-", 2)[0] for n in names}), "train_seconds": round(elapsed, 1), "threads": cfg.threads,
                "batch_size": cfg.batch_size, "crop_seconds": cfg.crop_seconds, "train_notes": int(len(audio)),
                "final_running_losses": {k: round(v, 4) for k, v in run_avg.items()},
@@ -362,15 +368,3 @@ def _load_audio(dd: distributed.Dist, cfg: TrainConfig, sr: int, note_len: int, 
     if dd.is_main():
         dd.barrier()
     return audio, pitches, names, v_audio, v_pitch
-
-
-def _finish(model: CodecModel, sampler: CropSampler, out: Path, export: str | Path | None, ckpt_path: Path, opt,
-            step: int, elapsed: float, cfg: TrainConfig, history: list) -> None:
-    """The end of a run on disk (rank 0): the last checkpoint, the recalibrated norm, the shipping folder(s)."""
-    if not history or history[-1]["step"] != step:
-        _save_checkpoint(ckpt_path, model, opt, step, elapsed, sampler, cfg, history)
-    recalibrate_norm(model, sampler)
-    model.eval()
-    save_codec(model, out / "codec")
-    if export:
-        save_codec(model, export)
