@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from synth import distributed
 from synth.codec.bundled import CodecConfig, CodecModel, save_codec
 from synth.codec.harmonic import midi_to_hz
 from synth.codec.notes import load_note_audio, read_notes
@@ -116,11 +119,16 @@ class CropSampler:
         self.audio, self.pitches, self.crop, self.onset_prob = audio, pitches, crop, onset_prob
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, size: int,
+              shard: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` random crops; with ``shard`` (multi-process training) the global batch of ``size`` is drawn
+        (so the generator stays alike on every rank) and only this rank's share of it is read."""
         idx = self.rng.integers(0, len(self.audio), size)
         max_start = self.audio.shape[1] - self.crop
         starts = self.rng.integers(0, max_start + 1, size)
         starts[self.rng.random(size) < self.onset_prob] = 0
+        if shard is not None:
+            idx, starts = shard(idx), shard(starts)
         waves = np.stack([self.audio[i, s:s + self.crop] for i, s in zip(idx, starts)]).astype(np.float32) / 32767
         return torch.from_numpy(waves), torch.from_numpy(self.pitches[idx].astype(np.float32))
 
@@ -192,6 +200,7 @@ def recalibrate_norm(model: CodecModel, sampler: "CropSampler", batches: int = 6
     model.train()
     for _ in range(batches):
         wave, _ = sampler.batch(batch_size)
+        wave = wave.to(norm.running_mean.device)
         norm(model.encoder(wave[:, None]))
     norm.momentum = 0.01
     model.train(was_training)
@@ -213,22 +222,32 @@ def _save_checkpoint(path: Path, model, opt, step: int, elapsed: float, sampler:
 def validate(model: CodecModel, audio: np.ndarray, pitches: np.ndarray, stft_loss, cfg: TrainConfig) -> dict:
     """Spectral loss (and f0 error) of whole validation notes, with the pitch the model predicts itself."""
     model.eval()
-    wave = torch.from_numpy(np.asarray(audio, dtype=np.float32) / 32767)
-    losses = compute_losses(model, wave, torch.from_numpy(pitches.astype(np.float32)), stft_loss, cfg, step=1 << 30)
+    dev = next(model.parameters()).device
+    wave = torch.from_numpy(np.asarray(audio, dtype=np.float32) / 32767).to(dev)
+    pitch = torch.from_numpy(pitches.astype(np.float32)).to(dev)
+    losses = compute_losses(model, wave, pitch, stft_loss, cfg, step=1 << 30)
     model.train()
     return {k: round(float(v), 4) for k, v in losses.items()}
 
 
 def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool = False,
-          export: str | Path | None = None, progress: bool = True) -> dict:
-    """Train (or resume) into ``out``; returns a summary. Writes ``out/codec`` (shipping folder) at the end."""
+          export: str | Path | None = None, progress: bool = True, device: str = "cpu") -> dict:
+    """Train (or resume) into ``out``; returns a summary. Writes ``out/codec`` (shipping folder) at the end.
+
+    Under torchrun (see ``synth.distributed``) every rank draws the same global
+    batch of crops and reads its share; rank 0 builds the audio cache, validates, writes the files and keeps the
+    clock (the ``minutes`` budget and the learning rate follow rank 0's elapsed time). ``device``: where the model
+    trains (``cuda:N`` under torchrun on GPUs; crops are read on the CPU and moved there)."""
     from tqdm import tqdm
+
+    dd = distributed.context(device)
 
     if not cfg.minutes and not cfg.steps:
         raise ValueError("set a budget: minutes and/or steps")
     torch.set_num_threads(cfg.threads)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if dd.is_main():
+        out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
     resume = ckpt_path.exists() and not fresh
     if resume:
@@ -241,21 +260,16 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
                                   audio_cache=cfg.audio_cache, notes_file=saved.notes_file or cfg.notes_file)
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = CodecModel(codec_cfg)
+    model = CodecModel(codec_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
     sr, hop = codec_cfg.sample_rate, codec_cfg.hop_length
     note_len = int(round(cfg.note_seconds * sr / hop)) * hop
     crop = min(note_len, int(round(cfg.crop_seconds * sr / hop)) * hop)
     only = set(Path(cfg.notes_file).read_text().split()) if cfg.notes_file else None
-    audio, pitches, names = load_split_audio(cfg.data, "train", sr, note_len, cfg.audio_cache, only=only)
-    (out / "train_notes.txt").write_text("\n".join(names) + "\n")
+    audio, pitches, names, v_audio, v_pitch = _load_audio(dd, cfg, sr, note_len, only)
+    if dd.is_main():
+        (out / "train_notes.txt").write_text("\n".join(names) + "\n")
     sampler = CropSampler(audio, pitches, crop, cfg.onset_prob, cfg.seed)
-    try:
-        v_audio, v_pitch, _ = load_split_audio(cfg.data, "valid", sr, note_len, cfg.audio_cache)
-        pick = np.linspace(0, len(v_audio) - 1, min(cfg.valid_notes, len(v_audio))).round().astype(int)
-        v_audio, v_pitch = np.asarray(v_audio[pick]), v_pitch[pick]
-    except FileNotFoundError:
-        v_audio = v_pitch = None
     step, elapsed, history = 0, 0.0, []
     if resume:
         model.load_state_dict(state["model"])
@@ -263,14 +277,16 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
         step, elapsed, history = state["step"], state["elapsed_s"], state.get("valid_history", [])
         torch.set_rng_state(state["torch_rng"])
         sampler.rng.bit_generator.state = state["sampler_rng"]
-    (out / "train_config.json").write_text(json.dumps({"train": dataclasses.asdict(cfg),
-                                                        "codec": dataclasses.asdict(codec_cfg)}, indent=2) + "\n")
+    if dd.is_main():
+        (out / "train_config.json").write_text(json.dumps({"train": dataclasses.asdict(cfg),
+                                                            "codec": dataclasses.asdict(codec_cfg)}, indent=2) + "\n")
     stft_loss = mrstft_loss(tuple(cfg.stft_ffts), cfg.w_lin_mag)
     model.train()
-    log = (out / "log.jsonl").open("a")
+    loss_of = dd.wrap(model, compute_losses)  # compute_losses(model, ...) in a world of one, else inside DDP
+    log = (out / "log.jsonl").open("a") if dd.is_main() else io.StringIO()  # other ranks log nowhere
     run_avg: dict[str, float] = {}
     bar = tqdm(total=cfg.steps or None, initial=step, desc=f"codec {codec_cfg.arch}", unit="step",
-               disable=not progress, mininterval=2.0)
+               disable=not (progress and dd.is_main()), mininterval=2.0)
     last_ckpt = time.monotonic()
     t_prev = time.monotonic()
 
@@ -281,18 +297,20 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
         lr = _lr(cfg, step, elapsed)
         for group in opt.param_groups:
             group["lr"] = lr
-        wave, pitch = sampler.batch(cfg.batch_size)
-        losses = compute_losses(model, wave, pitch, stft_loss, cfg, step)
+        dd.seed_step(cfg.seed, step)
+        wave, pitch = sampler.batch(cfg.batch_size, dd.shard)
+        wave, pitch = wave.to(device), pitch.to(device)
+        losses = loss_of(wave, pitch, stft_loss, cfg, step)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         now = time.monotonic()
-        elapsed += now - t_prev
+        elapsed = dd.from_main(elapsed + now - t_prev)  # rank 0's clock: the budget and the lr agree on every rank
         t_prev = now
-        for k, v in losses.items():
-            val = float(v.detach()) if torch.is_tensor(v) else float(v)
+        values = dd.mean({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
+        for k, val in values.items():
             run_avg[k] = val if k not in run_avg else 0.95 * run_avg[k] + 0.05 * val
         bar.update(1)
         if step % 5 == 0:
@@ -301,7 +319,7 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
             log.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 1), "lr": lr,
                                   **{k: round(v, 4) for k, v in run_avg.items()}}) + "\n")
             log.flush()
-        if now - last_ckpt >= cfg.ckpt_minutes * 60 or done():
+        if dd.is_main() and (now - last_ckpt >= cfg.ckpt_minutes * 60 or done()):
             if v_audio is not None:
                 t0 = time.monotonic()
                 val = validate(model, v_audio, v_pitch, stft_loss, cfg)
@@ -314,16 +332,39 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
             t_prev = last_ckpt
     bar.close()
     log.close()
-    if not history or history[-1]["step"] != step:
+    if dd.is_main() and (not history or history[-1]["step"] != step):
         _save_checkpoint(ckpt_path, model, opt, step, elapsed, sampler, cfg, history)
+    # on every rank (same crops from the shared sampler, same weights): the ranks' models stay alike
     recalibrate_norm(model, sampler)
     model.eval()
-    save_codec(model, out / "codec")
-    if export:
-        save_codec(model, export)
+    if dd.is_main():
+        save_codec(model, out / "codec")
+        if export:
+            save_codec(model, export)
     summary = {"arch": codec_cfg.arch, "steps": step, "train_instruments": len({n.rsplit("-", 2)[0] for n in names}), "train_seconds": round(elapsed, 1), "threads": cfg.threads,
                "batch_size": cfg.batch_size, "crop_seconds": cfg.crop_seconds, "train_notes": int(len(audio)),
                "final_running_losses": {k: round(v, 4) for k, v in run_avg.items()},
                "valid": history[-1] if history else None, "out": str(out)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if dd.is_main():
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return summary
+
+
+def _load_audio(dd: distributed.Dist, cfg: TrainConfig, sr: int, note_len: int, only: set[str] | None):
+    """(train audio, pitches, names, valid audio, valid pitches) of the run (valid None when there is no valid split).
+
+    Rank 0 builds the int16 caches first, the others open them after a barrier: two ranks writing one memmap at
+    once would corrupt it."""
+    if not dd.is_main():
+        dd.barrier()
+    audio, pitches, names = load_split_audio(cfg.data, "train", sr, note_len, cfg.audio_cache, only=only)
+    try:
+        v_audio, v_pitch, _ = load_split_audio(cfg.data, "valid", sr, note_len, cfg.audio_cache)
+        pick = np.linspace(0, len(v_audio) - 1, min(cfg.valid_notes, len(v_audio))).round().astype(int)
+        v_audio, v_pitch = np.asarray(v_audio[pick]), v_pitch[pick]
+    except FileNotFoundError:
+        v_audio = v_pitch = None
+    if dd.is_main():
+        dd.barrier()
+    return audio, pitches, names, v_audio, v_pitch

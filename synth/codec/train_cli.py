@@ -47,6 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads ran ~10x slower per step)")
     parser.add_argument("--seed", type=int, default=t.seed)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda; under torchrun each rank takes "
+                        "cuda:LOCAL_RANK (see the README's multi-GPU section)")
     parser.add_argument("--audio-cache", default=t.audio_cache, help="where the int16 note arrays are cached")
     parser.add_argument("--notes-file", default="", help="train only on these note_strs (e.g. another run's train_notes.txt)")
     parser.add_argument("--dim", type=int, default=c.dim, help="embedding size D")
@@ -90,6 +92,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.minutes and not args.steps:
         print("synth codec train: give --minutes and/or --steps")
         return 2
-    summary = train(cfg, codec_cfg, args.out, fresh=args.fresh, export=args.export, progress=not args.no_progress)
-    print(json.dumps(summary))
+    import torch
+
+    from synth import distributed
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device here")
+        return 2
+    with distributed.session(args.device) as dd:  # torchrun: one process per GPU (nccl) or CPU share (gloo)
+        summary = train(cfg, codec_cfg, args.out, fresh=args.fresh, export=args.export, progress=not args.no_progress,
+                        device=dd.device)
+    if dd.is_main():
+        print(json.dumps(summary))
     return 0

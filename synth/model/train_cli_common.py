@@ -39,3 +39,11 @@ def start(args: argparse.Namespace) -> Path | None:
         print(f"no embedding cache at {emb}: run `python -m synth codec encode` first", file=sys.stderr)
         return None
     return emb
+
+
+def say(message: str) -> None:
+    """A message on stderr, once per launch: under torchrun only rank 0 speaks (every rank runs the command)."""
+    from synth.distributed import main_process
+
+    if main_process():
+        print(message, file=sys.stderr)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synth import distributed
 from synth.model.data import NoteSet
 from synth.model.flow import FlowConfig, FlowNet, save_flow, velocity_index
 from synth.model.train_generator import encode_mu  # noqa: F401  (re-exported: the CLI takes it from here)
@@ -165,9 +166,15 @@ def train_flow(
 ) -> FlowNet:
     """Train or resume until ``minutes`` of wall time (this call), ``max_steps`` (absolute) or ``cfg.total_steps``.
     ``train_points`` ``[N, 2]``: each training note's condition point (``instrument_points``). Returns the EMA
-    network in eval mode."""
+    network in eval mode.
+
+    Under torchrun (see ``synth.distributed``) every rank draws the same global batch from ``gen`` and trains on its
+    share, with noise and flow times of its own; the EMA follows identical weights on every rank; rank 0 validates,
+    writes the files and decides when the time is up."""
+    dd = distributed.context(device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if dd.is_main():
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     net = FlowNet(cfg).to(device)
     ema = copy.deepcopy(net).eval()
@@ -193,7 +200,9 @@ def train_flow(
         step, best, elapsed = ck["step"], ck["best"], ck["elapsed"]
         gen.set_state(ck["gen"])
         _set_rng_state(ck["rng"])
-    cfg.save(out / "flow.json")
+    if dd.is_main():
+        cfg.save(out / "flow.json")
+    loss_of = dd.wrap(net, flow_loss)  # flow_loss(net, ...) in a world of one, else inside DDP
     val = None
     if valid is not None and valid_points is not None and len(valid):
         val = valid_subset(valid, valid_points, valid_notes, cfg.seed)
@@ -202,7 +211,7 @@ def train_flow(
     deadline = t_start + 60 * minutes if minutes else None
     last_ckpt = t_start
     bar = None
-    if progress:
+    if progress and dd.is_main():
         from tqdm import tqdm
 
         bar = tqdm(total=end_step, initial=step, desc="flow", dynamic_ncols=True)
@@ -246,10 +255,12 @@ def train_flow(
         net.train()
 
     net.train()
-    while step < end_step and (deadline is None or time.time() < deadline):
-        idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen)
+    while step < end_step and not dd.agree(deadline is not None and time.time() >= deadline):
+        dd.seed_step(cfg.seed, step)
+        idx = dd.shard(torch.randint(0, len(train), (cfg.batch_size,), generator=gen))
         xb = data_x[idx.to(data_x.device)].to(device).float()
-        loss = flow_loss(net, xb, train_points[idx], train.pitch[idx], train.velocity[idx], gen)
+        loss = loss_of(xb, train_points[idx], train.pitch[idx], train.velocity[idx],
+                       dd.step_generator(gen, cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -258,22 +269,25 @@ def train_flow(
         step += 1
         # EMA with a warm-up (1 + n) / (10 + n): early weights are not averaged in for thousands of steps
         _update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        running += loss.item()
+        running += dd.mean({"loss": loss.item()})["loss"]
         n_run += 1
         if bar is not None:
             bar.set_postfix(loss=f"{running / n_run:.4f}", best=f"{best:.4f}", refresh=False)
             bar.update(1)
         if step % valid_every == 0:
-            validate()
+            if dd.is_main():
+                validate()
             running, n_run = 0.0, 0
-        elif time.time() - last_ckpt > 60 * ckpt_minutes:
+        elif dd.is_main() and time.time() - last_ckpt > 60 * ckpt_minutes:
             save_ckpt()
-    if n_run:
-        validate()
-    elif step and not ckpt_path.exists():
-        save_ckpt()
+    if dd.is_main():
+        if n_run:
+            validate()
+        elif step and not ckpt_path.exists():
+            save_ckpt()
     if bar is not None:
         bar.close()
-    if not (out / "flow.pt").exists():
+    if dd.is_main() and not (out / "flow.pt").exists():
         save_flow(ema, out, state_dict=ema.state_dict())
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return ema.eval()

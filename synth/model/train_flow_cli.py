@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from synth.model.train_cli_common import add_stage2_args, start
+from synth import distributed
+from synth.model.train_cli_common import add_stage2_args, say, start
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda: no CUDA device here", file=sys.stderr)
         return 2
+    device = distributed.local_device(device)  # torchrun: this rank's GPU, before the VAE goes there
     vae = load_vae(args.vae).to(device)
     _, t, d = cache_shape(emb, "train")
     if (out / "flow.json").exists():
@@ -59,18 +61,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         valid = load_notes(emb, "valid", classes, cfg.num_frames, 1, pr)
     except Exception as exc:  # a cache without a valid split: select on training loss instead
-        print(f"no valid split ({exc}); selecting checkpoints on training loss", file=sys.stderr)
+        say(f"no valid split ({exc}); selecting checkpoints on training loss")
         valid = None
     train_pts = points(train)
     valid_pts = points(valid) if valid is not None and len(valid) else None
-    print(f"{len(train)} training notes; flow on {device}", file=sys.stderr)
+    say(f"{len(train)} training notes; flow on {device}")
     try:
-        train_flow(train, valid, train_pts, valid_pts, cfg, out, minutes=args.minutes, max_steps=args.steps,
-                   valid_every=args.valid_every, valid_notes=args.valid_notes, ckpt_minutes=args.ckpt_minutes,
-                   device=device, progress=not args.no_progress)
+        with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
+            train_flow(train, valid, train_pts, valid_pts, cfg, out, minutes=args.minutes, max_steps=args.steps,
+                       valid_every=args.valid_every, valid_notes=args.valid_notes, ckpt_minutes=args.ckpt_minutes,
+                       device=dd.device, progress=not args.no_progress)
     except RuntimeError as exc:  # a resume the checkpoint does not allow: say why, change nothing
         print(exc, file=sys.stderr)
         return 2
+    if not dd.is_main():
+        return 0
     (out / "vae_source.txt").write_text(str(Path(args.vae).resolve()) + "\n")
     log = out / "log.jsonl"
     last = json.loads(log.read_text().splitlines()[-1]) if log.exists() and log.read_text().strip() else {}

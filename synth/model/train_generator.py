@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synth import distributed
 from synth.model.data import NoteSet
 from synth.model.generator import Generator, GeneratorConfig, generate_frames, refine_base, save_generator
 from synth.model.train_vae import _rng_state, _set_rng_state, cosine_schedule, seed_everything
@@ -123,9 +124,14 @@ def train_generator(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> Generator:
-    """Train or resume until ``minutes`` of wall time, ``max_steps`` (absolute) or ``cfg.total_steps``."""
+    """Train or resume until ``minutes`` of wall time, ``max_steps`` (absolute) or ``cfg.total_steps``.
+
+    Under torchrun (see ``synth.distributed``) every rank draws the same global batch and trains on its share; rank 0
+    validates, writes the files and decides when the time is up."""
+    dd = distributed.context(device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if dd.is_main():
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     vae = vae.to(device).eval()
     for p in vae.parameters():
@@ -141,7 +147,8 @@ def train_generator(
     step, best = 0, float("inf")
     ckpt_path = out / "ckpt.pt"
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         changed = sorted(k for k, v in json.loads(cfg.to_json()).items() if ck["config"].get(k) != v)
         if set(changed) - RESUME_MAY_CHANGE:
             raise RuntimeError(f"{ckpt_path} was made with a different config ({', '.join(changed)}); "
@@ -151,11 +158,13 @@ def train_generator(
         sched.load_state_dict(ck["sched"])
         step, best = ck["step"], ck["best"]
         _set_rng_state(ck["rng"])
-    cfg.save(out / "generator.json")
+    if dd.is_main():
+        cfg.save(out / "generator.json")
+    loss_of = dd.wrap(gen, training_loss)  # training_loss(gen, ...) in a world of one, else inside DDP
     end_step = min(cfg.total_steps, max_steps) if max_steps is not None else cfg.total_steps
     deadline = time.time() + 60 * minutes if minutes else None
     bar = None
-    if progress:
+    if progress and dd.is_main():
         from tqdm import tqdm
 
         bar = tqdm(total=end_step, initial=step, desc="generator", dynamic_ncols=True)
@@ -192,37 +201,40 @@ def train_generator(
         save_ckpt()
         gen.train()
 
-    if val is not None and step == 0:
+    if val is not None and step == 0 and dd.is_main():
         with open(out / "log.jsonl", "a") as f:
             f.write(json.dumps({"step": 0, "vae_decoder_valid_mse": round(vae_decoder_error(vae, *val), 6)}) + "\n")
     gen.train()
-    while step < end_step and (deadline is None or time.time() < deadline):
-        idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen_rng)
+    while step < end_step and not dd.agree(deadline is not None and time.time() >= deadline):
+        dd.seed_step(cfg.seed, step)
+        idx = dd.shard(torch.randint(0, len(train), (cfg.batch_size,), generator=gen_rng))
         xb = train.x[idx].to(device).float()
         z = mu_train[idx].to(device)
         z = z + cfg.cond_noise * torch.randn_like(z)
         pb = train.pitch[idx].to(device)
         vb = train.velocity[idx].to(device)
-        loss = training_loss(gen, vae, z, pb, xb, vb)
+        loss = loss_of(vae, z, pb, xb, vb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
         opt.step()
         sched.step()
         step += 1
-        running += loss.item()
+        running += dd.mean({"loss": loss.item()})["loss"]
         n_run += 1
         if bar is not None:
             bar.set_postfix(mse=f"{running / n_run:.4f}", best=f"{best:.4f}", refresh=False)
             bar.update(1)
         if step % valid_every == 0:
-            validate()
+            if dd.is_main():
+                validate()
             running, n_run = 0.0, 0
-    if n_run:
+    if n_run and dd.is_main():
         validate()
     if bar is not None:
         bar.close()
-    if not (out / "generator.pt").exists():
+    if dd.is_main() and not (out / "generator.pt").exists():
         save_generator(gen, out)
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     gen.eval()
     return gen

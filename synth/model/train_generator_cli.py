@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from synth.model.train_cli_common import add_stage2_args, start
+from synth import distributed
+from synth.model.train_cli_common import add_stage2_args, say, start
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     for line in coverage_warnings(cache_coverage(emb, "train"), cfg.pitch_min, cfg.pitch_max, cfg.velocity_cond):
-        print(f"warning: {line}", file=sys.stderr)
+        say(f"warning: {line}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     classes = train_instruments(emb)
     pr = (cfg.pitch_min, cfg.pitch_max)
@@ -52,18 +53,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         valid = load_notes(emb, "valid", classes, cfg.num_frames, 1, pr)
     except Exception as exc:  # a cache without a valid split: select on training error instead
-        print(f"no valid split ({exc}); selecting checkpoints on training error", file=sys.stderr)
+        say(f"no valid split ({exc}); selecting checkpoints on training error")
         valid = None
-    print(f"{len(train)} training notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities "
-          f"{sorted(set(train.velocity.tolist()))}, velocity_cond {cfg.velocity_cond}); generator on {device}",
-          file=sys.stderr)
+    say(f"{len(train)} training notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities "
+        f"{sorted(set(train.velocity.tolist()))}, velocity_cond {cfg.velocity_cond}); generator on {device}")
     try:
-        train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
-                        valid_every=args.valid_every, valid_notes=args.valid_notes, device=device,
-                        progress=not args.no_progress)
+        with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
+            train_generator(train, valid, vae, cfg, out, minutes=args.minutes, max_steps=args.steps,
+                            valid_every=args.valid_every, valid_notes=args.valid_notes, device=dd.device,
+                            progress=not args.no_progress)
     except RuntimeError as exc:  # a resume the checkpoint does not allow: say why, change nothing
         print(exc, file=sys.stderr)
         return 2
-    (out / "vae_source.txt").write_text(str(Path(args.vae).resolve()) + "\n")
-    print(json.dumps({"out": str(out)}))
+    if dd.is_main():
+        (out / "vae_source.txt").write_text(str(Path(args.vae).resolve()) + "\n")
+        print(json.dumps({"out": str(out)}))
     return 0

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from synth import distributed
 from synth.model.data import NoteSet, instrument_batches
 from synth.model.losses import vae_loss
 from synth.model.mixup import mixed_groups, note_table
@@ -88,9 +89,14 @@ def train_vae(
 
     ``max_steps`` stops early (tests). Batches are groups of notes per instrument (see ``instrument_batches``); their order is
     drawn from ``(seed, epoch)`` so a resumed run sees the same batches as an uninterrupted one.
+
+    Under torchrun (see ``synth.distributed``) every rank draws the same batches and trains on its share of each;
+    rank 0 writes the files.
     """
+    dd = distributed.context(device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if dd.is_main():
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     model = TimbreVAE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
@@ -102,7 +108,8 @@ def train_vae(
     start_epoch = 0
     ckpt_path = out / "ckpt.pt"
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["config"] != json.loads(cfg.to_json()):
             raise RuntimeError(f"{ckpt_path} was made with a different config; use a new --out folder")
         model.load_state_dict(ck["model"])
@@ -110,12 +117,14 @@ def train_vae(
         sched.load_state_dict(ck["sched"])
         start_epoch = ck["epoch"]
         _set_rng_state(ck["rng"])
-    cfg.save(out / "vae.json")
-    (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
+    if dd.is_main():
+        cfg.save(out / "vae.json")
+        (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
+    forward = dd.wrap(model, TimbreVAE.__call__)  # the model itself in a world of one, else DDP (after the resume)
     table = note_table(train.instrument, train.pitch, cfg.num_instruments, cfg.pitch_min, cfg.num_pitches,
                        train.velocity, DEFAULT_VELOCITY)
     bar = None
-    if progress:
+    if progress and dd.is_main():
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="vae", dynamic_ncols=True)
@@ -125,14 +134,18 @@ def train_vae(
         batches = instrument_batches(
             train.instrument_names, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), cfg.notes_per_instrument
         )
+        if dd.active:  # every rank needs notes of its own: a small last batch is left out (on every rank alike)
+            batches = [b for b in batches if len(b) >= 2 * dd.world]
         running: dict[str, float] = {}
         t0 = time.time()
-        mix_rng = np.random.default_rng([cfg.seed, epoch, 1])  # per epoch: a resumed run draws the same blends
+        # per epoch: a resumed run draws the same blends (per rank under DDP: the ranks' blends differ)
+        mix_rng = np.random.default_rng([cfg.seed, epoch, 1] + ([dd.rank] if dd.active else []))
         for i, b in enumerate(batches):
             gamma = (epoch + i / len(batches)) / cfg.epochs
-            xb, pitch_b, vel_b, inst_b, fam_b, group_b = _batch(train, b, cfg, table, mix_rng)
+            dd.seed_step(cfg.seed, step)
+            xb, pitch_b, vel_b, inst_b, fam_b, group_b = _batch(train, dd.shard(b), cfg, table, mix_rng)
             xb, inst_b, group_b = xb.to(device), inst_b.to(device), group_b.to(device)
-            outp = model(xb, pitch_b.to(device), group_b, vel_b.to(device))
+            outp = forward(xb, pitch_b.to(device), group_b, vel_b.to(device))
             pitch_ix = (pitch_b - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
             loss, logs = vae_loss(cfg, outp, xb, pitch_ix.to(device), inst_b, fam_b.to(device), gamma, group_b)
             opt.zero_grad(set_to_none=True)
@@ -141,6 +154,7 @@ def train_vae(
             opt.step()
             sched.step()
             step += 1
+            logs = dd.mean(logs)
             for k, v in logs.items():
                 running[k] = running.get(k, 0.0) + v
             if bar is not None:
@@ -152,16 +166,8 @@ def train_vae(
         n = max(1, len(batches) if max_steps is None else i + 1)
         record = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)}
         record.update({k: round(v / n, 6) for k, v in running.items()})
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        torch.save(
-            {
-                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "epoch": epoch + 1, "rng": _rng_state(), "config": json.loads(cfg.to_json()),
-            },
-            ckpt_path,
-        )
-        save_vae(model, out)
+        if dd.is_main():
+            _save_epoch(out, model, opt, sched, epoch + 1, cfg, record)
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
         if max_steps is not None and step >= max_steps:
@@ -169,5 +175,21 @@ def train_vae(
     if bar is not None:
         bar.close()
     model.eval()
-    save_vae(model, out)
+    if dd.is_main():
+        save_vae(model, out)
+    dd.barrier()  # every rank returns once rank 0's files are written (a next command may read them)
     return model
+
+
+def _save_epoch(out: Path, model: TimbreVAE, opt, sched, epoch: int, cfg: VAEConfig, record: dict) -> None:
+    """The end of an epoch on disk: its log line, the resume checkpoint and the weights (rank 0 only)."""
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    torch.save(
+        {
+            "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            "epoch": epoch, "rng": _rng_state(), "config": json.loads(cfg.to_json()),
+        },
+        out / "ckpt.pt",
+    )
+    save_vae(model, out)

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from synth.model.train_cli_common import start
+from synth import distributed
+from synth.model.train_cli_common import say, start
 
 ABLATIONS = ("no_kl", "no_reg", "no_nei", "no_fam")
 
@@ -63,13 +64,16 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     for line in coverage_warnings(cache_coverage(emb, "train"), cfg.pitch_min, cfg.pitch_max, cfg.velocity_cond):
-        print(f"warning: {line}", file=sys.stderr)
+        say(f"warning: {line}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"loading {n} training notes ({t} frames x {d}) from {emb}", file=sys.stderr)
+    say(f"loading {n} training notes ({t} frames x {d}) from {emb}")
     train = load_notes(emb, "train", classes, cfg.num_frames, cfg.time_pool, (cfg.pitch_min, cfg.pitch_max))
     vels = sorted(set(train.velocity.tolist()))
-    print(f"{len(train)} notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities {vels}, velocity_cond "
-          f"{cfg.velocity_cond}), {len(classes)} instruments; training {cfg.epochs} epochs on {device}", file=sys.stderr)
-    train_vae(train, cfg, args.out, classes, device=device, progress=not args.no_progress)
-    print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes), "notes": len(train)}))
+    say(f"{len(train)} notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities {vels}, velocity_cond "
+        f"{cfg.velocity_cond}), {len(classes)} instruments; training {cfg.epochs} epochs on {device}")
+    with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
+        train_vae(train, cfg, args.out, classes, device=dd.device, progress=not args.no_progress)
+    if dd.is_main():
+        print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes),
+                          "notes": len(train)}))
     return 0
