@@ -8,7 +8,8 @@ runs three phases of ``--seconds`` each:
 1. ``idle``: the window open, nothing played;
 2. ``play_drag``: a 4-note chord held (a new chord every 2 s) while the pad is dragged in circles at 60 moves a second
    through the pad's own ``set_point`` (so the window repaints the cursor, rings and status as for a mouse drag);
-3. ``play_drag_hidden``: the same with the window hidden (no painting), to separate painting from generation.
+3. ``drag_only``: the pad dragged with no key held (painting and pad moves, no previews to compute);
+4. ``play_drag_hidden``: chords and drag with the window hidden (no painting), to separate painting from generation.
 
 Per phase: PortAudio underflows, callbacks, callback load (mean, max), GIL wait (p50, p99, max ms: PortAudio's stream
 time at the start of our Python callback minus the time PortAudio invoked it; see ``AudioOutput``) and how many
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "synth", "bench", "app", "--child", "--period", str(args.period), "--seconds",
                str(args.seconds), "--bundle", args.bundle]
         try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3 * args.seconds + 300)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=4 * args.seconds + 300)
         except subprocess.TimeoutExpired as exc:
             print(f"bench app: the app did not finish in {exc.timeout:.0f} s", file=sys.stderr)
             return 1
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result = json.loads(lines[-1])
     if not args.json:
-        for phase in ("idle", "play_drag", "play_drag_hidden"):
+        for phase in ("idle", "play_drag", "drag_only", "play_drag_hidden"):
             r = result.get(phase, {})
             print(f"{phase}: underflows {r.get('underflows')}, max load {r.get('callback_load', {}).get('max')}, "
                   f"GIL wait p99 {r.get('gil_wait', {}).get('p99_ms')} ms", file=sys.stderr)
@@ -113,7 +114,7 @@ def _child(args: argparse.Namespace) -> dict:
     (x0, x1), (y0, y1) = getattr(engine.source, "map_bounds", None) or ((-1.0, 1.0), (-1.0, 1.0))
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, 0.35 * (x1 - x0), 0.35 * (y1 - y0)
     state = {"phase": 0, "start": 0.0, "chord": None, "loads": [], "marks": {}}
-    phases = ("idle", "play_drag", "play_drag_hidden")
+    phases = ("idle", "play_drag", "drag_only", "play_drag_hidden")
 
     def mark() -> dict:
         audio = engine.audio
@@ -150,11 +151,11 @@ def _child(args: argparse.Namespace) -> dict:
         state["loads"].append(engine.audio.load)
         elapsed = now - state["start"]
         if name != "idle":
-            chord = CHORDS[int(elapsed // 2.0) % len(CHORDS)]
+            chord = CHORDS[int(elapsed // 2.0) % len(CHORDS)] if name != "drag_only" else None
             if chord != state["chord"]:
                 for p in state["chord"] or ():
                     adapter.note_off(p)
-                for p in chord:
+                for p in chord or ():
                     adapter.note_on(p, 100)
                 state["chord"] = chord
             angle = 2 * math.pi * elapsed / 3.0  # one circle every 3 s
