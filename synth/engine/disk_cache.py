@@ -1,7 +1,9 @@
 """The note cache on disk, shared by the live engine, ``synth render`` and ``synth export`` (issue 19).
 
 What it holds: the audio a model source generated for one call's (point, pitch, velocity), float16 at the model's
-sample rate (192 kB for a 4 s note at 24 kHz), one ``.npz`` file per note under
+sample rate (192 kB for a 4 s note at 24 kHz), with the codec frames it was decoded from (float16, 38 kB for 300 x
+64: notes read back from disk anchor the live-morph previews as freshly generated ones do), one ``.npz`` file per
+note under
 ``platformdirs.user_cache_dir("pgesam-synth")/notes/<2 hex>/<40 hex>.npz``. The name is the sha256 of the note's
 identity: the bundle hash, the generation settings (play path; for the flow sampler also guidance, steps and sampler:
 the "character" control changes them), the model's sample rate, the point quantized to the engine's note-cache cell
@@ -99,6 +101,10 @@ class DiskNoteCache:
     # ------------------------------------------------------------------------------------------------ reading
     def get(self, key: str, sample_rate: int) -> np.ndarray | None:
         """float32 audio of the note, or None (missing, or broken: then the file is removed)."""
+        return self.get_entry(key, sample_rate)[0]
+
+    def get_entry(self, key: str, sample_rate: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(float32 audio, float32 frames ``[T, D]`` or None when the file has none), or (None, None)."""
         path = self.path(key)
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -109,27 +115,34 @@ class DiskNoteCache:
                 if rate != int(sample_rate):
                     raise ValueError(f"sample rate {rate}, expected {sample_rate}")
                 out = audio.astype(np.float32)
-            if not np.isfinite(out).all():
+                frames = None
+                if "frames" in data.files:
+                    raw = data["frames"]
+                    if raw.dtype != np.float16 or raw.ndim != 2 or raw.size > MAX_NOTE_SAMPLES:
+                        raise ValueError(f"frames: expected float16 [T, D], got {raw.dtype} {list(raw.shape)}")
+                    frames = raw.astype(np.float32)
+            if not np.isfinite(out).all() or (frames is not None and not np.isfinite(frames).all()):
                 raise ValueError("holds NaN or inf")
         except FileNotFoundError:
             self.misses += 1
-            return None
+            return None, None
         except Exception as exc:  # noqa: BLE001 - any failure to read a cache file means: generate it again
             self.broken += 1
             self.misses += 1
             log.warning("%s: broken cached note removed (%s); it is generated again", path,
                         f"{type(exc).__name__}: {exc}"[:200])
             _unlink(path)
-            return None
+            return None, None
         try:
             os.utime(path)  # least recently used goes first
         except OSError:
             pass
         self.hits += 1
-        return out
+        return out, frames
 
     # ------------------------------------------------------------------------------------------------ writing
-    def put(self, key: str, audio: np.ndarray, sample_rate: int) -> None:
+    def put(self, key: str, audio: np.ndarray, sample_rate: int, frames: np.ndarray | None = None) -> None:
+        """Store a note (and the codec frames it was decoded from, when given: ~38 kB more for 300 x 64)."""
         if not self.writable or self.max_bytes <= 0:
             return
         path = self.path(key)
@@ -138,8 +151,10 @@ class DiskNoteCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = temp_file_for(path)
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, audio=np.asarray(audio, dtype=np.float16).reshape(-1),
-                         rate=np.int64(int(sample_rate)))
+                arrays = {"audio": np.asarray(audio, dtype=np.float16).reshape(-1), "rate": np.int64(int(sample_rate))}
+                if frames is not None:
+                    arrays["frames"] = np.asarray(frames, dtype=np.float16)
+                np.savez(handle, **arrays)
             size = os.path.getsize(tmp)
             os.replace(tmp, path)
             tmp = None
@@ -234,14 +249,28 @@ class DiskCachedSource:
         rate = int(self.source.sample_rate)
         x, y = float(xy[0]), float(xy[1])
         keys = [self.disk.key(identity, rate, x, y, int(p), int(velocity)) for p in pitches]
-        found = [self.disk.get(k, rate) for k in keys]
+        entries = [self.disk.get_entry(k, rate) for k in keys]
+        found = [audio for audio, _ in entries]
+        anchors = getattr(self.source, "add_anchors", None)  # notes read back still anchor live previews
+        framed = [i for i, (audio, frames) in enumerate(entries) if audio is not None and frames is not None]
+        if anchors is not None and framed and len({entries[i][1].shape for i in framed}) == 1:
+            try:
+                anchors(xy, [pitches[i] for i in framed], velocity, np.stack([entries[i][1] for i in framed]))
+            except Exception as exc:  # noqa: BLE001 - frames of another shape (a changed model): no anchors
+                log.info("cached frames not used as preview anchors: %s", exc)
         missing = [i for i, audio in enumerate(found) if audio is None]
         if missing:
-            made = np.asarray(self.source.generate(xy, [pitches[i] for i in missing], velocity), dtype=np.float32)
+            asked = [pitches[i] for i in missing]
+            with_frames = getattr(self.source, "generate_with_frames", None)
+            if with_frames is not None:
+                made, frames = with_frames(xy, asked, velocity)
+            else:
+                made, frames = self.source.generate(xy, asked, velocity), None
+            made = np.asarray(made, dtype=np.float32)
             self.generated_notes += len(missing)
             for row, i in enumerate(missing):
                 audio = made[row].astype(np.float16)
-                self.disk.put(keys[i], audio, rate)
+                self.disk.put(keys[i], audio, rate, None if frames is None else frames[row])
                 found[i] = audio.astype(np.float32)  # what the disk gives back next time: renders repeat exactly
         lengths = {len(a) for a in found}
         if len(lengths) > 1:  # files of another note length under the same identity cannot happen; be safe anyway

@@ -96,12 +96,29 @@ class ModelNoteSource:
         return settings_of("flow", synth.guidance, synth.steps, str(getattr(getattr(flow, "cfg", None), "sampler", "")))
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self.generate_with_frames(xy, pitches, velocity)[0]
+
+    def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int],
+                             velocity: int = 100) -> tuple[np.ndarray, np.ndarray | None]:
+        """``generate``'s audio and the standardized frames it was decoded from (float32 ``[n, T, D]``; None for a
+        synthesizer without the frame-level API). The disk note cache keeps the frames, so notes read back from
+        disk still anchor previews (``add_anchors``)."""
         synth = self.synthesizer
         if not hasattr(synth, "frames"):  # a synthesizer without the frame-level API: audio only, no anchors
-            return np.asarray(synth.generate(xy, list(pitches), velocity), dtype=np.float32)
+            return np.asarray(synth.generate(xy, list(pitches), velocity), dtype=np.float32), None
         frames = synth.frames(xy, list(pitches), velocity)
         self._remember(xy, pitches, velocity, frames)
-        return np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        return audio, frames.detach().cpu().numpy().astype(np.float32, copy=False)
+
+    def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
+        """Exact frames of notes made earlier (read from the disk note cache) as preview anchors."""
+        if not hasattr(self.synthesizer, "vae_frames"):
+            return
+        import torch
+
+        device = getattr(self.synthesizer, "device", "cpu")
+        self._remember(xy, pitches, velocity, torch.as_tensor(np.asarray(frames, np.float32), device=device))
 
     # -------------------------------------------------------------------------------- live-morph preview (issue 19)
     # Measured on the shipped generator bundle (frames MSE against the exact frames of the new point, 6 random drags

@@ -129,6 +129,9 @@ class LazyModelSource:
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self.real().generate(xy, pitches, velocity)
 
+    def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100):
+        return self.real().generate_with_frames(xy, pitches, velocity)
+
     def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self.real().preview(xy, pitches, velocity)
 

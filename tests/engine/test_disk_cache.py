@@ -58,7 +58,7 @@ def test_round_trip_float16_and_lru_bound(tmp_path):
     assert small.nbytes() <= small.max_bytes
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped", "float32", "nan", "rate", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "float32", "nan", "rate", "garbage", "frames"])
 def test_a_broken_file_is_removed_named_and_generated_again(tmp_path, caplog, damage):
     cache = DiskNoteCache(tmp_path)
     key = cache.key("b|g", 24000, 0, 0, 60, 100)
@@ -74,6 +74,8 @@ def test_a_broken_file_is_removed_named_and_generated_again(tmp_path, caplog, da
         np.savez(path, audio=note(), rate=np.int64(24000))
     elif damage == "nan":
         np.savez(path, audio=np.full(100, np.nan, np.float16), rate=np.int64(24000))
+    elif damage == "frames":  # audio fine, the stored codec frames not
+        np.savez(path, audio=note().astype(np.float16), rate=np.int64(24000), frames=np.full((4, 3), np.inf, np.float16))
     elif damage == "rate":
         np.savez(path, audio=note().astype(np.float16), rate=np.int64(16000))
     else:
@@ -197,3 +199,23 @@ def test_a_second_render_generates_nothing_and_never_imports_torch(tiny, tmp_pat
                            "-o", str(tmp_path / "pack2"), "--bundle", str(tiny), "--quiet"], cwd=ROOT, env=blocked,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+
+
+def test_notes_read_back_from_disk_anchor_previews(tiny, tmp_path, one_torch_thread):
+    from synth.engine.engine import ModelNoteSource
+    from synth.engine.synthesizer import Synthesizer
+    from synth.model.bundle import load_bundle
+
+    bundle = load_bundle(tiny)
+    first = DiskCachedSource(ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle), DiskNoteCache(tmp_path))
+    exact = first.generate((0.3, -0.2), [55, 60], 100)
+    with np.load(next(iter(first.disk.files()))) as data:
+        assert data["frames"].dtype == np.float16 and data["frames"].ndim == 2
+    # a new session: nothing generated, the notes come from disk, and they anchor the previews
+    model = ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle)
+    again = DiskCachedSource(model, DiskNoteCache(tmp_path))
+    np.testing.assert_array_equal(again.generate((0.3, -0.2), [55, 60], 100), exact)
+    assert again.generated_notes == 0 and model.anchor_count() == 2
+    preview = model.preview((0.3, -0.2), [55, 60], 100)
+    half = min(preview.shape[1], exact.shape[1]) // 4
+    np.testing.assert_allclose(preview[:, :half], exact[:, :half], atol=5e-3)  # frames were stored as float16
