@@ -31,13 +31,16 @@ def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     from synth.engine.sources import SineNoteSource
 
     source = SineNoteSource(pitch_range=(55, 59), delay_per_note=1.5)
-    rec = Recorder(name=unique_name("morphrec"))
     before = output_ports()
     engine = Engine(source, sample_rate=48000, block_size=1024, device=jack_output_device(),
                     midi_client=unique_name("pgesam"), use_grid=False)
+    rec = None
     try:
         engine.set_point(-1.0, 0.0)
         engine.start()
+        # the recorder (a Python process callback) opens after the engine's MIDI clients: python-rtmidi opens its
+        # JACK clients holding the GIL, which a Python-callback client already active can deadlock (bench morph)
+        rec = Recorder(name=unique_name("morphrec"))
         rec.connect_from(*new_output_ports(before)[:2])
         engine.note_on(57, 100)
         assert wait(lambda: engine.slots[57].tag[1:] == ("exact",), 30), engine.meters()
@@ -79,7 +82,8 @@ def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
         assert seg[-1] - seg[0] > 0.5 * (ends[1] - ends[0]) > 0, (seg, ends)
         assert engine.meters()["worker_error_count"] == 0
     finally:
-        rec.close()
+        if rec is not None:
+            rec.close()
         engine.stop()
 
 
