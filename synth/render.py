@@ -188,9 +188,10 @@ class NoteBank:
         return self.song[(x, y, self.source_pitch(pitch), self.layer(velocity))]
 
     def ensure(self, wanted: Iterable[tuple], progress: Callable[[int, int], None] | None = None,
-               cancelled: Callable[[], bool] | None = None, batch: int = 8) -> int:
+               cancelled: Callable[[], bool] | None = None, batch: int = 32) -> int:
         """Make every (x, y, pitch[, velocity]) playable (velocity 100 when left out); returns how many notes had
-        to be generated."""
+        to be generated. ``batch``: pitches per ``generate`` call; a call costs about the same for 8 or 22 notes on
+        the CPU (the shipped generator: 0.49 s for 8, 0.77 s for 22), so a song's timbres go in few calls."""
         missing: dict[tuple[float, float, int], set[int]] = {}  # (x, y, layer) -> pitches
         for x, y, pitch, *rest in wanted:
             p = self.source_pitch(pitch)
