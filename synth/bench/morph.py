@@ -44,6 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="the built-in demo source with a simulated model cost")
     parser.add_argument("--demo-cost", type=float, default=0.25, help="simulated seconds per note with --demo")
     parser.add_argument("--server", choices=("private", "running"), default="private")
+    parser.add_argument("--separate-process", action="store_true",
+                        help="the model in a process of its own (synth.engine.remote_source)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_child(args)), flush=True)
         return 0
     cmd = [sys.executable, "-m", "synth", "bench", "morph", "--child", "--seconds", str(args.seconds), "--bundle",
-           args.bundle, "--demo-cost", str(args.demo_cost)] + (["--demo"] if args.demo else [])
+           args.bundle, "--demo-cost", str(args.demo_cost)] + (["--demo"] if args.demo else []) + (
+        ["--separate-process"] if args.separate_process else [])
     attempts, lines, done = [], [], None
     for attempt in range(2):  # a JACK client that a loaded dummy server never lets in hangs; try once more, fresh
         outcome = _measure(args, cmd)
@@ -167,6 +170,10 @@ def _child(args: argparse.Namespace) -> dict:
     if args.demo:
         source, what = SineNoteSource(pitch_range=(48, 72), delay_per_note=args.demo_cost), \
             f"demo source, {args.demo_cost} s per note simulated"
+    elif args.separate_process and (Path(args.bundle) / "bundle.json").exists():
+        from synth.engine.remote_source import RemoteModelSource
+
+        source, what = RemoteModelSource(args.bundle), f"bundle {args.bundle} in a process of its own"
     else:
         from synth.bench.engine import _model_source
 
@@ -210,6 +217,8 @@ def _child(args: argparse.Namespace) -> dict:
         engine.stop()
         rec.close()
     result["centroid_reference"] = _reference(source, bounds, held, result)
+    if hasattr(source, "close"):  # the model's own process
+        source.close()
     result["load_avg_1min"] = round(os.getloadavg()[0], 2)
     result["targets"] = {"interval_p95_ms": 50, "underflows": 0, "drag_end_to_exact_ms": 1000}
     return result

@@ -260,18 +260,27 @@ class Engine:
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
     def from_bundle(cls, path: str | Path = "models/default", *, device_name: str | None = None,
-                    disk_cache: bool = True, **kwargs) -> "Engine":
+                    disk_cache: bool = True, separate_process: bool | None = None, **kwargs) -> "Engine":
         """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable).
         ``disk_cache``: notes go through the disk note cache shared with render and export
-        (``synth.engine.disk_cache``; ``SYNTH_NOTE_CACHE=off`` turns it off everywhere)."""
+        (``synth.engine.disk_cache``; ``SYNTH_NOTE_CACHE=off`` turns it off everywhere). ``separate_process``: the
+        model runs in a process of its own (``synth.engine.remote_source``; default: ``SYNTH_GENERATION_PROCESS=1``)."""
         from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
-        from synth.engine.synthesizer import Synthesizer
-        from synth.model.bundle import load_bundle
 
-        bundle = load_bundle(path)
-        synth = Synthesizer(bundle, device=device_name) if device_name else Synthesizer(bundle)
-        _leave_a_core_for_audio()
-        source = ModelNoteSource(synth, bundle)
+        if separate_process is None:
+            separate_process = os.environ.get("SYNTH_GENERATION_PROCESS", "") == "1"
+        if separate_process:
+            from synth.engine.remote_source import RemoteModelSource
+
+            source = RemoteModelSource(path, device_name)
+        else:
+            from synth.engine.synthesizer import Synthesizer
+            from synth.model.bundle import load_bundle
+
+            bundle = load_bundle(path)
+            synth = Synthesizer(bundle, device=device_name) if device_name else Synthesizer(bundle)
+            _leave_a_core_for_audio()
+            source = ModelNoteSource(synth, bundle)
         disk = default_disk_cache() if disk_cache else None
         return cls(DiskCachedSource(source, disk) if disk is not None else source, **kwargs)
 

@@ -1,0 +1,242 @@
+"""``RemoteModelSource``: the model runs in a process of its own, so its torch kernels never hold the audio
+callback's interpreter (issue 19, "the app must not drop audio").
+
+Why: PyTorch runs its CPU kernels holding the GIL. Measured with a probe thread beside a thread decoding preview
+notes with the codec: waits up to 4-7 ms for the interpreter, the length of a 256-frame block; the app's callback
+waited up to 7.7 ms and overran its block while held notes followed a drag (``synth bench app``).
+
+How: ``python -m synth.engine.remote_source`` is started with ``subprocess`` (not multiprocessing: spawning would
+import the app's ``__main__`` again), connects back three times over a local socket with an auth key
+(``multiprocessing.connection``): one connection for exact notes (the generation worker thread), one for previews
+(the preview thread), one for control (the "character" setting, anchors). The child holds one ``ModelNoteSource``,
+serves each connection on its own thread, and exits when the parent's ends close (the parent died or closed it).
+Arrays travel pickled (a 4-note preview is ~1 MB: a memcpy here). The parent never imports torch for this source.
+
+Opt-in (``Engine.from_bundle(..., separate_process=True)`` or ``SYNTH_GENERATION_PROCESS=1``) until it has been
+measured in the app for longer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Sequence
+
+import numpy as np
+
+CHANNELS = ("generate", "preview", "control")
+
+
+class RemoteError(RuntimeError):
+    """The generation process failed or went away; the message names the bundle."""
+
+
+class _Synth:
+    """What the window reads of a synthesizer (play path, guidance, device) and its "character" control."""
+
+    def __init__(self, owner: "RemoteModelSource", info: dict) -> None:
+        self._owner = owner
+        self.play_path = info["play_path"]
+        self.guidance = info["guidance"]
+        self.steps = info["steps"]
+        self.device = info["device"]
+        self.flow = SimpleNamespace(cfg=SimpleNamespace(sampler=info["sampler"])) if info["has_flow"] else None
+
+    def set_character(self, guidance: float) -> None:
+        self._owner._call("control", "set_character", float(guidance))
+        self.guidance = float(guidance)
+
+
+class RemoteModelSource:
+    def __init__(self, path: str | Path, device: str | None = None, timeout: float = 600.0) -> None:
+        self.path = Path(path)
+        key = secrets.token_bytes(32)
+        self._listener = Listener(family="AF_UNIX" if os.name == "posix" else "AF_INET", authkey=key)
+        env = dict(os.environ, SYNTH_REMOTE_KEY=key.hex())
+        cmd = [sys.executable, "-m", "synth.engine.remote_source", str(self._listener.address), str(self.path),
+               device or ""]
+        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        self._conns: dict[str, object] = {}
+        self._locks = {name: threading.Lock() for name in CHANNELS}
+        accepted = threading.Event()
+
+        def accept() -> None:
+            try:
+                for _ in CHANNELS:
+                    conn = self._listener.accept()
+                    self._conns[conn.recv()] = conn
+            except Exception:  # noqa: BLE001 - the child died before connecting: reported below
+                pass
+            accepted.set()
+
+        threading.Thread(target=accept, name="remote-accept", daemon=True).start()
+        while not accepted.wait(0.1):
+            if self._proc.poll() is not None:
+                self._listener.close()
+                raise RemoteError(f"{self.path}: the generation process exited ({self._proc.returncode})")
+        self._listener.close()
+        if len(self._conns) != len(CHANNELS):
+            raise RemoteError(f"{self.path}: the generation process did not connect")
+        conn = self._conns["control"]
+        if not conn.poll(timeout):
+            self.close()
+            raise RemoteError(f"{self.path}: the generation process did not load the bundle in {timeout:.0f} s")
+        status, info = conn.recv()
+        if status != "ok":
+            self.close()
+            raise RemoteError(f"{self.path}: {info}")
+        for name in ("sample_rate", "hash", "held_seconds", "label"):
+            setattr(self, name, info[name])
+        self.pitch_range = tuple(info["pitch_range"])
+        self.velocity_layers = tuple(info["velocity_layers"])
+        self.map_bounds = info["map_bounds"]
+        self.synthesizer = _Synth(self, info)
+        self.bundle = SimpleNamespace(path=self.path, hash=info["hash"], info=info["bundle_info"],
+                                      instruments=info["instruments"])
+
+    # ------------------------------------------------------------------------------------------------ calls
+    def _call(self, channel: str, method: str, *args):
+        with self._locks[channel]:
+            conn = self._conns.get(channel)
+            if conn is None:
+                raise RemoteError(f"{self.path}: the generation process is closed")
+            try:
+                conn.send((method, args))
+                status, value = conn.recv()
+            except (EOFError, OSError) as exc:
+                raise RemoteError(f"{self.path}: the generation process went away ({exc})") from None
+        if status != "ok":
+            raise RemoteError(value)
+        return value
+
+    @property
+    def generation_settings(self) -> str:
+        from synth.engine.lazy_source import settings_of
+
+        s = self.synthesizer
+        if s.play_path != "flow":
+            return settings_of(s.play_path)
+        return settings_of("flow", s.guidance, s.steps, s.flow.cfg.sampler if s.flow else "")
+
+    def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100):
+        return self._call("generate", "generate_with_frames", (float(xy[0]), float(xy[1])), [int(p) for p in pitches],
+                          int(velocity))
+
+    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self.generate_with_frames(xy, pitches, velocity)[0]
+
+    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self._call("preview", "preview", (float(xy[0]), float(xy[1])), [int(p) for p in pitches], int(velocity))
+
+    def add_anchors(self, xy, pitches, velocity: int, frames: np.ndarray) -> None:
+        self._call("control", "add_anchors", (float(xy[0]), float(xy[1])), [int(p) for p in pitches], int(velocity),
+                   np.asarray(frames, np.float32))
+
+    def anchor_count(self) -> int:
+        return int(self._call("control", "anchor_count"))
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self._conns = {}
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------------------- the child
+def _serve(conn, source, lock_free: bool) -> None:
+    while True:
+        try:
+            method, args = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the parent closed or died: no teardown (torch threads), just go
+        try:
+            value = getattr(source, method)(*args)
+            if method == "set_character":
+                value = None
+            conn.send(("ok", value))
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, the process keeps serving
+            conn.send(("err", f"{source.label}: {type(exc).__name__}: {exc}"[:2000]))
+
+
+class _Handler:
+    def __init__(self, source) -> None:
+        self.source = source
+        self.label = source.label
+
+    def generate_with_frames(self, xy, pitches, velocity):
+        return self.source.generate_with_frames(xy, pitches, velocity)
+
+    def preview(self, xy, pitches, velocity):
+        return self.source.preview(xy, pitches, velocity)
+
+    def add_anchors(self, xy, pitches, velocity, frames):
+        return self.source.add_anchors(xy, pitches, velocity, frames)
+
+    def anchor_count(self):
+        return self.source.anchor_count()
+
+    def set_character(self, guidance):
+        self.source.synthesizer.set_character(guidance)
+
+
+def _child_main(address: str, path: str, device: str) -> None:
+    key = bytes.fromhex(os.environ.pop("SYNTH_REMOTE_KEY"))
+    conns = {}
+    for name in CHANNELS:
+        conn = Client(address, family="AF_UNIX" if os.name == "posix" else "AF_INET", authkey=key)
+        conn.send(name)
+        conns[name] = conn
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one core for the model, one for the audio and the window (2-core machines)
+        from synth.engine.engine import ModelNoteSource
+        from synth.engine.synthesizer import Synthesizer
+        from synth.model.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        synth = Synthesizer(bundle, device=device) if device else Synthesizer(bundle)
+        source = ModelNoteSource(synth, bundle)
+        flow = getattr(synth, "flow", None)
+        info = {"sample_rate": source.sample_rate, "hash": source.hash, "held_seconds": source.held_seconds,
+                "label": source.label, "pitch_range": list(source.pitch_range),
+                "velocity_layers": list(source.velocity_layers), "map_bounds": source.map_bounds,
+                "play_path": synth.play_path, "guidance": synth.guidance, "steps": synth.steps,
+                "device": str(synth.device), "has_flow": flow is not None,
+                "sampler": str(getattr(getattr(flow, "cfg", None), "sampler", "")),
+                "bundle_info": dict(getattr(bundle, "info", {}) or {}), "instruments": list(bundle.instruments)}
+    except Exception as exc:  # noqa: BLE001 - the parent raises it with the bundle's name
+        conns["control"].send(("err", f"{type(exc).__name__}: {exc}"[:2000]))
+        os._exit(1)
+    conns["control"].send(("ok", info))
+    handler = _Handler(source)
+    threads = [threading.Thread(target=_serve, args=(conns[name], handler, False), daemon=True) for name in CHANNELS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
