@@ -12,6 +12,7 @@ caller then loads the bundle at once, and ``load_bundle``'s own message says wha
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -22,6 +23,7 @@ import numpy as np
 
 from synth.validate import InputError, load_json_file
 
+log = logging.getLogger(__name__)
 _HASH = re.compile(r"^[0-9a-f]{12}$")
 PLAY_PATHS = ("generator", "vae", "flow")  # synth.engine.synthesizer.PLAY_PATHS (not imported: it imports torch)
 
@@ -111,6 +113,10 @@ class LazyModelSource:
                     raise SourceLoadError(f"{self.path}: {exc}") from exc
                 if real.hash != self.hash:
                     raise SourceLoadError(f"{self.path}: bundle.json says hash {self.hash} but loads as {real.hash}")
+                if real.generation_settings != self._settings:  # disk-cache keys made before and after would differ
+                    log.warning("%s: bundle.json describes the generation as %r but the loaded model as %r; notes "
+                                "cached before it loaded will not be found", self.path, self._settings,
+                                real.generation_settings)
                 self._real = real
             return self._real
 
