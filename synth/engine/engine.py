@@ -180,7 +180,11 @@ class ModelNoteSource:
         if rate > 0:
             seconds = self.held_seconds * 5.0 / 6.0 + PREVIEW_TAIL_S
             keep = min(keep, int(math.ceil(seconds * rate * self.sample_rate)))
-        audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
+        try:
+            audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
+        except Exception:  # a codec that cannot decode a shorter sequence: the whole note, as generate does
+            keep = frames.shape[1]
+            audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
         fade = min(audio.shape[1], int(PREVIEW_FADE_S * self.sample_rate))
         if keep < frames.shape[1] and fade > 0:
             audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
