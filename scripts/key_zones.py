@@ -95,7 +95,7 @@ def main() -> int:
     import torch
 
     from synth.data.render import discover_fonts
-    from synth.eval.latent import encode_notes
+    from synth.model.points import encode_notes
     from synth.model.data import load_notes, train_instruments
     from synth.model.vae import load_vae
 

@@ -20,7 +20,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("dataset", "stats"): ("synth.data.stats_cli", "counts per family and split of a dataset"),
     ("codec", "encode"): ("synth.codec.encode_cli", "encode a dataset into the embedding cache"),
     ("codec", "train"): ("synth.codec.train_cli", "train the bundled codec (resumable)"),
-    ("codec", "eval"): ("synth.codec.eval_cli", "evaluate a codec on held-out instruments"),
+    ("codec", "eval"): ("synth.eval.codec_cli", "evaluate a codec on held-out instruments"),
     ("train", "vae"): ("synth.model.train_vae_cli", "train the timbre VAE (stage 1, resumable)"),
     ("train", "generator"): ("synth.model.train_generator_cli", "train the generator (stage 2, resumable)"),
     ("train", "flow"): ("synth.model.train_flow_cli", "train the flow-matching generator (stage 2, sampling, resumable)"),

@@ -153,7 +153,7 @@ class CodecModel(nn.Module):
 
             emb = torch.cat([emb, loudness_feature(wave, cfg.hop_length)[:, : emb.shape[1]]], dim=-1)
         if cfg.pitch_feature:
-            from synth.codec.pitch import pitch_feature
+            from synth.dsp.pitch import pitch_feature
 
             feat = pitch_feature(wave, cfg.sample_rate, cfg.hop_length, dims=cfg.pitch_feature_dims, win=cfg.yin_win,
                                  fmin=cfg.yin_fmin, fmax=cfg.yin_fmax)

@@ -236,7 +236,7 @@ class HarmonicDecoder(nn.Module):
             g = 2.0 * torch.sigmoid(raw[..., k + self.n_f0_out:])  # [B, T, K], 1 at init
             extra["fine_env"] = g / g.square().mean(-1, keepdim=True).sqrt().clamp_min(1e-4)
         if self.f0_from_feature:
-            from synth.codec.pitch import feature_midi
+            from synth.dsp.pitch import feature_midi
 
             f0_midi = feature_midi(emb[..., -self.feature_dims:]) + self.f0_correction * torch.tanh(f0_logits[..., 0])
             return {"f0_midi": f0_midi, "amp": amp, "harm": harm, "noise": noise, **extra}

@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enc-filters", type=int, default=c.enc_filters)
     parser.add_argument("--enc-lstm", type=int, default=c.enc_lstm)
     parser.add_argument("--pitch-feature", action="store_true",
-                        help="harmonic: the last two embedding dims carry a YIN pitch track (see synth/codec/pitch.py)")
+                        help="harmonic: the last two embedding dims carry a YIN pitch track (see synth/dsp/pitch.py)")
     parser.add_argument("--pitch-feature-dims", type=int, default=2, choices=(1, 2),
                         help="YIN dims in the embedding: 1 = pitch, 2 = pitch + periodicity")
     parser.add_argument("--hidden", type=int, default=c.hidden, help="harmonic decoder width")

@@ -24,7 +24,7 @@ at velocity 100) by the rules above, so widening the grid never changes which in
 note is then kept by the per-note rule alone (in tune or one octave off, audible, voiced). That per-note rule is
 what defines an instrument's playable range: a flute's low A0 that fluidsynth renders as a quiet, detuned stretch
 of its lowest sample fails it and is left out. Crepe's bins span about MIDI 24-95 (32 Hz-2 kHz): notes outside
-``CREPE_MIDI`` are tracked by YIN (``synth.codec.pitch.yin`` with a 2048-sample window and a 25 Hz-4.5 kHz search
+``CREPE_MIDI`` are tracked by YIN (``synth.dsp.pitch.yin`` with a 2048-sample window and a 25 Hz-4.5 kHz search
 range) on the same window, with the same tolerance.
 """
 
@@ -134,7 +134,7 @@ def track_pitch_yin(audio: np.ndarray, sample_rate: int, cfg: GateConfig) -> tup
     outside crepe's range."""
     import torch
 
-    from synth.codec.pitch import yin
+    from synth.dsp.pitch import yin
 
     a, b = (int(t * sample_rate) for t in cfg.window)
     hop = int(cfg.hop * sample_rate)

@@ -90,7 +90,7 @@ class Synthesizer:
         Codecs without the channel are untouched."""
         if self._pitch_dim is None or self.pitch_lock is None:
             return frames
-        from synth.codec.pitch import MIDI_CENTER, MIDI_SCALE
+        from synth.dsp.pitch import MIDI_CENTER, MIDI_SCALE
 
         d = self._pitch_dim
         mean, std = self.mean[d], self.std[d]

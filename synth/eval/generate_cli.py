@@ -66,7 +66,7 @@ def _log(msg: str) -> None:
 def _points(synth, emb, split, classes) -> tuple[dict, int]:
     """Instrument -> point: bundle.json's point where the bundle lists the instrument (where it sits on the pad),
     else the centroid of the VAE's mu over its notes; and how many came from bundle.json."""
-    from synth.eval.latent import centroids, encode_notes
+    from synth.model.points import centroids, encode_notes
     from synth.model.data import load_notes
 
     vae = synth.vae

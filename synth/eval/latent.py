@@ -49,24 +49,13 @@ import torch
 import torch.nn.functional as F
 
 from synth.model.data import NoteSet, load_notes, train_instruments
+from synth.model.points import centroids, encode_notes
 from synth.model.vae import TimbreVAE
 
 REFERENCE_VELOCITY = 100
 CORE_PITCHES = (48, 72)  # inclusive: the paper's grid, the core every instrument of the wide dataset keeps
 FILL_RADII = (0.1, 0.05)  # fill_share, fill_share_05: fractions of the bounding box's diagonal
 FILL_GRID = 100
-
-
-@torch.no_grad()
-def encode_notes(vae: TimbreVAE, notes: NoteSet, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(mu [N, 2], pitch-head predictions [N] in MIDI) for notes in the VAE's prepared layout."""
-    vae.eval()
-    mus, preds = [], []
-    for i in range(0, len(notes), chunk):
-        xp = notes.x[i : i + chunk].float()
-        mus.append(vae.encode_prepped(xp)[0])
-        preds.append(vae.pitch_head(xp).argmax(1) + vae.cfg.pitch_min)
-    return torch.cat(mus).numpy(), torch.cat(preds).numpy()
 
 
 def variances(mu: np.ndarray, instruments: list[str], pitch: np.ndarray) -> tuple[float, float]:
@@ -89,14 +78,6 @@ def core_mask(pitch: np.ndarray, velocity: np.ndarray, ref: int = REFERENCE_VELO
     """Notes of the core: MIDI 48-72 at the reference velocity."""
     p, v = np.asarray(pitch), np.asarray(velocity)
     return (p >= CORE_PITCHES[0]) & (p <= CORE_PITCHES[1]) & (v == ref)
-
-
-def centroids(mu: np.ndarray, instruments: list[str], family: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names = sorted(set(instruments))
-    arr = np.asarray(instruments)
-    cents = np.stack([mu[arr == n].mean(axis=0) for n in names]) if names else np.zeros((0, 2))
-    fams = np.array([family[arr == n][0] for n in names], dtype=np.int64)
-    return names, cents, fams
 
 
 def _nearest(train_c: np.ndarray, test_c: np.ndarray, k: int) -> np.ndarray:

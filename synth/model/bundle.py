@@ -581,7 +581,7 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
     flow sampler, played by default) for tests of the engine and the GUI: loads in well under a second and
     generates notes in milliseconds. Sounds like nothing."""
     from synth.codec.bundled import CodecConfig, CodecModel, save_codec
-    from synth.model.data import families
+    from synth.data.families import FAMILIES
 
     out = Path(out_dir)
     torch.manual_seed(seed)
@@ -595,7 +595,7 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, num_frames: int = 24, 
                            dropout=0.0, seed=seed, refine_vae=refine_vae)
     vae, gen = TimbreVAE(vcfg).eval(), Generator(gcfg).eval()
     rng = np.random.default_rng(seed)
-    fams = families()
+    fams = tuple(FAMILIES)
     instruments = []
     for i in range(8):
         r, a = 0.9 * np.sqrt(rng.random()), 2 * np.pi * rng.random()

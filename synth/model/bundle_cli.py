@@ -29,7 +29,7 @@ def instrument_points(vae, emb_dir: str | Path, splits=("train", "valid", "test"
     """Centroid of mu per instrument for every split present, plus a data summary (notes/instruments per split)."""
     import numpy as np
 
-    from synth.eval.latent import centroids, encode_notes
+    from synth.model.points import centroids, encode_notes
     from synth.model.data import load_notes, train_instruments
 
     classes = train_instruments(emb_dir)

@@ -40,7 +40,7 @@ def test_eval_cli_prints_json_last(tiny_notes, tmp_path, capsys):
     import argparse
     import math
 
-    from synth.codec import eval_cli
+    from synth.eval import codec_cli as eval_cli
 
     torch.manual_seed(0)
     folder = BundledCodec(tiny_config("harmonic")).save(tmp_path / "codec")

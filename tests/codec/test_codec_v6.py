@@ -12,7 +12,7 @@ import torch
 from synth.codec.bundled import CodecModel
 from synth.codec.harmonic import fine_envelope
 from synth.codec.loudness import FLOOR_DB, amplitude, feature_db, frame_level_db, loudness_feature
-from synth.codec.pitch import feature_midi
+from synth.dsp.pitch import feature_midi
 from tests.codec.conftest import SR, tone, tiny_config
 
 

@@ -63,7 +63,7 @@ def test_noise_is_deterministic_and_shaped():
 
 
 def test_yin_pitch_feature_on_tones():
-    from synth.codec.pitch import feature_midi, pitch_feature
+    from synth.dsp.pitch import feature_midi, pitch_feature
     from tests.codec.conftest import tone
 
     waves = torch.from_numpy(np.stack([tone(p, 1.0, 1.0) for p in (48, 60, 72)]))

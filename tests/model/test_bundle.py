@@ -95,7 +95,7 @@ def test_synthesizer_on_tiny_bundle(tiny_bundle):
 def test_pitch_lock_keeps_the_pitch_channel_near_the_asked_pitch(tmp_path):
     import torch
 
-    from synth.codec.pitch import MIDI_CENTER, MIDI_SCALE
+    from synth.dsp.pitch import MIDI_CENTER, MIDI_SCALE
     from synth.engine.synthesizer import Synthesizer
 
     s = Synthesizer(load_bundle(build_tiny_bundle(tmp_path / "p", pitch_feature=True)), device="cpu")

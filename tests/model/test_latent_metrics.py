@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synth.eval.latent import centroids, knn_family_accuracy, pitch_probe, variances
+from synth.eval.latent import knn_family_accuracy, pitch_probe, variances
+from synth.model.points import centroids
 
 
 def test_variances_of_a_perfect_map():

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from synth.codec.base import CodecError
     from synth.codec.encode_cli import codec_from_args
-    from synth.codec.evaluate import evaluate_codec, write_examples
+    from synth.eval.codec import evaluate_codec, write_examples
 
     torch.set_num_threads(args.threads)
     try:

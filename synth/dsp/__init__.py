@@ -1,0 +1,3 @@
+"""Signal helpers without learned weights (the YIN pitch tracker and the codec's pitch feature), shared by the
+dataset gate (``synth.data``), the codec, the engine and the evaluations: the bottom layer, importing no other
+part of ``synth``."""
