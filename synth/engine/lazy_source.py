@@ -44,7 +44,9 @@ def settings_of(play_path: str, guidance: float | None = None, steps: int | None
     """The generation-settings part of a note's identity (``ModelNoteSource.generation_settings`` agrees)."""
     if play_path != "flow":
         return play_path
-    return f"flow:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
+    # "flow2": the sampler's noise is blended over a lattice on the map since session 6 (FlowConfig.noise_lattice),
+    # so notes cached under the old per-cell noise are not served for the new one
+    return f"flow2:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
 
 
 class LazyModelSource:

@@ -102,6 +102,10 @@ class FlowConfig(JsonConfig):
     guidance: float = 2.0  # the spectrogram-diffusion paper samples with 2.0 after a sweep
     time_shift: float = 1.0  # >1 spends more of the step grid near the noise end (t' = s t / (1 + (s - 1) t))
     seed_step: float = 0.02  # point quantization of the noise seed (= the engine's note-cache step)
+    # spacing of the noise lattice on the map: a point's noise blends the 4 lattice noises around it (bilinear weights,
+    # renormalized to unit variance), so nearby points start from nearby noise and the timbre moves smoothly under a
+    # drag. 0 = one independent noise per seed_step cell (session 5: neighbouring cells sounded unrelated).
+    noise_lattice: float = 0.25
     noise_seed: int = 0
     context_frames: int = 75  # K of continue_ by default (1 s)
     # training
@@ -160,6 +164,8 @@ class FlowConfig(JsonConfig):
             raise ValueError(f"context_frames {self.context_frames} must be 1..{self.num_frames - 1}")
         if self.pitch_max < self.pitch_min or not self.velocity_layers:
             raise ValueError("empty pitch range or no velocity layers")
+        if not (math.isfinite(self.noise_lattice) and self.noise_lattice >= 0):
+            raise ValueError(f"noise_lattice {self.noise_lattice}: a finite spacing >= 0 (0 = one noise per cell)")
 
 
 # -- conditioning helpers ------------------------------------------------------------------------------------------
@@ -178,20 +184,36 @@ def _seed_of(*parts: int) -> int:
 
 
 def point_noise(cfg: FlowConfig, points: torch.Tensor, layers: torch.Tensor, segment: int = 0) -> torch.Tensor:
-    """The initial noise ``[B, T, D]`` (CPU, float32) of every row: one tensor per (quantized point, velocity layer,
-    segment), so all pitches of a point share it and the same point always gets the same noise."""
-    pts = points.detach().cpu().double()
-    q = torch.round(pts / cfg.seed_step).long().tolist()
-    lay = layers.detach().cpu().tolist()
-    cache: dict[tuple, torch.Tensor] = {}
+    """The initial noise ``[B, T, D]`` (CPU, float32) of every row, a function of (point quantized to
+    ``seed_step``, velocity layer, segment): all pitches of a point share it and the same point always gets the same
+    noise. With ``noise_lattice`` > 0 it is a smooth function of the point (see FlowConfig.noise_lattice)."""
+    pts = torch.round(points.detach().cpu().double() / cfg.seed_step) * cfg.seed_step
+    lay = [int(v) for v in layers.detach().cpu().tolist()]
+    lattice: dict[tuple, torch.Tensor] = {}
+
+    def node(ix: int, iy: int, layer: int) -> torch.Tensor:
+        key = (ix, iy, layer)
+        if key not in lattice:
+            g = torch.Generator().manual_seed(_seed_of(cfg.noise_seed, ix, iy, layer, segment))
+            lattice[key] = torch.randn(cfg.num_frames, cfg.dim, generator=g, dtype=torch.float64)
+        return lattice[key]
+
     rows = []
-    for (qx, qy), layer in zip(q, lay):
-        key = (qx, qy, int(layer))
-        if key not in cache:
-            g = torch.Generator().manual_seed(_seed_of(cfg.noise_seed, qx, qy, layer, segment))
-            cache[key] = torch.randn(cfg.num_frames, cfg.dim, generator=g)
-        rows.append(cache[key])
-    return torch.stack(rows) if rows else torch.zeros(0, cfg.num_frames, cfg.dim)
+    for (x, y), layer in zip(pts.tolist(), lay):
+        if cfg.noise_lattice <= 0:
+            rows.append(node(round(x / cfg.seed_step), round(y / cfg.seed_step), layer))
+            continue
+        u, v = x / cfg.noise_lattice, y / cfg.noise_lattice
+        x0, y0 = math.floor(u), math.floor(v)
+        fx, fy = u - x0, v - y0
+        mix = torch.zeros(cfg.num_frames, cfg.dim, dtype=torch.float64)
+        norm = 0.0
+        for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            if w > 0:
+                mix += w * node(x0 + dx, y0 + dy, layer)
+                norm += w * w
+        rows.append(mix / math.sqrt(norm))  # independent unit-variance nodes: the blend keeps unit variance
+    return torch.stack(rows).float() if rows else torch.zeros(0, cfg.num_frames, cfg.dim)
 
 
 def time_grid(steps: int, shift: float = 1.0) -> list[float]:

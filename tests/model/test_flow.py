@@ -294,3 +294,25 @@ def test_cli_trains_resumes_and_benches(tmp_path, capsys):
     bench = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = bench["by_threads"][0]["rows"]
     assert [(r["sampler"], r["net_calls"]) for r in rows] == [("euler", 2), ("heun", 3)] and rows[0]["all_3_s"] > 0
+
+
+def test_the_noise_moves_smoothly_over_the_map_and_keeps_unit_variance():
+    """Neighbouring cells start from nearby noise (so a pad drag changes the timbre gradually); distant points and
+    the per-cell mode (noise_lattice 0) get unrelated noise; blends keep unit variance."""
+    from dataclasses import replace
+
+    cfg = replace(tiny_cfg(), noise_lattice=0.25)
+    layer = torch.tensor([2])
+
+    def corr(a, b):
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    here = point_noise(cfg, torch.tensor([[0.31, -0.13]]), layer)[0]
+    near = point_noise(cfg, torch.tensor([[0.33, -0.13]]), layer)[0]  # the next 0.02 cell
+    far = point_noise(cfg, torch.tensor([[-0.6, 0.7]]), layer)[0]
+    assert corr(here, near) > 0.9 and abs(corr(here, far)) < 0.2
+    mid = point_noise(cfg, torch.tensor([[0.125, 0.125]]), layer)[0]  # an equal blend of 4 lattice noises
+    assert abs(float(mid.std()) - 1.0) < 0.15
+    cells = replace(cfg, noise_lattice=0.0)
+    assert abs(corr(point_noise(cells, torch.tensor([[0.31, -0.13]]), layer)[0],
+                    point_noise(cells, torch.tensor([[0.33, -0.13]]), layer)[0])) < 0.2
