@@ -61,8 +61,10 @@ def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
     client = unique_name("pgesammodel")
     rec = Recorder(name=unique_name("playrec"))
     before = output_ports()
-    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--blocksize", "1024", "--duration", "20",
-                             "--midi-client", client], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # a point whose C4 is loud from its first 0.2 s (round 3's map centre is a slow, quiet attack); the duration only
+    # bounds a stuck player: the flow path readies its notes in ~20-40 s under CI load
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--blocksize", "1024", "--duration", "120",
+                             "--point", "0.2", "-0.3", "--midi-client", client], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     try:
         keyboard.connect(f"{client}:midi_in", timeout=60)
