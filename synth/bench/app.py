@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.child:
         print(json.dumps(_child(args)), flush=True)
         return 0
-    from synth.bench.engine import _start_private_server
+    from synth.bench.engine import _start_private_server, _stop_private_server
 
     name = f"pgesam-app-{os.getpid()}"
     try:
@@ -64,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"bench app: the app did not finish in {exc.timeout:.0f} s", file=sys.stderr)
             return 1
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _stop_private_server(server)
     lines = [ln for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
     if not lines:
         print(f"bench app: the app process failed ({done.returncode}):\n{done.stderr[-3000:]}", file=sys.stderr)

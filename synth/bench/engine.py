@@ -74,6 +74,15 @@ def _start_private_server(period: int, name: str) -> subprocess.Popen:
     raise RuntimeError(f"jackd -n {name} did not start (see {log.name})")
 
 
+def _stop_private_server(server: subprocess.Popen) -> None:
+    """Stop a server from ``_start_private_server``: terminate, and kill it if it has not gone within 10 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def _run_child(args: argparse.Namespace, period: int, env: dict) -> dict:
     cmd = [sys.executable, "-m", "synth", "bench", "engine", "--child-period", str(period), "--seconds",
            str(args.seconds), "--trials", str(args.trials), "--bundle", args.bundle, "--demo-cost",
@@ -125,11 +134,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"bench engine: period {period} ...", file=sys.stderr)
                 results.append(_run_child(args, period, dict(env, JACK_DEFAULT_SERVER=name)))
             finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                _stop_private_server(server)
     summary = {"bench": "engine", "sample_rate": RATE, "servers": note, "cpu_count": os.cpu_count(),
                "load_avg_1min": round(os.getloadavg()[0], 2), "periods": results}
     if not args.json:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace, cmd: list[str]):
     """One child run on its own server: (completed process or None, JSON lines, what went wrong) or an exit code."""
-    from synth.bench.engine import _jack_period_of_running_server, _start_private_server
+    from synth.bench.engine import _jack_period_of_running_server, _start_private_server, _stop_private_server
 
     env = dict(os.environ, JACK_NO_START_SERVER="1")
     server = None
@@ -111,11 +111,7 @@ def _measure(args: argparse.Namespace, cmd: list[str]):
         return None, [], f"the measuring process did not finish in {exc.timeout:.0f} s (a JACK client never opened?)"
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _stop_private_server(server)
     lines = [ln for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
     return done, lines, "" if lines else f"exit {done.returncode}: {done.stderr[-3000:]}"
 
