@@ -140,6 +140,28 @@ class CodecModel(nn.Module):
             else:
                 raise CodecError(f"unknown codec arch {config.arch!r} (harmonic or seanet)")
 
+    frozen_encoder = False
+
+    def freeze_encoder(self) -> None:
+        """Fix the encoder and the embedding BatchNorm's statistics: training then changes only the decoder.
+
+        Why: the VAE, the generators and every embedding cache are trained on what ``encode`` writes; a decoder
+        fine-tuned behind a frozen encoder improves the sound without invalidating any of them (``encode`` stays
+        bit-identical). The flag survives ``train()`` calls, which would otherwise put the BatchNorm back on batch
+        statistics."""
+        self.frozen_encoder = True
+        for param in self.encoder.parameters():
+            param.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "CodecModel":
+        super().train(mode)
+        if self.frozen_encoder:
+            self.encoder.eval()
+            if self.emb_norm is not None:
+                self.emb_norm.eval()
+        return self
+
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         """``wave[B, S]`` (S a multiple of the hop) -> ``emb[B, T, D]``."""
         emb = self.encoder(wave[:, None])

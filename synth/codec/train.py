@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from synth import distributed
-from synth.codec.bundled import CodecConfig, CodecModel, save_codec
+from synth.codec.bundled import CodecConfig, CodecModel, load_bundled, save_codec
 from synth.codec.harmonic import midi_to_hz
 from synth.codec.notes import load_note_audio, read_notes
 
@@ -66,6 +66,11 @@ class TrainConfig:
     # windows (2.7 ms) that resolve attacks and high-frequency bursts.
     stft_ffts: tuple[int, ...] = (2048, 512, 128)
     w_lin_mag: float = 0.0
+    # Decoder fine-tuning: start from an exported codec folder (its config replaces the one given) and, with
+    # freeze_encoder, train only the decoder so that the embedding every later stage was trained on stays the same
+    # (no re-encode, no VAE/generator retraining). The export then skips the BatchNorm recalibration.
+    init_codec: str = ""
+    freeze_encoder: bool = False
 
 
 def mrstft_loss(ffts: tuple[int, ...] = (2048, 512, 128), w_lin_mag: float = 0.0):
@@ -260,8 +265,20 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
                                   audio_cache=cfg.audio_cache, notes_file=saved.notes_file or cfg.notes_file)
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = CodecModel(codec_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    init_state = None
+    if cfg.init_codec and not resume:
+        init = load_bundled(cfg.init_codec)
+        # the folder's architecture and weights; the name given (if any) marks the fine-tuned codec
+        codec_cfg = dataclasses.replace(init.config, name=codec_cfg.name or init.config.name)
+        init_state = init.model.state_dict()
+    model = CodecModel(codec_cfg)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    if cfg.freeze_encoder:
+        model.freeze_encoder()
+    model = model.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
     sr, hop = codec_cfg.sample_rate, codec_cfg.hop_length
     note_len = int(round(cfg.note_seconds * sr / hop)) * hop
     crop = min(note_len, int(round(cfg.crop_seconds * sr / hop)) * hop)
@@ -303,7 +320,7 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
         losses = loss_of(wave, pitch, stft_loss, cfg, step)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         step += 1
         now = time.monotonic()
@@ -335,7 +352,8 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
     if dd.is_main() and (not history or history[-1]["step"] != step):
         _save_checkpoint(ckpt_path, model, opt, step, elapsed, sampler, cfg, history)
     # on every rank (same crops from the shared sampler, same weights): the ranks' models stay alike
-    recalibrate_norm(model, sampler)
+    if not cfg.freeze_encoder:  # a frozen encoder keeps the statistics its embeddings were cached with
+        recalibrate_norm(model, sampler)
     model.eval()
     if dd.is_main():
         save_codec(model, out / "codec")

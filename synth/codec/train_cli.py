@@ -65,6 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dec-filters", type=int, default=c.dec_filters, help="SEANet baseline decoder width")
     parser.add_argument("--dec-lstm", type=int, default=c.dec_lstm)
     parser.add_argument("--name", default=None, help="codec name stored in its config (default: the arch)")
+    parser.add_argument("--init-codec", default=t.init_codec,
+                        help="start from this exported codec folder (its config and weights; the flags above that "
+                             "describe the network are then ignored)")
+    parser.add_argument("--freeze-encoder", action="store_true",
+                        help="train only the decoder: the embedding (and every cache, VAE and generator built on it) "
+                             "stays the same; use with --init-codec")
+    parser.add_argument("--onset-prob", type=float, default=t.onset_prob,
+                        help="share of crops that start at the note onset (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     parser.add_argument("--export", default=None, help="also write the shipping folder here, e.g. models/default/codec")
     parser.add_argument("--no-progress", action="store_true")
@@ -78,8 +86,13 @@ def run(args: argparse.Namespace) -> int:
                       crop_seconds=args.crop_seconds, lr=args.lr, w_f0=args.w_f0,
                       teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_smooth=args.w_smooth, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
-                      notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag)
-    codec_cfg = CodecConfig(arch=args.arch, name=args.name or f"bundled-{args.arch}", dim=args.dim,
+                      notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag,
+                      init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob)
+    if args.freeze_encoder and not args.init_codec:
+        print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
+        return 2
+    default_name = "" if args.init_codec else f"bundled-{args.arch}"  # a fine-tune keeps its folder's name
+    codec_cfg = CodecConfig(arch=args.arch, name=args.name or default_name, dim=args.dim,
                             enc_filters=args.enc_filters, enc_lstm=args.enc_lstm,
                             pitch_feature=args.pitch_feature, emb_tanh=args.emb_tanh, emb_norm=args.emb_norm,
                             pitch_feature_dims=args.pitch_feature_dims, hidden=args.hidden,

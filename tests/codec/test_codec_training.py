@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -113,3 +114,29 @@ def test_emb_norm_recalibration(tiny_notes, tmp_path):
     # nearly identical test tones, so the spread differs from batch to batch)
     assert emb.shape[-1] == 16 and 0.05 < float(std.median()) < 20.0
     assert float(model.emb_norm.running_var.mean()) < 0.1  # no longer the initial 1.0
+
+
+def test_decoder_fine_tune_keeps_the_embedding(tiny_notes, tmp_path):
+    """--init-codec + --freeze-encoder: the decoder learns, the embedding (what every cache and model was built on)
+    stays bit-identical, through a resume too."""
+    base = dict(data=str(tiny_notes), batch_size=4, crop_seconds=0.5, note_seconds=1.0, lr=3e-3, warmup_steps=1,
+                teacher_f0_steps=2, ckpt_minutes=100, log_every=1, threads=1, audio_cache=str(tmp_path / "audio"),
+                valid_notes=1)
+    train(TrainConfig(steps=4, **base), tiny_config("harmonic"), tmp_path / "first", progress=False,
+          export=tmp_path / "start")
+    start = load_codec(tmp_path / "start")
+    fine = TrainConfig(steps=5, init_codec=str(tmp_path / "start"), freeze_encoder=True, **base)
+    # the network flags given are ignored in favour of the folder's (a different hidden size would not load)
+    ignored = dataclasses.replace(tiny_config("harmonic"), hidden=8, name="tiny-fine")
+    train(fine, ignored, tmp_path / "fine", progress=False)
+    train(dataclasses.replace(fine, steps=7), ignored, tmp_path / "fine", progress=False, export=tmp_path / "tuned")
+    tuned = load_codec(tmp_path / "tuned")
+    assert tuned.config.hidden == start.config.hidden and tuned.config.name == "tiny-fine"
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 24_000)).astype(np.float32) * 0.1)
+    with torch.no_grad():
+        assert torch.equal(start.encode(wave), tuned.encode(wave))
+        emb = start.encode(wave)
+        assert not torch.allclose(start.decode(emb), tuned.decode(emb))
+    a, b = start.model.state_dict(), tuned.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("decoder."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
