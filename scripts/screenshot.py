@@ -65,8 +65,8 @@ def take(platform: str, bundle: Path, out: Path, size: tuple[int, int] = SIZE, a
     sys.path.insert(0, str(ROOT))
     from PySide6.QtWidgets import QApplication
 
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from synth.presets import PresetLibrary
 
     app = QApplication.instance() or QApplication([])

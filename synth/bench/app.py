@@ -85,8 +85,8 @@ def _child(args: argparse.Namespace) -> dict:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from synth.presets import PresetLibrary
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

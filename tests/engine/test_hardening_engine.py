@@ -89,7 +89,7 @@ def test_unplugged_keyboard_releases_its_held_notes(engine):
 
 def test_worker_errors_are_reported_once_by_play_and_by_the_gui_adapter():
     """A note source that fails (a real one: 10^9 s notes cannot be allocated) must be said, not show 0/n forever."""
-    from gui.engine_adapter import EngineAdapter
+    from synth.gui.engine_adapter import EngineAdapter
     from synth.engine.engine import Engine
     from synth.engine.play_cli import StatusReporter
     from synth.engine.sources import SineNoteSource

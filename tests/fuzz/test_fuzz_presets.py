@@ -113,15 +113,15 @@ _session = st.fixed_dictionaries(
 @given(st.one_of(_session.map(json.dumps), _json.map(json.dumps), st.text(max_size=200),
                  st.builds(lambda n: "[" * n + "]" * n, st.integers(0, 100000))))
 def test_session_files_always_load(text):
-    from gui import session
+    from synth.gui import session
 
     assert isinstance(session.load(_file(text)), dict)
 
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from synth.presets import FACTORY_DIR, PresetLibrary
 
     folder = tmp_path_factory.mktemp("session")
@@ -137,7 +137,7 @@ def window(qapp, tmp_path_factory):
           deadline=None, derandomize=True)
 @given(_session)
 def test_restoring_any_session_keeps_every_value_finite(window, data):
-    from gui import session
+    from synth.gui import session
 
     data = {**data, "map_hash": window.adapter.map_hash} if data.get("map_hash") == "MAP" else data
     problems = session.restore(window, session.load(_file(json.dumps(data))))

@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from gui.engine_adapter import EngineAdapter, OpenOptions, open_engine
+from synth.gui.engine_adapter import EngineAdapter, OpenOptions, open_engine
 from synth.presets import FACTORY_DIR, PresetLibrary
 
 
@@ -47,7 +47,7 @@ def library(tmp_path, user_config) -> PresetLibrary:
 
 @pytest.fixture
 def window(qtbot, adapter, library):
-    from gui.main_window import MainWindow
+    from synth.gui.main_window import MainWindow
 
     window = MainWindow(adapter, library)
     qtbot.addWidget(window)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gui import session
-from gui.main_window import MainWindow
+from synth.gui import session
+from synth.gui.main_window import MainWindow
 from synth.presets import Preset
 
 
@@ -21,7 +21,7 @@ def flow_bundle(tmp_path_factory):
 
 @pytest.fixture
 def flow_window(qtbot, flow_bundle, library):
-    from gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.engine_adapter import OpenOptions, open_engine
 
     adapter = open_engine(OpenOptions(bundle=flow_bundle, audio=False, use_grid=False))
     assert adapter.fallback_reason is None, adapter.fallback_reason

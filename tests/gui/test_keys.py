@@ -65,7 +65,7 @@ def test_focus_loss_releases_computer_keys(window, adapter, qtbot):
 
 
 def test_letters_typed_into_a_text_field_do_not_play(window, adapter, qtbot, monkeypatch):
-    import gui.main_window
+    import synth.gui.main_window
 
     spin = window.sound_panel.gain_spin
     monkeypatch.setattr(gui.main_window.QApplication, "focusWidget", staticmethod(lambda: spin))
@@ -100,7 +100,7 @@ def _down(pixels):
 
 
 def test_the_keyboard_shows_the_whole_range_of_an_88_key_model(qtbot):
-    from gui.keyboard import PianoKeyboard
+    from synth.gui.keyboard import PianoKeyboard
 
     keyboard = PianoKeyboard(36, 84)
     qtbot.addWidget(keyboard)
@@ -117,7 +117,7 @@ def test_the_keyboard_shows_the_whole_range_of_an_88_key_model(qtbot):
 
 
 def test_a_narrow_keyboard_scrolls_and_a_wider_one_shows_more_octaves(qtbot):
-    from gui.keyboard import MIN_WHITE_KEY_WIDTH, PianoKeyboard
+    from synth.gui.keyboard import MIN_WHITE_KEY_WIDTH, PianoKeyboard
 
     keyboard = PianoKeyboard(21, 108)
     qtbot.addWidget(keyboard)
@@ -142,7 +142,7 @@ def test_a_narrow_keyboard_scrolls_and_a_wider_one_shows_more_octaves(qtbot):
 
 
 def test_a_held_note_out_of_view_scrolls_into_view(qtbot):
-    from gui.keyboard import PianoKeyboard
+    from synth.gui.keyboard import PianoKeyboard
 
     keyboard = PianoKeyboard(21, 108)
     qtbot.addWidget(keyboard)
@@ -155,7 +155,7 @@ def test_a_held_note_out_of_view_scrolls_into_view(qtbot):
 
 
 def test_midi_notes_anywhere_in_the_range_light_up(window, adapter, qtbot):
-    from gui.keyboard import HELD_COLOUR
+    from synth.gui.keyboard import HELD_COLOUR
 
     low, high = adapter.pitch_range
     keyboard = window.keyboard
@@ -171,8 +171,8 @@ def test_midi_notes_anywhere_in_the_range_light_up(window, adapter, qtbot):
 
 
 def test_the_window_keyboard_covers_an_88_key_source(qtbot, library, user_config):
-    from gui.engine_adapter import EngineAdapter
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import EngineAdapter
+    from synth.gui.main_window import MainWindow
     from synth.engine.engine import Engine
     from synth.engine.sources import SineNoteSource
 
@@ -192,7 +192,7 @@ def test_the_wheel_scrolls_a_narrow_keyboard(qtbot):
     from PySide6.QtCore import QPoint, QPointF
     from PySide6.QtGui import QWheelEvent
 
-    from gui.keyboard import PianoKeyboard
+    from synth.gui.keyboard import PianoKeyboard
 
     keyboard = PianoKeyboard(21, 108)
     qtbot.addWidget(keyboard)
@@ -208,7 +208,7 @@ def test_the_wheel_scrolls_a_narrow_keyboard(qtbot):
 
 
 def test_export_dialog_offers_the_models_whole_range(window, adapter):
-    from gui.export_dialogs import ExportDialog
+    from synth.gui.export_dialogs import ExportDialog
 
     low, high = adapter.pitch_range
     dialog = ExportDialog(window)

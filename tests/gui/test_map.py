@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPointF, QRect
 
-from gui.mapdata import MapPoint, display_name, family_label
+from synth.gui.mapdata import MapPoint, display_name, family_label
 
 
 def test_instrument_names_are_shown_with_their_font():
@@ -22,7 +22,7 @@ def test_instrument_names_are_shown_with_their_font():
 
 
 def test_the_pad_and_the_panel_name_instruments_readably(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)
@@ -47,7 +47,7 @@ def _points():
 
 
 def test_legend_speaks_plainly_and_lives_outside_the_plot(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)
@@ -60,7 +60,7 @@ def test_legend_speaks_plainly_and_lives_outside_the_plot(qtbot):
 
 
 def test_axes_say_nothing_misleading(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)
@@ -84,7 +84,7 @@ def test_legend_is_never_clipped_nor_over_the_map(window, qtbot, size):
 
 
 def test_family_regions_are_visible(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)
@@ -98,7 +98,7 @@ def test_family_regions_are_visible(qtbot):
 
 
 def test_the_view_is_fitted_to_the_map(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)
@@ -160,7 +160,7 @@ def test_the_point_of_every_sounding_note_is_marked(window, adapter, qtbot):
 
 
 def test_the_pad_marks_notes_at_separate_points(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)

@@ -51,8 +51,8 @@ def test_a_program_change_switches_presets(live, qtbot, keyboard):  # noqa: F811
 
 def test_a_cc_stream_moves_the_sound_of_a_tiny_model(jack_server, qtbot, tmp_path, library, keyboard):
     """With a (tiny) model the notes are generated again at the point the CC moved to."""
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from synth.model.bundle import build_tiny_bundle
     from tests.conftest import unique_name
 

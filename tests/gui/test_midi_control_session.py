@@ -1,4 +1,4 @@
-from gui import session
+from synth.gui import session
 
 
 def test_pad_cc_bindings_are_saved_and_restored_with_the_session(window, tmp_path):

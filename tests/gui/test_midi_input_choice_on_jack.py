@@ -31,7 +31,7 @@ def _plays(qtbot, window, send, pitch) -> bool:
 
 
 def test_midi_input_none_plays_nothing_from_the_virtual_port(live, qtbot, keyboard):  # noqa: F811
-    from gui.settings import SettingsDialog
+    from synth.gui.settings import SettingsDialog
 
     window, adapter, rec = live
     keyboard.connect(adapter.virtual_port_name())
@@ -50,7 +50,7 @@ def test_midi_input_none_plays_nothing_from_the_virtual_port(live, qtbot, keyboa
 def test_a_block_size_change_keeps_the_chosen_midi_keyboard(live, qtbot):  # noqa: F811
     import rtmidi
 
-    from gui.settings import SettingsDialog
+    from synth.gui.settings import SettingsDialog
 
     window, adapter, rec = live
     name = unique_name("hwkbd")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from gui.mapdata import MapPoint
+from synth.gui.mapdata import MapPoint
 
 
 def pixel_of(pad, x: float, y: float) -> QPoint:
@@ -72,7 +72,7 @@ def pytest_approx(value):
 
 
 def test_instruments_drawn_by_family_with_new_ones_marked(qtbot):
-    from gui.pad import TimbrePad
+    from synth.gui.pad import TimbrePad
 
     pad = TimbrePad()
     qtbot.addWidget(pad)

@@ -8,7 +8,7 @@ import json
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from gui.main_window import MainWindow
+from synth.gui.main_window import MainWindow
 from synth.presets import Preset, PresetLibrary
 
 

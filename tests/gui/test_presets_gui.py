@@ -9,7 +9,7 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-from gui.main_window import MainWindow
+from synth.gui.main_window import MainWindow
 from synth import presets as presets_module
 from synth.presets import Preset, PresetLibrary
 

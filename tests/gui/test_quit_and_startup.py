@@ -148,7 +148,7 @@ def test_many_qt_calls_never_use_up_none(tmp_path):
     ({"WAYLAND_DISPLAY": "wayland-0"}, True), ({"QT_QPA_PLATFORM": "wayland"}, False),
 ])
 def test_display_check(env, ok):
-    from gui.app import display_problem
+    from synth.gui.app import display_problem
 
     assert (display_problem(env, "linux") is None) == ok
     assert display_problem(env, "darwin") is None

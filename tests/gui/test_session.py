@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gui import session
-from gui.main_window import MainWindow
+from synth.gui import session
+from synth.gui.main_window import MainWindow
 from synth.presets import Preset
 
 
@@ -24,7 +24,7 @@ def test_session_round_trip(window, adapter, library, qtbot, tmp_path):
     path = tmp_path / "session.json"
     assert session.save(window, path) is None
 
-    from gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.engine_adapter import OpenOptions, open_engine
 
     fresh = open_engine(OpenOptions(bundle=adapter.bundle.path if adapter.bundle else tmp_path / "none",
                                     audio=False, use_grid=False))

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from gui import session
+from synth.gui import session
 
 DEEP = "[" * 100000 + "]" * 100000
 
@@ -77,7 +77,7 @@ def test_the_app_starts_with_a_crafted_session_file(tmp_path):
     config.mkdir(parents=True)
     (config / "session.json").write_text(DEEP)
     code = ("import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
-            "from gui import session\n"
+            "from synth.gui import session\n"
             "data = session.load()\n"
             "print('loaded', data)\n")
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from gui.settings import SettingsDialog
+from synth.gui.settings import SettingsDialog
 from synth.engine.engine import _PANIC
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from gui.jobs import JobThread
-from gui.smoke import run_smoke_test
-from gui.throttle import Throttle
+from synth.gui.jobs import JobThread
+from synth.gui.smoke import run_smoke_test
+from synth.gui.throttle import Throttle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_throttle_forwards_first_and_last(qtbot):
 
 
 def test_prerender_job_fills_the_grid_and_can_be_cancelled(qtbot, adapter, tmp_path):
-    from gui.prerender import prerender_work
+    from synth.gui.prerender import prerender_work
 
     adapter.grid_root = tmp_path / "grid"
     store = adapter.grid_store()
@@ -122,7 +122,7 @@ def test_smoke_test_fails_clearly_on_a_silent_engine(window, adapter, capsys, mo
 
 
 def test_smoke_test_fails_on_a_bundle_that_does_not_load(tmp_path, capsys, qapp):
-    from gui.app import main
+    from synth.gui.app import main
 
     broken = tmp_path / "broken"
     broken.mkdir()

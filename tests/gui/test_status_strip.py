@@ -29,8 +29,8 @@ def test_strip_shows_latency_xruns_level_and_generation(window, adapter, monkeyp
 
 
 def test_no_audio_device_shows_a_banner_with_the_fix(qtbot, tmp_path, library):
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
 
     adapter = open_engine(OpenOptions(bundle=tmp_path / "none", device="no-such-device", midi=False, use_grid=False))
     window = MainWindow(adapter, library)
@@ -50,8 +50,8 @@ def test_no_audio_device_shows_a_banner_with_the_fix(qtbot, tmp_path, library):
 
 @pytest.mark.jack
 def test_strip_on_the_jack_bus(jack_server, qtbot, tmp_path, library):
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from tests.jackbus import jack_output_device
 
     adapter = open_engine(OpenOptions(bundle=tmp_path / "none", device=jack_output_device(), use_grid=False,

@@ -45,7 +45,7 @@ def test_tools_menu_holds_only_working_entries(window):
 
 
 def test_an_invalid_bundle_falls_back_to_demo_tones_and_says_why(tmp_path):
-    from gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.engine_adapter import OpenOptions, open_engine
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -59,8 +59,8 @@ def test_an_invalid_bundle_falls_back_to_demo_tones_and_says_why(tmp_path):
 
 
 def test_an_audio_device_that_does_not_open_is_reported_and_the_app_goes_on(qtbot, tmp_path, library):
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
 
     adapter = open_engine(OpenOptions(bundle=tmp_path / "none", device="no-such-device", midi=False, use_grid=False))
     window = MainWindow(adapter, library)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.jack
 
 @pytest.fixture
 def live(jack_server, qtbot, tmp_path, library):
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
 
     rec = Recorder(name=unique_name("guirec"))
     before = output_ports()
@@ -117,7 +117,7 @@ def test_an_unusable_sample_rate_is_refused_and_the_old_audio_plays_on(live, qtb
 def test_a_midi_keyboard_chosen_in_settings_plays(live, qtbot):
     import rtmidi
 
-    from gui.settings import SettingsDialog
+    from synth.gui.settings import SettingsDialog
 
     window, adapter, rec = live
     name = unique_name("hwkbd")

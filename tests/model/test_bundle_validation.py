@@ -217,7 +217,7 @@ def test_a_bundle_that_renders_non_finite_audio_is_refused_by_the_probe_note(bun
 
 
 def test_the_gui_falls_back_to_the_demo_naming_file_and_field(bundle):
-    from gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.engine_adapter import OpenOptions, open_engine
 
     edit_json(bundle, lambda info: info["instruments"][0].pop("family"))
     adapter = open_engine(OpenOptions(bundle=bundle, audio=False, use_grid=False))

@@ -1,11 +1,11 @@
 """The instrument window: preset bar on top (with A/B compare), the XY pad over the timbre map with its legend and
 a sound panel, the keyboard below, a status strip at the bottom (audio device, latency, level, xruns, generation).
 
-Everything it plays goes through the engine adapter (``gui.engine_adapter``). The letter row plays notes whenever
+Everything it plays goes through the engine adapter (``synth.gui.engine_adapter``). The letter row plays notes whenever
 the window is active and no text field has focus; Esc is panic (in the window and the settings dialog). Ctrl+Z /
-Ctrl+Shift+Z undo and redo pad moves, sound edits and preset changes (``gui.history``); the preset shown is marked
+Ctrl+Shift+Z undo and redo pad moves, sound edits and preset changes (``synth.gui.history``); the preset shown is marked
 "modified" while the sound differs from it. At first launch a factory preset is chosen (the session restores the
-last sound afterwards, see ``gui.session``).
+last sound afterwards, see ``synth.gui.session``).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from PySide6.QtWidgets import (
     QTextEdit, QVBoxLayout, QWidget,
 )
 
-from gui.history import SoundState, StateCommand
-from gui.keyboard import ComputerKeys, PianoKeyboard, note_name
-from gui.midi_control import MidiControl
-from gui.mapdata import family_label, nearest, to_map_points
-from gui.pad import TimbrePad, sounding_labels
-from gui.presetbar import PresetBar, skipped_message
-from gui.settings import SettingsDialog
-from gui.sound_panel import SoundPanel
-from gui.status import StatusStrip
-from gui.throttle import Throttle
+from synth.gui.history import SoundState, StateCommand
+from synth.gui.keyboard import ComputerKeys, PianoKeyboard, note_name
+from synth.gui.midi_control import MidiControl
+from synth.gui.mapdata import family_label, nearest, to_map_points
+from synth.gui.pad import TimbrePad, sounding_labels
+from synth.gui.presetbar import PresetBar, skipped_message
+from synth.gui.settings import SettingsDialog
+from synth.gui.sound_panel import SoundPanel
+from synth.gui.status import StatusStrip
+from synth.gui.throttle import Throttle
 from synth.presets import Preset, PresetEntry, PresetLibrary, family_centroids, on_map
 
 POLL_MS = 50
@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self._left_edit: str | None = None
         self._build_layout()
         self._build_menus()
-        from gui.export_dialogs import install_export_actions  # Tools: export timbre, render MIDI file
+        from synth.gui.export_dialogs import install_export_actions  # Tools: export timbre, render MIDI file
         install_export_actions(self)
         self._connect()
         self._start_pad()

@@ -20,8 +20,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsPolygonItem, QLabel, QSizePolicy, QToolTip
 
-from gui.keyboard import note_name
-from gui.mapdata import HELD_OUT_TEXT, MapPoint, bounds, family_colours, family_label, family_regions, nearest
+from synth.gui.keyboard import note_name
+from synth.gui.mapdata import HELD_OUT_TEXT, MapPoint, bounds, family_colours, family_label, family_regions, nearest
 
 ARROW_STEPS = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, 1), Qt.Key_Down: (0, -1)}
 FINE_STEP = 0.005  # of the visible span per arrow press; Shift multiplies by 10

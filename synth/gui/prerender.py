@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.jobs import JobCancelled, JobThread, Work, run_with_progress
+from synth.gui.jobs import JobCancelled, JobThread, Work, run_with_progress
 from synth.engine.note_cache import GridSpec, GridStore
 from synth.engine.sources import source_bounds
 
@@ -22,7 +22,7 @@ def grid_spec(source, size: int, velocity: int = 100) -> GridSpec:
 
 
 def prerender_work(source, store: GridStore, size: int = DEFAULT_GRID_SIZE, batch: int = 25) -> Work:
-    """A job (see ``gui.jobs``) that fills ``store`` point by point; finished points are kept when cancelled."""
+    """A job (see ``synth.gui.jobs``) that fills ``store`` point by point; finished points are kept when cancelled."""
 
     def work(report, cancelled) -> dict:
         spec = grid_spec(source, size)

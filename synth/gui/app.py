@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from gui.engine_adapter import OpenOptions, open_engine
-    from gui.main_window import MainWindow
+    from synth.gui.engine_adapter import OpenOptions, open_engine
+    from synth.gui.main_window import MainWindow
     from synth.presets import PresetLibrary
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(adapter, PresetLibrary())
     window.show()
     if args.smoke_test:
-        from gui.smoke import run_smoke_test
+        from synth.gui.smoke import run_smoke_test
 
         return run_smoke_test(app, window, adapter, through_jack=through_jack)
     return run_window(app, window, adapter, close_after=args.close_after)
@@ -103,7 +103,7 @@ def run_window(app, window, adapter, close_after: float | None = None, exit_proc
     module docstring; ``exit_process=False`` returns the exit code instead)."""
     from PySide6.QtCore import QTimer
 
-    from gui import session
+    from synth.gui import session
 
     for problem in session.restore(window, session.load()):
         window.statusBar().showMessage(f"Last session: {problem}", 10000)

@@ -1,6 +1,6 @@
 """Tools > "Export current timbre…" and "Render MIDI file…": the command-line export and render, in the window.
 
-Both run as jobs (``gui.jobs``: a QThread with progress signals and a cancel flag that the export and render loops
+Both run as jobs (``synth.gui.jobs``: a QThread with progress signals and a cancel flag that the export and render loops
 check between batches of notes and blocks of audio), so the instrument keeps playing while they work. They use the
 engine's own note source, and the render shares the live note cache, so notes the player already heard at the
 current point are not generated again.
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QWidget,
 )
 
-from gui.jobs import JobCancelled, run_with_progress
+from synth.gui.jobs import JobCancelled, run_with_progress
 from synth.export import ExportCancelled, ExportError, ExportRequest, check_target, export_notes, parse_pitches
 from synth.render import NoteBank, RenderCancelled, Timbre, default_program_map, render_midi
 
@@ -32,7 +32,7 @@ def install_export_actions(window) -> None:
 
 
 def export_work(source, request: ExportRequest):
-    """A ``gui.jobs`` work function exporting ``request`` from ``source``."""
+    """A ``synth.gui.jobs`` work function exporting ``request`` from ``source``."""
     def work(report, cancelled):
         try:
             return export_notes(source, request, progress=lambda done, total: report(done, total,
@@ -44,7 +44,7 @@ def export_work(source, request: ExportRequest):
 
 def render_work(source, midi: Path, wav: Path, program_map, sample_format: str, cache=None,
                 sample_rate: int = 48000):
-    """A ``gui.jobs`` work function rendering ``midi`` to ``wav`` (sharing ``cache`` when its rate matches)."""
+    """A ``synth.gui.jobs`` work function rendering ``midi`` to ``wav`` (sharing ``cache`` when its rate matches)."""
     def work(report, cancelled):
         def progress(stage: str, done: int, total: int) -> None:
             if stage == "generate":

@@ -212,7 +212,7 @@ class PresetBar(QWidget):
         if entry is None or not self._confirm(f"Delete your preset “{name}”?"):
             return
         if self.delete_now(name):
-            from gui.history import DeletePresetCommand
+            from synth.gui.history import DeletePresetCommand
 
             self.command.emit(DeletePresetCommand(self, entry.preset))
             self.message.emit(f"Deleted preset “{name}” (Ctrl+Z brings it back)")
