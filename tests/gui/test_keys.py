@@ -68,7 +68,7 @@ def test_letters_typed_into_a_text_field_do_not_play(window, adapter, qtbot, mon
     import synth.gui.main_window
 
     spin = window.sound_panel.gain_spin
-    monkeypatch.setattr(gui.main_window.QApplication, "focusWidget", staticmethod(lambda: spin))
+    monkeypatch.setattr(synth.gui.main_window.QApplication, "focusWidget", staticmethod(lambda: spin))
     qtbot.keyPress(spin, Qt.Key_A)
     assert adapter.held_notes() == set()
 

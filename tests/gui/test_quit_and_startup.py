@@ -126,7 +126,7 @@ def test_many_qt_calls_never_use_up_none(tmp_path):
     """PySide6 6.12 on Python 3.11 takes a reference from None with every void call: without ``gui``'s fix a bare
     process died after ~5000 calls (the window after 6-11 minutes, or at quit) with "Fatal Python error:
     none_dealloc"."""
-    code = ("import gc, sys, gui\n"
+    code = ("import gc, sys, synth.gui\n"
             "from PySide6.QtWidgets import QApplication, QLabel\n"
             "app = QApplication([])\n"
             "label = QLabel()\n"

@@ -72,7 +72,7 @@ def test_a_crafted_session_file_is_ignored_with_a_warning(text, window, tmp_path
 
 
 def test_the_app_starts_with_a_crafted_session_file(tmp_path):
-    """The real start-up path (gui.app.run_window restores the session) with a deeply nested session.json."""
+    """The real start-up path (synth.gui.app.run_window restores the session) with a deeply nested session.json."""
     config = tmp_path / "config" / "pgesam-synth"
     config.mkdir(parents=True)
     (config / "session.json").write_text(DEEP)
