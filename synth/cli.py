@@ -13,6 +13,8 @@ import importlib.util
 import sys
 from typing import Sequence
 
+from synth import recipe
+
 # (command words) -> (module path, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("version",): ("synth.commands.version", "print the package, torch and device versions"),
@@ -90,7 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(module_path)
             parser = argparse.ArgumentParser(prog="synth " + " ".join(words), description=help_text)
             module.configure(parser)
-            args = parser.parse_args(argv[n_words:])
+            parser.add_argument(recipe.OPTION, metavar="FILE[:SECTION]",
+                                help="take options from a recipe file's section (default section: "
+                                     f"{'_'.join(words)}); options typed here win, see synth/recipe.py")
+            try:
+                rest = recipe.expand(parser, argv[n_words:], "_".join(words))
+            except recipe.RecipeError as exc:
+                print(f"synth {' '.join(words)}: {exc}", file=sys.stderr)
+                return 2
+            args = parser.parse_args(rest)
             return int(module.run(args) or 0)
     group = [w for w in commands if w[0] == argv[0]]
     if group:
