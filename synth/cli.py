@@ -41,6 +41,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("export",): ("synth.export_cli", "export notes of a timbre as WAV files or an SFZ instrument"),
 }
 
+# The training pipeline's steps: they take --recipe FILE[:SECTION] (synth/recipe.py, recipes/default.json).
+RECIPE_COMMANDS = {("dataset", "build"), ("codec", "train"), ("codec", "encode"), ("train", "vae"),
+                   ("train", "generator"), ("train", "flow"), ("bundle", "build")}
+
 
 def _available() -> dict[tuple[str, ...], tuple[str, str]]:
     """Commands whose module exists in this checkout (issues land one at a time)."""
@@ -92,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(module_path)
             parser = argparse.ArgumentParser(prog="synth " + " ".join(words), description=help_text)
             module.configure(parser)
+            if words not in RECIPE_COMMANDS:
+                args = parser.parse_args(argv[n_words:])
+                return int(module.run(args) or 0)
             parser.add_argument(recipe.OPTION, metavar="FILE[:SECTION]",
                                 help="take options from a recipe file's section (default section: "
                                      f"{'_'.join(words)}); options typed here win, see synth/recipe.py")
