@@ -35,6 +35,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "app"): ("synth.bench.app", "the real window on JACK: underruns, callback load and GIL wait while playing"),
     ("bench", "morph"): ("synth.bench.morph", "live morphing through JACK: timbre updates while the pad is dragged"),
     ("bundle", "build"): ("synth.model.bundle_cli", "assemble a model bundle folder with hashes"),
+    ("bundle", "codec"): ("synth.model.bundle_codec_cli", "give a bundle a fine-tuned decoder (same encoder)"),
     ("play",): ("synth.engine.play_cli", "play the bundled model headless from a MIDI port"),
     ("prerender",): ("synth.engine.prerender_cli", "prerender the on-disk note grid over the map"),
     ("render",): ("synth.render_cli", "render a MIDI file to WAV"),
