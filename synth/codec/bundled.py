@@ -8,7 +8,9 @@ than discrete codes would. Its scale is kept in check by an L2 penalty during tr
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,12 +110,39 @@ class CodecConfig:
         return cls(**data)
 
 
+def seanet_modules():
+    """``encodec.modules`` (SEANetEncoder, SEANetDecoder), imported without running ``encodec/__init__.py``.
+
+    That file builds the whole EnCodec model and so imports torchaudio, whose compiled extension fails to load beside
+    a torch it was not built for (torchaudio 2.11.1 beside torch 2.13: "Could not load this library:
+    .../torchaudio/lib/_torchaudio.so"): in a fresh ``pip install``/``pipx install`` venv that took the bundled codec,
+    and so the app's model, down. The SEANet layers need torch only. Same classes either way; when encodec is already
+    imported (Meta's codec, ``encodec-24khz``) its own package is used."""
+    if "encodec.modules" in sys.modules:
+        return sys.modules["encodec.modules"]
+    if "encodec" not in sys.modules:
+        spec = importlib.util.find_spec("encodec")
+        if spec is not None and spec.submodule_search_locations is not None:
+            package = importlib.util.module_from_spec(spec)  # the package's namespace, its __init__ not run
+            sys.modules["encodec"] = package
+            try:
+                __import__("encodec.modules")
+            finally:  # a later `import encodec` (Meta's codec) runs the real __init__, which reuses encodec.modules
+                if sys.modules.get("encodec") is package:
+                    del sys.modules["encodec"]
+            return sys.modules["encodec.modules"]
+    import encodec.modules
+
+    return encodec.modules
+
+
 class CodecModel(nn.Module):
     """Encoder + decoder as one trainable module."""
 
     def __init__(self, config: CodecConfig):
         super().__init__()
-        from encodec.modules import SEANetDecoder, SEANetEncoder
+        seanet = seanet_modules()
+        SEANetEncoder, SEANetDecoder = seanet.SEANetEncoder, seanet.SEANetDecoder
 
         self.config = config
         with warnings.catch_warnings():
