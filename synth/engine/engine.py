@@ -209,7 +209,7 @@ class Engine:
                  batch_size: int = 4, preview: bool = True) -> None:
         # Import the resampler now, not in a worker thread while audio runs: a big import holds the GIL in long
         # stretches (extension-module init), which stalled the first callbacks by seconds in the bench.
-        import scipy.signal  # noqa: F401
+        import soxr  # noqa: F401  (synth.engine.buffers resamples with it)
 
         self.source = source
         self.sample_rate = int(sample_rate)
