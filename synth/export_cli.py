@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-rate", type=int, default=48000)
     parser.add_argument("--sample-format", choices=("pcm24", "float"), default="pcm24")
     parser.add_argument("--force", action="store_true", help="replace files an earlier export wrote")
-    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: models/default when installed)")
+    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: the bundled model)")
     parser.add_argument("--demo", action="store_true", help="use the built-in demo sound instead of a model")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from synth.atomic import clean_stale, temp_file_for
+from synth.resources import default_bundle, factory_presets_dir
 from synth.validate import InputError, load_json_file
 
 PRESET_KIND = "pgesam-synth-preset"
 PRESET_VERSION = 1
-FACTORY_DIR = Path(__file__).resolve().parent.parent / "presets"
+FACTORY_DIR = factory_presets_dir()  # presets/ in a checkout, the installed copy otherwise
 
 GAIN_DB_RANGE = (-60.0, 12.0)
 ATTACK_MS_RANGE = (0.0, 5000.0)
@@ -474,7 +475,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synth.presets")
     sub = parser.add_subparsers(dest="command", required=True)
     place = sub.add_parser("place", help="move factory presets to the family centroids of a bundle's map")
-    place.add_argument("--bundle", default="models/default")
+    place.add_argument("--bundle", default=str(default_bundle()))
     place.add_argument("--factory-dir", default=str(FACTORY_DIR))
     args = parser.parse_args(argv)
     from synth.model.bundle import BundleError, read_bundle_info

@@ -46,6 +46,7 @@ from synth.engine.voices import Mixer
 from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
 from synth.midi_file import (DEFAULT_MAX_SECONDS, NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent,
                              MidiFileError, MidiTimeline, read_midi)
+from synth.resources import default_bundle
 from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 used to crash inside soxr
@@ -419,7 +420,7 @@ def render_midi(midi_path: str | Path | MidiTimeline, out_wav: str | Path | None
 # ---------------------------------------------------------------- what the command lines share
 
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+DEFAULT_BUNDLE = default_bundle()  # models/default in a checkout, the installed copy otherwise
 
 
 class SourceError(Exception):

@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--map", action="append", default=[], metavar="PROGRAM=PRESET",
                         help="timbre of a GM program 0-127 or a family (e.g. 40=\"Bowed Strings\", 0=0.5,-1); "
                              "repeatable")
-    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: models/default when installed)")
+    parser.add_argument("--bundle", type=Path, help="model bundle folder (default: the bundled model)")
     parser.add_argument("--demo", action="store_true", help="use the built-in demo sound instead of a model")
     parser.add_argument("--sample-rate", type=int, default=48000)
     parser.add_argument("--sample-format", choices=("pcm24", "float"), default="pcm24")

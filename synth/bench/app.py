@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from synth.resources import default_bundle
+
 RATE = 48000
 CHORDS = ((48, 55, 60, 64), (45, 52, 57, 60), (41, 48, 53, 57), (43, 50, 55, 59))
 
@@ -37,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     parser.add_argument("--period", type=int, default=512, help="JACK period in frames")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase (the issue asks 10 min)")
-    parser.add_argument("--bundle", default="models/default", help="model bundle (the demo source if missing)")
+    parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle (the demo source if missing)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.resources import default_bundle
+
 RATE = 48000
 
 
@@ -44,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--periods", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--seconds", type=float, default=30.0, help="stress duration per period (target: 60)")
     parser.add_argument("--trials", type=int, default=30, help="note-ons for the latency statistics")
-    parser.add_argument("--bundle", default="models/default", help="model for the stress part (tiny if missing)")
+    parser.add_argument("--bundle", default=str(default_bundle()), help="model for the stress part (tiny if missing)")
     parser.add_argument("--demo-cost", type=float, default=0.25, help="simulated seconds per note (grid part)")
     parser.add_argument("--server", choices=("private", "running"), default="private")
     parser.add_argument("--child-period", type=int, default=None, help=argparse.SUPPRESS)

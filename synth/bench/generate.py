@@ -20,9 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from synth.resources import default_bundle
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", default="models/default", help="model bundle folder")
+    parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle folder")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--first-pitch", type=int, default=60, help="the most urgent pitch (generated alone first)")
     parser.add_argument("--velocity", type=int, default=100)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.resources import default_bundle
+
 RATE = 48000
 HELD = (48, 55, 60, 64)  # a C major chord over two octaves (in every bundle's range: clamped to it otherwise)
 MOVE_HZ = 60.0
@@ -40,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     parser.add_argument("--period", type=int, default=512, help="JACK period in frames (target: 0 underruns at 512)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the drag")
-    parser.add_argument("--bundle", default="models/default", help="model bundle (a tiny random one if missing)")
+    parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle (a tiny random one if missing)")
     parser.add_argument("--demo", action="store_true", help="the built-in demo source with a simulated model cost")
     parser.add_argument("--demo-cost", type=float, default=0.25, help="simulated seconds per note with --demo")
     parser.add_argument("--server", choices=("private", "running"), default="private")

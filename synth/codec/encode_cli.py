@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from synth.resources import default_bundle
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--codec", default="models/default/codec", help="codec name (encodec-24khz) or codec folder")
+    parser.add_argument("--codec", default=str(default_bundle() / "codec"),
+                        help="codec name (encodec-24khz) or codec folder")
     parser.add_argument("--encodec-checkpoint", default=None, help="local encodec_24khz-d7cc33bc.th (offline)")
     parser.add_argument("--data", default="data/notes", help="dataset root in NSynth layout")
     parser.add_argument("--out", required=True, help="cache folder, e.g. data/emb/default")

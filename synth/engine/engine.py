@@ -263,7 +263,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_bundle(cls, path: str | Path = "models/default", *, device_name: str | None = None,
+    def from_bundle(cls, path: str | Path | None = None, *, device_name: str | None = None,
                     disk_cache: bool = True, separate_process: bool | None = None, **kwargs) -> "Engine":
         """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable).
         ``disk_cache``: notes go through the disk note cache shared with render and export
@@ -271,6 +271,10 @@ class Engine:
         model runs in a process of its own (``synth.engine.remote_source``; default: ``SYNTH_GENERATION_PROCESS=1``)."""
         from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
 
+        if path is None:  # the bundled model (synth.resources: checkout or installed copy)
+            from synth.resources import default_bundle
+
+            path = default_bundle()
         if separate_process is None:
             separate_process = os.environ.get("SYNTH_GENERATION_PROCESS", "") == "1"
         if separate_process:

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from synth.resources import default_bundle
+
 RECONNECT_ENV = "SYNTH_PLAY_RECONNECT"  # set in the re-executed process: how many reconnects so far
 STOP_DEADLINE = 0.8  # seconds a normal stop may take before the process leaves without it
 METER_PERIOD = 2.0
@@ -32,7 +34,8 @@ METER_PERIOD = 2.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--midi-port", default=None, help="MIDI keyboard port to read (name or part of it)")
-    parser.add_argument("--bundle", default="models/default", help="model bundle folder (default models/default)")
+    parser.add_argument("--bundle", default=str(default_bundle()),
+                        help="model bundle folder (default: the bundled model, %(default)s)")
     parser.add_argument("--demo", action="store_true", help="play the built-in demo tones instead of a model")
     parser.add_argument("--device", default=None, help="audio output device (index or name; default: JACK if "
                                                        "running, else the system default)")

@@ -17,11 +17,13 @@ from pathlib import Path
 
 from synth.engine.note_cache import GridSpec, GridStore
 from synth.engine.sources import NoteSource, source_bounds, source_hash
+from synth.resources import default_bundle
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=int, default=9, help="points per side of the lattice (default 9 -> 81 points)")
-    parser.add_argument("--bundle", default="models/default", help="model bundle folder (default models/default)")
+    parser.add_argument("--bundle", default=str(default_bundle()),
+                        help="model bundle folder (default: the bundled model, %(default)s)")
     parser.add_argument("--demo", action="store_true", help="use the built-in demo source instead of a bundle")
     parser.add_argument("--cache-dir", default=None, help="grid root folder (default: the user cache folder)")
     parser.add_argument("--batch", type=int, default=25, help="pitches per generate() call")

@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from synth.eval import generate as G
+from synth.resources import default_bundle
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", default="models/default", help="model bundle folder")
+    parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle folder")
     parser.add_argument("--emb", default="data/emb/default", help="embedding cache (same codec as the bundle)")
     parser.add_argument("--data", default="data/notes", help="dataset root (real audio, NSynth layout)")
     parser.add_argument("--split", default="test")

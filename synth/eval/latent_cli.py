@@ -8,10 +8,13 @@ import argparse
 import json
 import math
 
+from synth.resources import default_bundle
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", default=None, help="VAE run folder (vae.json + vae.pt); default: the bundle's VAE")
-    parser.add_argument("--bundle", default="models/default", help="bundle whose VAE to use when --vae is not given")
+    parser.add_argument("--bundle", default=str(default_bundle()),
+                        help="bundle whose VAE to use when --vae is not given")
     parser.add_argument("--emb", default="data/emb/default", help="embedding cache folder")
     parser.add_argument("--split", default="test", help="held-out split to measure (test or valid)")
     parser.add_argument("--png", default=None, help="write the map picture here (family colours and regions, held-out "

@@ -1,4 +1,6 @@
-"""Application entry point: ``python run_synth.py [--bundle models/default] [--midi-port NAME] [--device DEV]``.
+"""Application entry point: ``python run_synth.py [--bundle DIR] [--midi-port NAME] [--device DEV]`` in a checkout, or
+the ``pgesam-synth`` command of an installed package (``launch``). Without ``--bundle`` it plays the bundled model
+(``synth.resources.default_bundle``: ``models/default`` in a checkout, the package's copy when installed).
 
 ``--smoke-test`` opens the window offscreen, plays one note through the engine (into JACK when a server runs, else
 without a sound card) and checks that it is not silent: exit 0, or 1 with a message saying what failed. A bundle
@@ -21,12 +23,16 @@ import threading
 import time
 from pathlib import Path
 
+from synth.resources import default_bundle
+
 QUIT_BUDGET_S = 0.5  # what stopping the engine may take on quit before the process exits anyway
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="run_synth.py", description="pGESAM neural synthesizer")
-    parser.add_argument("--bundle", default="models/default", help="model bundle folder (default: models/default)")
+    prog = os.path.basename(sys.argv[0]) or "run_synth.py"  # run_synth.py, or pgesam-synth when installed
+    parser = argparse.ArgumentParser(prog=prog, description="pGESAM neural synthesizer")
+    parser.add_argument("--bundle", default=str(default_bundle()),
+                        help="model bundle folder (default: the bundled model, %(default)s)")
     parser.add_argument("--midi-port", default=None, help="MIDI keyboard to connect to (name or part of it)")
     parser.add_argument("--device", default=None, help="audio output device (index, name or part of it, or 'jack')")
     parser.add_argument("--smoke-test", action="store_true",
@@ -178,6 +184,11 @@ def stop_engine(adapter, budget: float) -> None:
     if not done.wait(budget):
         print(f"run_synth: the note generator was still busy after {time.monotonic() - started:.1f} s; quitting "
               "without waiting for it", file=sys.stderr, flush=True)
+
+
+def launch() -> None:
+    """The ``pgesam-synth`` console command (pyproject.toml [project.scripts]): ``main`` then a quick exit."""
+    exit_now(main())
 
 
 def exit_now(code: int) -> None:

@@ -9,11 +9,12 @@ carrying the timbre point and the settings over.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synth.engine.engine import Engine
+from synth.resources import default_bundle
 
 DEFAULT_SAMPLE_RATE = 48000
 DEFAULT_BLOCK_SIZE = 1024  # 21 ms at 48 kHz: clean under load on 2 cores (see the shared audio notes)
@@ -23,7 +24,7 @@ VIRTUAL_PORT = "virtual"
 
 @dataclass
 class OpenOptions:
-    bundle: str | Path = "models/default"
+    bundle: str | Path = field(default_factory=default_bundle)  # the bundled model (checkout or installed copy)
     device: str | int | None = None
     midi_port: str | None = None
     audio: bool = True  # False: no audio stream (tests; the smoke test without JACK pumps blocks itself)
