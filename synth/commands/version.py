@@ -29,7 +29,8 @@ def collect() -> dict[str, str]:
 
         info["encodec"] = "ok"
     except Exception as exc:  # report, do not crash: this command is what users run to diagnose installs
-        info["encodec"] = f"import failed: {exc}"
+        # the app still plays: the bundled codec takes encodec's SEANet layers without torchaudio (codec.bundled)
+        info["encodec"] = f"import failed: {exc} (the bundled codec does not need it; encodec-24khz and training do)"
     return info
 
 
