@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from synth.atomic import clean_stale, temp_dir_for, temp_file_for
+from synth.dsp.resample import resample
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
 from synth.engine.sources import velocity_layers_of
 from synth.engine.velocity import nearest_layer
@@ -305,12 +306,8 @@ def generated_pitch(source, pitch: int) -> int:
 def repitch(wave: np.ndarray, semitones: int, sample_rate: int) -> np.ndarray:
     """``wave`` played ``semitones`` higher at the same sample rate (libsoxr, HQ: band-limited both ways), as a
     sampler would: ``semitones`` up makes it ``2 ** (semitones / 12)`` times shorter."""
-    import soxr
-
     ratio = 2.0 ** (semitones / 12.0)
-    out = soxr.resample(np.ascontiguousarray(wave, dtype=np.float32), sample_rate * ratio, sample_rate,
-                        quality="HQ")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return resample(wave, sample_rate * ratio, sample_rate)
 
 
 def repitch_warning(source, repitched: dict[int, int]) -> str:
