@@ -46,7 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from synth.atomic import clean_stale, temp_dir_for, temp_file_for
+from synth.atomic import atomic_write, clean_stale, temp_dir_for, write_text
 from synth.dsp.resample import resample
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
 from synth.engine.sources import velocity_layers_of
@@ -120,50 +120,16 @@ class ExportResult:
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> None:
-    """Write a WAV atomically (temp file in the same folder, fsync, rename): a crash never leaves half a file.
+    """Write a WAV atomically (``synth.atomic``: temp file in the same folder, fsync, rename): a crash never leaves
+    half a file.
 
     ``audio`` is [samples] or [samples, channels]; 24-bit PCM clips at +-1.0, float keeps everything.
     """
     import soundfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_for(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            data = np.clip(audio, -1.0, 1.0) if subtype.startswith("PCM") else audio
-            soundfile.write(handle, np.asarray(data, dtype=np.float32), int(sample_rate), subtype=subtype,
-                            format="WAV")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(Path(tmp))
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_for(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(Path(tmp))
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+    with atomic_write(path, file_mode=FILE_MODE) as handle:
+        data = np.clip(audio, -1.0, 1.0) if subtype.startswith("PCM") else audio
+        soundfile.write(handle, np.asarray(data, dtype=np.float32), int(sample_rate), subtype=subtype, format="WAV")
 
 
 def peak_dbfs(audio: np.ndarray) -> float:
@@ -292,8 +258,9 @@ def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportRe
         result.warnings.append(repitch_warning(source, result.repitched))
     if request.format == "sfz":
         result.sfz_path = staging / f"{safe_stem(request.name)}.sfz"
-        write_text_atomic(result.sfz_path, sfz_text(request, result.notes, staging))
-    write_text_atomic(staging / manifest_path(request), json.dumps(manifest(request, result, staging), indent=2))
+        write_text(result.sfz_path, sfz_text(request, result.notes, staging), file_mode=FILE_MODE)
+    write_text(staging / manifest_path(request), json.dumps(manifest(request, result, staging), indent=2),
+               file_mode=FILE_MODE)
     return result
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from synth.atomic import clean_stale, temp_file_for
+from synth.atomic import clean_stale, fsync_dir, write_text
 from synth.resources import default_bundle, factory_presets_dir
 from synth.validate import InputError, load_json_file
 
@@ -167,43 +167,12 @@ def write_preset(preset: Preset, path: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str, what: str = "file") -> None:
-    tmp_name = None
+    """``synth.atomic.write_text`` (fsynced, folder too) with a failure as :class:`PresetError` naming ``what``."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = temp_file_for(path)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-        _fsync_dir(path.parent)
+        write_text(Path(path), text, sync_dir=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise PresetError(f"could not save {what} to {path}: {reason}; the previous file is unchanged") from exc
-    finally:
-        if tmp_name is not None:
-            _remove_quietly(Path(tmp_name))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 def file_stem(name: str) -> str:
@@ -373,7 +342,7 @@ class PresetLibrary:
         if path != entry.path:
             try:
                 os.rename(entry.path, path)
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             except OSError:
                 pass  # renamed inside the file already; only its file name keeps the old stem
         self.reload()

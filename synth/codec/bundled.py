@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from synth.atomic import UMASK, atomic_write
 from synth.codec.base import Codec, CodecError
 from synth.codec.harmonic import HarmonicDecoder
 
@@ -265,9 +266,8 @@ def save_codec(model: CodecModel, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(model.config.to_json() + "\n")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(folder / WEIGHTS_FILE)
+    with atomic_write(folder / WEIGHTS_FILE, file_mode=UMASK) as handle:
+        torch.save(state, handle)
     return folder
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synth.atomic import UMASK, atomic_write, clean_stale, write_text
 from synth.codec.base import Codec
 from synth.codec.notes import load_note_audio, note_meta, read_notes
 
@@ -62,9 +63,7 @@ class EmbeddingCache:
 
 
 def _write_info(path: Path, info: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(path)
+    write_text(path, json.dumps(info), fsync=False, file_mode=UMASK)  # progress, rewritten per chunk: no fsync
 
 
 def encode_split(codec: Codec, data: str | Path, split: str, out: str | Path, seconds: float = 4.0,
@@ -83,6 +82,7 @@ def encode_split(codec: Codec, data: str | Path, split: str, out: str | Path, se
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)  # temp files of an encode that was killed (never those of a shard still running)
     notes = read_notes(data, split)
     if limit is not None:
         notes = notes[:limit]
@@ -169,9 +169,8 @@ def train_stats(out: str | Path, split: str = "train", chunk: int = 256) -> dict
     mean = total / max(count, 1)
     std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 0.0))
     std = np.maximum(std, 1e-5)
-    tmp = out / "stats.tmp.npz"
-    np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=count)
-    tmp.replace(out / "stats.npz")
+    with atomic_write(out / "stats.npz", fsync=False, file_mode=UMASK) as handle:
+        np.savez(handle, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=count)
     return {"frames": int(count), "mean_abs": float(np.abs(mean).mean()), "std_mean": float(std.mean())}
 
 

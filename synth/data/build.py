@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from synth.atomic import UMASK, atomic_write, clean_stale, write_text
 from synth.data.families import FAMILIES, GM_NAMES, SOURCES, drop_reason, family_of_program, source_of_program
 from synth.data.gate import GateConfig, NoteMeasure, decide_grid, measure, note_status
 from synth.data.render import SYNTHETIC_FONTS, FontRenderer, RenderConfig, SoundFont, resolve_fonts
@@ -108,17 +109,12 @@ def note_name(instrument_str: str, pitch: int, velocity: int) -> str:
 
 
 def _atomic_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1), fsync=False, file_mode=UMASK)
 
 
 def _atomic_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_write(path, fsync=False, file_mode=UMASK) as handle:  # thousands of notes: no fsync each
+        sf.write(handle, audio, sample_rate, subtype="PCM_16", format="WAV")
 
 
 class Instrument:
@@ -363,7 +359,9 @@ class Builder:
         from tqdm import tqdm
 
         t_start = time.perf_counter()
-        for tmp in glob.glob(str(self.cfg.root / "**" / "*.tmp"), recursive=True):
+        for folder, _dirs, _files in os.walk(self.cfg.root):  # temp files of a build that was killed
+            clean_stale(Path(folder))
+        for tmp in glob.glob(str(self.cfg.root / "**" / "*.tmp"), recursive=True):  # names before the pid tag
             os.unlink(tmp)
         programs = self.programs()
         bar = tqdm(total=len(fonts) * len(programs), unit="inst", disable=not self.cfg.progress)

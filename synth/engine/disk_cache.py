@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synth.atomic import clean_stale, temp_file_for
+from synth.atomic import atomic_write, clean_stale
 
 log = logging.getLogger(__name__)
 
@@ -146,26 +146,19 @@ class DiskNoteCache:
         if not self.writable or self.max_bytes <= 0:
             return
         path = self.path(key)
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = temp_file_for(path)
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_write(path, fsync=False) as handle:
                 arrays = {"audio": np.asarray(audio, dtype=np.float16).reshape(-1), "rate": np.int64(int(sample_rate))}
                 if frames is not None:
                     arrays["frames"] = np.asarray(frames, dtype=np.float16)
                 np.savez(handle, **arrays)
-            size = os.path.getsize(tmp)
-            os.replace(tmp, path)
-            tmp = None
+                handle.flush()
+                size = os.fstat(handle.fileno()).st_size
         except OSError as exc:
             self.writable = False
             log.warning("%s: the note cache cannot be written (%s); notes are not kept on disk this session",
                         self.root, exc)
             return
-        finally:
-            if tmp is not None:
-                _unlink(Path(tmp))
         self.writes += 1
         with self._lock:
             if self._bytes is None:

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from synth.atomic import LEGACY_AGE_S, clean_stale, temp_file_for
+from synth.atomic import LEGACY_AGE_S, atomic_write, clean_stale, write_bytes
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
 from synth.validate import InputError, finite_in_range, load_json_file
 
@@ -246,24 +246,11 @@ class GridStore:
 
     def save(self, i: int, j: int, audio: np.ndarray) -> None:
         """Atomic write (tmp + rename), so an interrupted prerender never leaves a half file behind."""
-        fd, tmp = temp_file_for(self.path(i, j))
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.asarray(audio, dtype=np.float16))
-            os.replace(tmp, self.path(i, j))
-        except BaseException:
-            _unlink(Path(tmp))
-            raise
+        with atomic_write(self.path(i, j), fsync=False) as handle:  # a cache: no fsync, a lost file is re-rendered
+            np.save(handle, np.asarray(audio, dtype=np.float16))
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        fd, tmp = temp_file_for(path)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink(Path(tmp))
-            raise
+        write_bytes(path, data, fsync=False)
 
     def load(self, i: int, j: int) -> np.ndarray | None:
         """float16 [n_pitches, samples] memory-mapped (cheap: rows are read when used), or None.

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synth.atomic import UMASK, write_text
 from synth.model.generator import Generator, GeneratorConfig
 from synth.model.vae import TimbreVAE, VAEConfig
 
@@ -178,9 +179,7 @@ def save_bundle(
     if extra:
         info.update(extra)
     path = out / BUNDLE_JSON
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(path)
+    write_text(path, json.dumps(info, indent=1), file_mode=UMASK)
     return path
 
 
