@@ -1,8 +1,8 @@
 """Exporting the notes of one timbre as WAV files or an SFZ instrument any sampler or DAW can load.
 
 Loudness (documented, never normalized per note): each sample is the model's raw output at the requested velocity
-times the master gain (``gain_db``, the preset's gain when exporting a preset). A quiet pitch stays quiet, so the
-pack plays with the same balance across the keyboard as the live instrument. The peak of every note and of the
+times the master gain (``ExportRequest.level_db``: the timbre's gain unless ``gain_db`` overrides it). A quiet
+pitch stays quiet, so the pack plays with the same balance across the keyboard as the live instrument. The peak of every note and of the
 whole pack is reported (and written to ``<name>.export.json``); 24-bit files clip above 0 dBFS, so a pack whose peak is
 over 0 dBFS says so and float WAV keeps it intact.
 
@@ -29,8 +29,8 @@ Writes are atomic: everything is rendered into a staging folder beside the targe
 (the whole folder with one rename when the target does not exist yet, else file by file with ``os.replace``).
 Existing files are never overwritten without ``force``; unrelated files in the target are left alone. Staging
 folders and temp files of an export or render that was killed are removed when the next one to the same target
-starts. The point, gain and sample rate must be finite and in range (checked before any work): a NaN gain used to
-reach the manifest as invalid JSON.
+starts. The timbre (``synth.timbre.Timbre``) is valid by construction; the gain override and sample rate must be
+finite and in range (checked before any work): a NaN gain used to reach the manifest as invalid JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from synth.dsp.resample import resample
 from synth.engine.buffers import NoteBuffer, prepare_note_buffer
 from synth.engine.sources import velocity_layers_of
 from synth.engine.velocity import nearest_layer
+from synth.timbre import Timbre
 from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 
@@ -58,7 +59,6 @@ WAV_SUBTYPES = {"pcm24": "PCM_24", "float": "FLOAT"}
 NOTE_NAMES = ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
 FILE_MODE, DIR_MODE = 0o644, 0o755  # temp files are private (0600); finished files get the usual modes
 BATCH_PITCHES = 8  # pitches generated per call: big enough to batch, small enough for progress and cancel
-MAP_COORD_LIMIT = 100.0  # the same bound as synth.presets.MAP_COORD_RANGE
 SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 crashed inside soxr
 
 
@@ -72,21 +72,23 @@ class ExportCancelled(Exception):
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """What to export: a timbre point, pitches, and how the files should look."""
+    """What to export: a timbre (its point, gain and envelope), pitches, and how the files should look."""
 
-    x: float
-    y: float
+    timbre: Timbre
     out_dir: Path
     pitches: tuple[int, ...] = tuple(range(48, 73))  # the command line and the dialog default to the model's range
     velocity: int = 100
     format: str = "sfz"
     name: str = "pgesam"
-    gain_db: float = 0.0
-    attack_ms: float = 5.0
-    release_ms: float = 300.0
+    gain_db: float | None = None  # the pack's master gain (--gain-db, -96 to 24 dB); None: the timbre's gain
     sample_format: str = "pcm24"
     sample_rate: int = 48000
     force: bool = False
+
+    @property
+    def level_db(self) -> float:
+        """The gain every note is written with."""
+        return self.timbre.gain_db if self.gain_db is None else self.gain_db
 
 
 @dataclass
@@ -189,10 +191,10 @@ def all_outputs(request: ExportRequest) -> list[Path]:
 
 def check_request(request: ExportRequest) -> None:
     """Refuse numbers no export can use (NaN, inf, off the map, absurd rates) with ``ExportError`` naming them."""
+    if not isinstance(request.timbre, Timbre):
+        raise ExportError(f"timbre: expected a Timbre, got {type(request.timbre).__name__}")
     try:
-        for name, value in (("x", request.x), ("y", request.y)):
-            finite_in_range(value, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, name)
-        finite_in_range(request.gain_db, *MASTER_GAIN_DB_RANGE, "gain_db")
+        finite_in_range(request.level_db, *MASTER_GAIN_DB_RANGE, "gain_db")
         rate = finite_in_range(request.sample_rate, *SAMPLE_RATE_RANGE, "sample_rate")
         velocity = finite_in_range(request.velocity, 1, 127, "velocity")
     except InputError as exc:
@@ -240,13 +242,13 @@ def export_notes(source, request: ExportRequest, progress: Callable[[int, int], 
 def _write_pack(source, request, staging: Path, progress, cancelled) -> ExportResult:
     files = planned_files(request)
     result = ExportResult(out_dir=staging, velocity_layers=velocity_layers_of(source))
-    gain = 10.0 ** (request.gain_db / 20.0)
+    gain = 10.0 ** (request.level_db / 20.0)
     pitches = list(request.pitches)
     for start in range(0, len(pitches), BATCH_PITCHES):
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled")
         batch = pitches[start:start + BATCH_PITCHES]
-        for note in generate_notes(source, (request.x, request.y), batch, request.velocity, request.sample_rate):
+        for note in generate_notes(source, request.timbre.point, batch, request.velocity, request.sample_rate):
             written = _write_note(staging / files[note.pitch], note, gain, request)
             written.repitched_from = generated_pitch(source, note.pitch)
             if written.repitched_from == note.pitch:
@@ -354,14 +356,15 @@ def key_ranges(pitches: Sequence[int]) -> dict[int, tuple[int, int]]:
 
 def sfz_text(request: ExportRequest, notes: Sequence[NoteFile], root: Path) -> str:
     ranges = key_ranges([n.pitch for n in notes])
+    timbre = request.timbre
     lines = [
-        f"// {request.name}: pGESAM synth timbre at ({request.x:.4f}, {request.y:.4f}), velocity {request.velocity}",
-        f"// Loudness: the model's raw output times the master gain ({request.gain_db:+.1f} dB), no per-note",
+        f"// {request.name}: pGESAM synth timbre at ({timbre.x:.4f}, {timbre.y:.4f}), velocity {request.velocity}",
+        f"// Loudness: the model's raw output times the master gain ({request.level_db:+.1f} dB), no per-note",
         "// normalization. Loops lie in the held part of each note; the release tail stays in the file.",
         "<control>",
         "<global>",
-        f"ampeg_attack={request.attack_ms / 1000.0:.4f}",
-        f"ampeg_release={request.release_ms / 1000.0:.4f}",
+        f"ampeg_attack={timbre.attack_ms / 1000.0:.4f}",
+        f"ampeg_release={timbre.release_ms / 1000.0:.4f}",
         "// velocity scales the amplitude linearly, like the live instrument's default velocity curve",
         "amp_velcurve_1=0.0079",
         "amp_velcurve_127=1",
@@ -387,13 +390,13 @@ def manifest(request: ExportRequest, result: ExportResult, root: Path) -> dict:
     """``<name>.export.json``: the settings and the loudness of every note, for people and scripts."""
     return {
         "name": request.name,
-        "xy": [request.x, request.y],
+        "xy": list(request.timbre.point),
         "velocity": request.velocity,
         "velocity_layer": nearest_layer(request.velocity, result.velocity_layers),
         "velocity_layers": list(result.velocity_layers),
         "sample_rate": request.sample_rate,
         "sample_format": request.sample_format,
-        "gain_db": request.gain_db,
+        "gain_db": request.level_db,
         "loudness": "model raw output x master gain; no per-note normalization",
         "peak_dbfs": _finite(result.peak_dbfs),
         "notes": [

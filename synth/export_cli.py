@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     peak = result.peak_dbfs
     summary = {"output": str(result.out_dir), "format": request.format, "notes": len(result.notes),
                "sfz": str(result.sfz_path) if result.sfz_path else None,
-               "peak_dbfs": round(peak, 2) if peak > -1e9 else None, "gain_db": request.gain_db,
+               "peak_dbfs": round(peak, 2) if peak > -1e9 else None, "gain_db": request.level_db,
                "velocity": request.velocity, "repitched": {str(p): q for p, q in result.repitched.items()}}
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace):
     """The request from the flags, every number checked (flag names in the messages)."""
-    from synth.export import MAP_COORD_LIMIT, SAMPLE_RATE_RANGE, ExportError, ExportRequest, parse_pitches
+    from synth.export import SAMPLE_RATE_RANGE, ExportError, ExportRequest, parse_pitches
     from synth.render import find_preset
+    from synth.timbre import MAP_COORD_RANGE, Timbre
     from synth.validate import MASTER_GAIN_DB_RANGE, finite_in_range
 
     if not 1 <= args.velocity <= 127:
@@ -96,20 +97,16 @@ def _request(args: argparse.Namespace):
         finite_in_range(args.gain_db, *MASTER_GAIN_DB_RANGE, "--gain-db")
     finite_in_range(args.sample_rate, *SAMPLE_RATE_RANGE, "--sample-rate")
     for value in args.xy or ():
-        finite_in_range(value, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, "--xy")
+        finite_in_range(value, *MAP_COORD_RANGE, "--xy")
     if args.preset:
         preset = find_preset(args.preset)
-        x, y, name = preset.x, preset.y, preset.name
-        gain, attack, release = preset.gain_db, preset.attack_ms, preset.release_ms
+        timbre, name = preset.timbre, preset.name
     else:
-        (x, y), name = args.xy, f"pgesam_x{args.xy[0]:.3f}_y{args.xy[1]:.3f}"
-        gain, attack, release = 0.0, 5.0, 300.0
+        timbre, name = Timbre(*args.xy), f"pgesam_x{args.xy[0]:.3f}_y{args.xy[1]:.3f}"
     pitches = parse_pitches(args.pitches) if args.pitches is not None else ()  # (): the model's range, once loaded
-    return ExportRequest(x=x, y=y, out_dir=args.output, pitches=pitches, velocity=args.velocity,
-                         format=args.format, name=args.name or name,
-                         gain_db=gain if args.gain_db is None else args.gain_db, attack_ms=attack,
-                         release_ms=release, sample_format=args.sample_format, sample_rate=args.sample_rate,
-                         force=args.force)
+    return ExportRequest(timbre, out_dir=args.output, pitches=pitches, velocity=args.velocity, format=args.format,
+                         name=args.name or name, gain_db=args.gain_db, sample_format=args.sample_format,
+                         sample_rate=args.sample_rate, force=args.force)
 
 
 def _export(export_notes, source, request, quiet: bool):

@@ -1,13 +1,17 @@
-"""Presets: a named timbre point on the map plus gain and envelope, stored as one JSON file each.
+"""Presets: a name and a timbre (``synth.timbre.Timbre``: a point on the map, gain, envelope and the optional
+character), stored as one JSON file each.
 
 Factory presets ship in ``presets/`` (read-only); user presets live in
 ``platformdirs.user_config_dir("pgesam-synth")/presets`` and are listed first. Factory presets are never written nor
 hidden: saving under a factory name saves the player's own copy, "<name> (mine)", and an old user file that carries a
 factory name is listed as that copy; the factory version stays available (``PresetLibrary.factory``, to revert to).
-An optional ``character`` (the flow sampler's guidance, 0-8; absent in older files: the bundle's default). Writes are atomic (temp file in the same folder, fsync, ``os.replace``): a failed save leaves
-the old file intact and raises :class:`PresetError`; temp files of a save that was killed are removed when the
-library next opens. A rename rewrites the file in place, then renames the file itself, so at every instant exactly
-one file holds the preset. A corrupt, foreign or crafted file (deep nesting, huge numbers, a point off the map) is
+A preset is checked when it is made (its timbre by ``Timbre``, its name here), so a bad one never exists. The
+file holds the timbre's fields flat beside the name (``Timbre.to_dict``), as files always did; ``character`` (the
+flow sampler's guidance, 0-8) is absent in older files and means the bundle's default. Writes are atomic
+(``synth.atomic``: temp file in the same folder, fsync, ``os.replace``): a failed save leaves the old file intact
+and raises :class:`PresetError`; temp files of a save that was killed are removed when the library next opens. A
+rename rewrites the file in place, then renames the file itself, so at every instant exactly one file holds the
+preset. A corrupt, foreign or crafted file (deep nesting, huge numbers, a point off the map) is
 collected in :attr:`PresetLibrary.errors` with a message naming it, and skipped, never raised.
 
 ``python -m synth.presets place --bundle models/default`` moves the factory presets to the family centroids of a
@@ -17,33 +21,27 @@ bundle's training instruments (run it after a new model is bundled: the map chan
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from synth.atomic import clean_stale, fsync_dir, write_text
 from synth.resources import default_bundle, factory_presets_dir
+from synth.timbre import (ATTACK_MS_RANGE, CHARACTER_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE,  # noqa: F401 (re-exported)
+                          RELEASE_MS_RANGE, Timbre)
 from synth.validate import InputError, load_json_file
 
 PRESET_KIND = "pgesam-synth-preset"
 PRESET_VERSION = 1
 FACTORY_DIR = factory_presets_dir()  # presets/ in a checkout, the installed copy otherwise
 
-GAIN_DB_RANGE = (-60.0, 12.0)
-ATTACK_MS_RANGE = (0.0, 5000.0)
-RELEASE_MS_RANGE = (0.0, 10000.0)
-CHARACTER_RANGE = (0.0, 8.0)  # synth.engine.synthesizer.GUIDANCE_RANGE (not imported: presets need no torch)
 COPY_MARK = "mine"  # saving under a factory name gives "<name> (mine)", then "(mine 2)"...
 # Shown at first launch (no session yet): the first of these the map has a family for, else the first factory one.
 FIRST_LAUNCH_PRESETS = ("Grand Keys", "Bowed Strings", "Synth Lead")
 MAX_NAME_LENGTH = 80
-# The trained maps span about +-1 (a VAE latent under a unit Gaussian prior); +-100 leaves room for any retrained
-# map while refusing points like 1e300 that no map has and that overflow the generator's arithmetic.
-MAP_COORD_RANGE = (-100.0, 100.0)
 MAX_PRESET_BYTES = 1 << 20
 
 
@@ -53,24 +51,30 @@ class PresetError(Exception):
 
 @dataclass(frozen=True)
 class Preset:
+    """A named timbre; ``tags[0]`` is the family it is meant for, ``map_hash`` the bundle whose map its point is on
+    ("" = unknown). Made only valid (else :class:`PresetError`)."""
+
     name: str
-    x: float
-    y: float
-    gain_db: float = 0.0
-    attack_ms: float = 5.0
-    release_ms: float = 300.0
+    timbre: Timbre
     notes: str = ""
     tags: tuple[str, ...] = ()
-    map_hash: str = ""  # the model bundle whose map x, y refer to ("" = unknown)
+    map_hash: str = ""
     version: int = PRESET_VERSION
-    character: float | None = None  # flow bundles' guidance; None: the bundle's default (and every other bundle)
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if not isinstance(self.timbre, Timbre):
+            raise PresetError(f"preset {self.name!r}: its timbre must be a Timbre, got {type(self.timbre).__name__}")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["tags"] = list(self.tags)
-        if self.character is None:
-            del data["character"]  # files without it stay readable by older versions of the app, unchanged
-        return {"kind": PRESET_KIND, **data}
+        """The file's fields, in the order files always had them (the timbre's flat beside the name)."""
+        sound = self.timbre.to_dict()
+        character = sound.pop("character", None)
+        data = {"kind": PRESET_KIND, "name": self.name, **sound, "notes": self.notes, "tags": list(self.tags),
+                "map_hash": self.map_hash, "version": self.version}
+        if character is not None:  # files without it stay readable by older versions of the app, unchanged
+            data["character"] = character
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> "Preset":
@@ -79,31 +83,13 @@ class Preset:
         version = data.get("version", PRESET_VERSION)
         if not isinstance(version, int) or version > PRESET_VERSION:
             raise PresetError(f"preset version {version!r} is newer than this app understands ({PRESET_VERSION})")
-        preset = cls(
-            name=_text(data, "name"),
-            x=_number(data, "x"),
-            y=_number(data, "y"),
-            gain_db=_number(data, "gain_db", 0.0),
-            attack_ms=_number(data, "attack_ms", 5.0),
-            release_ms=_number(data, "release_ms", 300.0),
-            notes=_text(data, "notes", ""),
-            tags=_tags(data),
-            map_hash=_text(data, "map_hash", ""),
-            version=PRESET_VERSION,
-            character=None if data.get("character") is None else _number(data, "character"),
-        )
-        preset.validate()
-        return preset
-
-    def validate(self) -> None:
-        check_name(self.name)
-        _in_range("x", self.x, MAP_COORD_RANGE)
-        _in_range("y", self.y, MAP_COORD_RANGE)
-        _in_range("gain_db", self.gain_db, GAIN_DB_RANGE)
-        _in_range("attack_ms", self.attack_ms, ATTACK_MS_RANGE)
-        _in_range("release_ms", self.release_ms, RELEASE_MS_RANGE)
-        if self.character is not None:
-            _in_range("character", self.character, CHARACTER_RANGE)
+        name = _text(data, "name")
+        try:
+            timbre = Timbre.from_dict(data)
+        except InputError as exc:
+            raise PresetError(str(exc)) from None
+        return cls(name=name, timbre=timbre, notes=_text(data, "notes", ""), tags=_tags(data),
+                   map_hash=_text(data, "map_hash", ""), version=PRESET_VERSION)
 
     @property
     def family(self) -> str:
@@ -125,24 +111,11 @@ def _text(data: dict, key: str, default: str | None = None) -> str:
     return value
 
 
-def _number(data: dict, key: str, default: float | None = None) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PresetError(f"field {key!r} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _tags(data: dict) -> tuple[str, ...]:
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise PresetError(f"field 'tags' must be a list of text, got {tags!r}")
     return tuple(tags)
-
-
-def _in_range(key: str, value: float, bounds: tuple[float, float]) -> None:
-    low, high = bounds
-    if not low <= value <= high:  # also true for NaN, which compares false both ways
-        raise PresetError(f"{key} = {value} is outside [{low}, {high}]")
 
 
 # ---------------------------------------------------------------- files
@@ -161,7 +134,6 @@ def read_preset(path: Path) -> Preset:
 
 def write_preset(preset: Preset, path: Path) -> None:
     """Write atomically: the old file stays as it was unless the whole new file reached the disk."""
-    preset.validate()
     text = json.dumps(preset.to_dict(), indent=2) + "\n"
     write_text_atomic(Path(path), text, what=f"preset {preset.name!r}")
 
@@ -411,7 +383,7 @@ def place_at_centroids(presets: Sequence[Preset], centroids: dict[str, tuple[flo
         if point is None:
             placed.append(preset)
         else:
-            placed.append(replace(preset, x=round(point[0], 4), y=round(point[1], 4)))
+            placed.append(replace(preset, timbre=preset.timbre.at(round(point[0], 4), round(point[1], 4))))
     return placed
 
 
@@ -456,7 +428,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 2
     map_hash = str(info.get("hash", ""))
     for preset in place_factory_presets(info.get("instruments", []), Path(args.factory_dir), map_hash=map_hash):
-        print(f"{preset.name}: ({preset.x:.3f}, {preset.y:.3f}) [{preset.family}]")
+        print(f"{preset.name}: ({preset.timbre.x:.3f}, {preset.timbre.y:.3f}) [{preset.family}]")
     return 0
 
 

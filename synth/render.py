@@ -3,9 +3,10 @@
 How a file becomes audio:
 
 1. ``synth.midi_file.read_midi`` turns the file into events in seconds (tempo map applied, drums skipped).
-2. Every channel/program is mapped to a timbre (a point on the map plus gain and envelope): by default the centroid
-   of the bundle's training instruments of the program's General MIDI family (a factory preset of that family when
-   the source has no map, e.g. the built-in demo source); ``--map PROGRAM=PRESET`` and ``--preset NAME`` override.
+2. Every channel/program is mapped to a preset (a name and a ``synth.timbre.Timbre``: a point on the map plus gain
+   and envelope): by default the centroid of the bundle's training instruments of the program's General MIDI
+   family (a factory preset of that family when the source has no map, e.g. the built-in demo source), named
+   "<family> centroid"; ``--map PROGRAM=PRESET`` and ``--preset NAME`` override.
 3. Each distinct (timbre point, pitch, velocity layer) the song needs is generated once, batched over pitches, and
    prepared by the engine's ``prepare_note_buffer`` (resampled to the output rate, sustain loop baked in). A note
    plays the note of its velocity's layer (the nearest of the source's ``velocity_layers``, as live), so a
@@ -46,11 +47,12 @@ from synth.engine.voices import Mixer
 from synth.export import WAV_SUBTYPES, peak_dbfs, write_wav
 from synth.midi_file import (DEFAULT_MAX_SECONDS, NOTE_OFF, NOTE_ON, PITCH_BEND, PROGRAM, SUSTAIN, MidiEvent,
                              MidiFileError, MidiTimeline, read_midi)
+from synth.presets import Preset
 from synth.resources import default_bundle
+from synth.timbre import MAP_COORD_RANGE, Timbre
 from synth.validate import MASTER_GAIN_DB_RANGE, InputError, finite_in_range
 
 SAMPLE_RATE_RANGE = (8000, 192000)  # what WAV players and soxr handle; 0 or 10^9 used to crash inside soxr
-MAP_COORD_LIMIT = 100.0  # the same bound as synth.presets.MAP_COORD_RANGE
 BLOCK = 4096  # frames per mixer call offline: large blocks amortise the per-voice Python overhead
 MAX_VOICES = 32  # per channel
 GENERATION_VELOCITY = 100  # one-layer sources: notes are generated once at this velocity; the curve scales them
@@ -62,23 +64,6 @@ _FALLBACK_FAMILY_BY_GROUP = {12: "synth_lead", 14: "mallet", 15: "synth_lead"}
 
 class RenderCancelled(Exception):
     """The user cancelled the render; no file was written."""
-
-
-@dataclass(frozen=True)
-class Timbre:
-    """What a channel sounds like: a map point, gain and envelope (a preset, or a family default)."""
-
-    name: str
-    x: float
-    y: float
-    gain_db: float = 0.0
-    attack_ms: float = 5.0
-    release_ms: float = 300.0
-
-    @classmethod
-    def from_preset(cls, preset) -> "Timbre":
-        return cls(preset.name, float(preset.x), float(preset.y), float(preset.gain_db), float(preset.attack_ms),
-                   float(preset.release_ms))
 
 
 # ---------------------------------------------------------------- program -> timbre
@@ -96,13 +81,14 @@ def family_for_program(program: int) -> str:
 
 @dataclass
 class ProgramMap:
-    """Program -> timbre: explicit overrides first, then the family defaults, then the map's centre."""
+    """Program -> preset (a named timbre): explicit overrides first, then the family defaults, then the map's
+    centre."""
 
-    family_timbres: dict[str, Timbre]
-    overrides: dict[int, Timbre] = field(default_factory=dict)
-    everything: Timbre | None = None  # --preset: one timbre for every channel
+    family_timbres: dict[str, Preset]
+    overrides: dict[int, Preset] = field(default_factory=dict)
+    everything: Preset | None = None  # --preset: one timbre for every channel
 
-    def timbre_for(self, program: int) -> Timbre:
+    def timbre_for(self, program: int) -> Preset:
         if self.everything is not None:
             return self.everything
         if program in self.overrides:
@@ -113,24 +99,24 @@ class ProgramMap:
         return _centre(self.family_timbres.values())
 
 
-def _centre(timbres: Iterable[Timbre]) -> Timbre:
-    points = [(t.x, t.y) for t in timbres]
+def _centre(presets: Iterable[Preset]) -> Preset:
+    points = [p.timbre.point for p in presets]
     if not points:
-        return Timbre("centre", 0.0, 0.0)
-    return Timbre("centre", float(np.mean([p[0] for p in points])), float(np.mean([p[1] for p in points])))
+        return Preset("centre", Timbre(0.0, 0.0))
+    return Preset("centre", Timbre(float(np.mean([p[0] for p in points])), float(np.mean([p[1] for p in points]))))
 
 
-def family_timbres(instruments: Iterable | None = None, presets: Iterable | None = None) -> dict[str, Timbre]:
-    """A timbre per family: the centroid of the training instruments of that family when a map is known, with the
-    envelope and gain of the factory preset of that family; families the map lacks keep the preset's own point."""
+def family_timbres(instruments: Iterable | None = None, presets: Iterable | None = None) -> dict[str, Preset]:
+    """A preset per family: the centroid of the training instruments of that family when a map is known, with the
+    envelope and gain of the factory preset of that family; families the map lacks keep the preset itself."""
     from synth.presets import family_centroids
 
-    by_family = {p.family: Timbre.from_preset(p) for p in (presets or []) if p.family}
+    by_family = {p.family: p for p in (presets or []) if p.family}
     centroids = family_centroids(instruments) if instruments else {}
     timbres = dict(by_family)
     for family, (x, y) in centroids.items():
-        base = by_family.get(family, Timbre(family, x, y))
-        timbres[family] = Timbre(f"{family} centroid", x, y, base.gain_db, base.attack_ms, base.release_ms)
+        base = by_family[family].timbre if family in by_family else Timbre(x, y)
+        timbres[family] = Preset(f"{family} centroid", Timbre(x, y, base.gain_db, base.attack_ms, base.release_ms))
     return timbres
 
 
@@ -252,16 +238,17 @@ class RenderResult:
 
 
 class _Channel:
-    """One MIDI channel: its own mixer (pedal and bend are per channel) and its current timbre."""
+    """One MIDI channel: its own mixer (pedal and bend are per channel) and its current preset."""
 
-    def __init__(self, sample_rate: int, timbre: Timbre, layers: Sequence[int] = (GENERATION_VELOCITY,)) -> None:
+    def __init__(self, sample_rate: int, preset: Preset, layers: Sequence[int] = (GENERATION_VELOCITY,)) -> None:
         self.mixer = Mixer(sample_rate, BLOCK, MAX_VOICES)
         self.mixer.set_velocity_layers(layers)  # the gain of a layered note leaves its level to the model
         self.scratch = np.zeros((BLOCK, 1), dtype=np.float32)
-        self.set_timbre(timbre)
+        self.set_preset(preset)
 
-    def set_timbre(self, timbre: Timbre) -> None:
-        self.timbre = timbre
+    def set_preset(self, preset: Preset) -> None:
+        self.preset = preset
+        timbre = preset.timbre
         self.gain = np.float32(db_to_gain(timbre.gain_db))
         self.mixer.attack = timbre.attack_ms / 1000.0
         self.mixer.release = timbre.release_ms / 1000.0
@@ -271,7 +258,7 @@ def needed_notes(timeline: MidiTimeline, program_map: ProgramMap) -> set[tuple[f
     """Every (x, y, pitch, velocity) the song plays, with the program active on its channel when the note starts."""
     wanted = set()
     for note in timeline.notes():
-        timbre = program_map.timbre_for(note.program)
+        timbre = program_map.timbre_for(note.program).timbre
         wanted.add((timbre.x, timbre.y, note.pitch, int(note.velocity)))
     return wanted
 
@@ -294,14 +281,14 @@ def render_timeline(timeline: MidiTimeline, bank: NoteBank, program_map: Program
                         notes=len(timeline.notes()), notes_generated=bank.generated - generated,
                         generate_seconds=bank.generate_seconds - gen_seconds,
                         mix_seconds=time.perf_counter() - started, peak_dbfs=peak_dbfs(audio),
-                        channel_timbres={c: ch.timbre.name for c, ch in channels.items()},
+                        channel_timbres={c: ch.preset.name for c, ch in channels.items()},
                         skipped_drum_notes=timeline.skipped_drum_notes)
 
 
 def tail_seconds(timeline: MidiTimeline, program_map: ProgramMap) -> float:
     """The longest release among the timbres the file can use: after it every voice has faded."""
     programs = {0} | {int(e.value) for e in timeline.events if e.kind == PROGRAM}
-    return max(program_map.timbre_for(p).release_ms for p in programs) / 1000.0
+    return max(program_map.timbre_for(p).timbre.release_ms for p in programs) / 1000.0
 
 
 def _play(timeline: MidiTimeline, channels: dict[int, _Channel], bank: NoteBank, program_map: ProgramMap,
@@ -383,7 +370,7 @@ def _limit(out: np.ndarray, limiter: PeakLimiter, work: _Progress, cancelled) ->
 def _apply(channel: _Channel, event: MidiEvent, bank: NoteBank, program_map: ProgramMap) -> None:
     mixer = channel.mixer
     if event.kind == NOTE_ON:
-        t = channel.timbre
+        t = channel.preset.timbre
         mixer.note_on(event.note, int(event.value), bank.get(t.x, t.y, event.note, int(event.value)))
     elif event.kind == NOTE_OFF:
         mixer.note_off(event.note)
@@ -392,7 +379,7 @@ def _apply(channel: _Channel, event: MidiEvent, bank: NoteBank, program_map: Pro
     elif event.kind == PITCH_BEND:
         mixer.pitch_bend(event.value)
     elif event.kind == PROGRAM:
-        channel.set_timbre(program_map.timbre_for(int(event.value)))
+        channel.set_preset(program_map.timbre_for(int(event.value)))
 
 
 def render_midi(midi_path: str | Path | MidiTimeline, out_wav: str | Path | None, source,
@@ -503,8 +490,8 @@ def check_sample_rate(value, name: str) -> int:
     return int(rate)
 
 
-def parse_timbre(text: str) -> Timbre:
-    """``PRESET NAME`` or ``X,Y`` (a raw map point) to a timbre."""
+def parse_timbre(text: str) -> Preset:
+    """``PRESET NAME`` or ``X,Y`` (a raw map point, named "(x, y)") to a preset."""
     parts = text.split(",")
     if len(parts) == 2:
         try:
@@ -512,10 +499,10 @@ def parse_timbre(text: str) -> Timbre:
         except ValueError:
             pass
         else:
-            x, y = (finite_in_range(v, -MAP_COORD_LIMIT, MAP_COORD_LIMIT, f"map point {text!r}: {axis}")
+            x, y = (finite_in_range(v, *MAP_COORD_RANGE, f"map point {text!r}: {axis}")
                     for v, axis in ((x, "x"), (y, "y")))
-            return Timbre(f"({x:g}, {y:g})", x, y)
-    return Timbre.from_preset(find_preset(text.strip()))
+            return Preset(f"({x:g}, {y:g})", Timbre(x, y))
+    return find_preset(text.strip())
 
 
 def apply_overrides(program_map: ProgramMap, mappings: Sequence[str], preset: str | None = None) -> ProgramMap:

@@ -16,6 +16,7 @@ import soundfile
 
 from synth.engine.sources import SineNoteSource
 from synth.export import ExportCancelled, ExportError, ExportRequest, export_notes, key_ranges, parse_pitches
+from synth.timbre import Timbre
 
 PITCHES = (48, 52, 55, 60)
 
@@ -55,8 +56,8 @@ def parse_sfz(text: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "pack"
-    request = ExportRequest(x=0.3, y=-0.2, out_dir=out, pitches=PITCHES, name="Test Tone", gain_db=-6.0,
-                            release_ms=400.0)
+    request = ExportRequest(Timbre(0.3, -0.2, gain_db=-6.0, release_ms=400.0), out_dir=out, pitches=PITCHES,
+                            name="Test Tone")
     result = export_notes(SineNoteSource(), request)
     return request, result
 
@@ -90,7 +91,7 @@ def test_samples_sound_at_their_pitch_with_tail_and_documented_level(pack):
         spectrum = np.abs(np.fft.rfft(held * np.hanning(len(held))))
         f0 = np.argmax(spectrum) * rate / len(held)
         assert f0 == pytest.approx(440.0 * 2 ** ((note.pitch - 69) / 12), rel=0.01)
-        raw = source.generate((request.x, request.y), [note.pitch])[0]
+        raw = source.generate(request.timbre.point, [note.pitch])[0]
         # loudness: raw model level times the master gain, no normalization (24-bit quantization aside)
         assert np.max(np.abs(audio)) == pytest.approx(np.max(np.abs(raw)) * 10 ** (-6 / 20), rel=0.02)
         assert note.peak_dbfs == pytest.approx(20 * np.log10(np.max(np.abs(audio))), abs=0.05)
@@ -111,7 +112,7 @@ def test_force_replaces_only_our_files(tmp_path):
     out = tmp_path / "pack"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    request = ExportRequest(x=0.0, y=0.0, out_dir=out, pitches=(60,), format="wav", name="n")
+    request = ExportRequest(Timbre(0.0, 0.0), out_dir=out, pitches=(60,), format="wav", name="n")
     export_notes(SineNoteSource(), request)
     with pytest.raises(ExportError):
         export_notes(SineNoteSource(), request)
@@ -122,7 +123,7 @@ def test_force_replaces_only_our_files(tmp_path):
 
 
 def test_cancel_leaves_nothing_behind(tmp_path):
-    request = ExportRequest(x=0.0, y=0.0, out_dir=tmp_path / "pack", pitches=(60, 61))
+    request = ExportRequest(Timbre(0.0, 0.0), out_dir=tmp_path / "pack", pitches=(60, 61))
     with pytest.raises(ExportCancelled):
         export_notes(SineNoteSource(), request, cancelled=lambda: True)
     assert list(tmp_path.iterdir()) == []
@@ -174,7 +175,7 @@ def test_every_exported_file_sounds_at_the_pitch_its_name_says(tmp_path):
 
     source = ClampingSource(pitch_range=(48, 72))
     pitches = (24, 36, 47, 48, 60, 72, 73, 84, 96, 108)
-    request = ExportRequest(x=-0.8, y=0.3, out_dir=tmp_path / "wav", pitches=pitches, format="wav", name="exact")
+    request = ExportRequest(Timbre(-0.8, 0.3), out_dir=tmp_path / "wav", pitches=pitches, format="wav", name="exact")
     result = export_notes(source, request)
     assert [n.pitch for n in result.notes] == list(pitches)
     assert result.repitched == {24: 48, 36: 48, 47: 48, 73: 72, 84: 72, 96: 72, 108: 72}
@@ -218,7 +219,7 @@ def test_export_generates_the_timbre_of_the_requested_velocity(tmp_path):
     source = SineNoteSource(velocity_layers=(40, 70, 100, 127), duration=1.0)
     spectra = {}
     for velocity in (40, 127):
-        request = ExportRequest(x=0.0, y=0.0, out_dir=tmp_path / f"v{velocity}", pitches=(60,), format="wav",
+        request = ExportRequest(Timbre(0.0, 0.0), out_dir=tmp_path / f"v{velocity}", pitches=(60,), format="wav",
                                 velocity=velocity, name="v")
         (note,) = export_notes(source, request).notes
         audio, rate = soundfile.read(note.path, dtype="float64")

@@ -26,11 +26,12 @@ from synth.engine.sources import SineNoteSource
 from synth.export import ExportError, ExportRequest, export_notes
 from synth.midi_file import MidiFileError, read_midi
 from synth.presets import Preset, PresetError, PresetLibrary, read_preset, write_preset
-from synth.render import ProgramMap, Timbre, render_midi
+from synth.render import ProgramMap, render_midi
+from synth.timbre import Timbre
 from synth.validate import InputError
 
 HOSTILE_GAINS = ["nan", "inf", "-inf", "1000", "-1000", "1e308"]
-PIANO = ProgramMap(family_timbres={}, everything=Timbre("t", 0.0, 0.0, attack_ms=2.0, release_ms=50.0))
+PIANO = ProgramMap(family_timbres={}, everything=Preset("t", Timbre(0.0, 0.0, attack_ms=2.0, release_ms=50.0)))
 
 
 # ---------------------------------------------------------------- raw Standard MIDI Files
@@ -116,10 +117,13 @@ def test_export_refuses_a_gain_that_is_not_finite_or_out_of_range(gain, tmp_path
 
 
 def test_export_api_refuses_a_nan_gain_and_point(tmp_path):
-    for bad in ({"gain_db": float("nan")}, {"x": float("inf")}, {"y": 1e300}):
-        request = ExportRequest(**{"x": 0.0, "y": 0.0, "out_dir": tmp_path / "p", "pitches": (60,), **bad})
-        with pytest.raises(ExportError, match=next(iter(bad))):
-            export_notes(SineNoteSource(), request)
+    request = ExportRequest(Timbre(0.0, 0.0), out_dir=tmp_path / "p", pitches=(60,), gain_db=float("nan"))
+    with pytest.raises(ExportError, match="gain_db"):
+        export_notes(SineNoteSource(), request)
+    for bad in ({"x": float("inf")}, {"y": 1e300}):  # a timbre off the map cannot even be made
+        with pytest.raises(InputError, match=next(iter(bad))):
+            Timbre(**{"x": 0.0, "y": 0.0, **bad})
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize("flag", [["--xy", "nan", "0"], ["--xy", "0", "1e300"], ["--sample-rate", "0"],
@@ -162,7 +166,7 @@ def test_crafted_presets_are_skipped_and_the_commands_still_work(tmp_path, song,
     user.mkdir(parents=True)
     for kind, text in CRAFTED.items():
         write(user / f"{kind}.json", text.encode())
-    write_preset(Preset("Good", 0.1, 0.2), user / "good.json")
+    write_preset(Preset("Good", Timbre(0.1, 0.2)), user / "good.json")
     library = PresetLibrary(user_dir=user)
     assert len(library.errors) == len(CRAFTED) and library.find("Good") is not None
     assert main(["render", str(song), "-o", str(tmp_path / "o.wav"), "--demo", "--quiet", "--preset", "Good"]) == 0
@@ -175,8 +179,10 @@ def test_crafted_presets_are_skipped_and_the_commands_still_work(tmp_path, song,
 
 def test_preset_coordinates_must_be_on_the_map(tmp_path):
     for x in (float("nan"), 1e300, -1e6):
-        with pytest.raises(PresetError, match="'x'|x ="):
-            write_preset(Preset("P", x, 0.0), tmp_path / "p.json")
+        with pytest.raises(InputError, match="x"):
+            write_preset(Preset("P", Timbre(x, 0.0)), tmp_path / "p.json")
+        with pytest.raises(PresetError, match="x"):  # and a file holding one does not load
+            Preset.from_dict({**Preset("P", Timbre(0.0, 0.0)).to_dict(), "x": x})
     assert not (tmp_path / "p.json").exists()
 
 
@@ -318,7 +324,8 @@ def test_rename_never_leaves_two_presets_or_none(tmp_path, monkeypatch):
     point = 1
     while True:
         user = tmp_path / f"u{point}"
-        PresetLibrary(user_dir=user, factory_dir=tmp_path / "none").save(Preset("Old", 0.25, -0.5, gain_db=-3.0))
+        library = PresetLibrary(user_dir=user, factory_dir=tmp_path / "none")
+        library.save(Preset("Old", Timbre(0.25, -0.5, gain_db=-3.0)))
         library = PresetLibrary(user_dir=user, factory_dir=tmp_path / "none")
         with monkeypatch.context() as patch:
             seen = _kill_at(patch, point)
@@ -329,7 +336,7 @@ def test_rename_never_leaves_two_presets_or_none(tmp_path, monkeypatch):
                 finished = False
         after = PresetLibrary(user_dir=user, factory_dir=tmp_path / "none")
         assert len(after.entries) == 1 and after.names()[0] in ("Old", "New"), (point, seen, after.names())
-        assert (after.entries[0].preset.x, after.entries[0].preset.gain_db) == (0.25, -3.0)
+        assert (after.entries[0].preset.timbre.x, after.entries[0].preset.timbre.gain_db) == (0.25, -3.0)
         assert after.errors == []
         if finished:
             assert after.names() == ["New"]
@@ -371,7 +378,7 @@ def test_stale_export_staging_folders_are_cleaned(tmp_path):
     staging = tmp_path / f".pack.{dead}-abc.partial"
     staging.mkdir()
     write(staging / "half.wav", b"RIFF")
-    export_notes(SineNoteSource(), ExportRequest(x=0.0, y=0.0, out_dir=tmp_path / "pack", pitches=(60,)))
+    export_notes(SineNoteSource(), ExportRequest(Timbre(0.0, 0.0), out_dir=tmp_path / "pack", pitches=(60,)))
     assert not staging.exists() and (tmp_path / "pack").is_dir()
 
 

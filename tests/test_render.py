@@ -16,13 +16,15 @@ import soundfile
 
 from synth.engine.sources import SineNoteSource
 from synth.midi_file import MidiFileError
-from synth.render import (NoteBank, ProgramMap, RenderCancelled, Timbre, apply_overrides, default_program_map,
+from synth.presets import Preset
+from synth.render import (NoteBank, ProgramMap, RenderCancelled, apply_overrides, default_program_map,
                           family_for_program, render_midi)
+from synth.timbre import Timbre
 from tests.test_midi_file import SONG, beat_time, write_song
 
 SR = 48000
-PIANO = Timbre("piano-ish", -0.5, 0.5, attack_ms=2.0, release_ms=200.0)
-STRINGS = Timbre("strings-ish", 0.5, -0.5, attack_ms=2.0, release_ms=400.0)
+PIANO = Preset("piano-ish", Timbre(-0.5, 0.5, attack_ms=2.0, release_ms=200.0))
+STRINGS = Preset("strings-ish", Timbre(0.5, -0.5, attack_ms=2.0, release_ms=400.0))
 
 
 def hz(pitch: float) -> float:
@@ -69,7 +71,7 @@ def rendered(tmp_path_factory):
 def test_length_is_the_file_plus_the_longest_release(rendered):
     audio = rendered["audio"]
     assert rendered["rate"] == SR
-    assert len(audio) == math.ceil((beat_time(6.5) + STRINGS.release_ms / 1000.0) * SR)
+    assert len(audio) == math.ceil((beat_time(6.5) + STRINGS.timbre.release_ms / 1000.0) * SR)
     assert rendered["result"].notes == len(SONG)
     assert np.max(np.abs(audio[-SR // 100:])) < 1e-3  # every voice has faded by the end
 
@@ -145,11 +147,11 @@ def test_general_midi_families_and_overrides():
                    ("c", "string", 9.0, 9.0, "valid"), ("d", "keyboard", -1.0, 0.0, "train")]
     program_map = default_program_map(instruments, presets=[])
     violin = program_map.timbre_for(40)
-    assert (violin.x, violin.y) == (2.0, 1.0)  # centroid of the training instruments only
-    assert (program_map.timbre_for(1).x, program_map.timbre_for(1).y) == (-1.0, 0.0)
+    assert violin.timbre.point == (2.0, 1.0)  # centroid of the training instruments only
+    assert program_map.timbre_for(1).timbre.point == (-1.0, 0.0)
     apply_overrides(program_map, ["40=0.25,-0.5"])
-    assert (program_map.timbre_for(40).x, program_map.timbre_for(40).y) == (0.25, -0.5)
-    assert program_map.timbre_for(41).x == 2.0  # only program 40 was overridden
+    assert program_map.timbre_for(40).timbre.point == (0.25, -0.5)
+    assert program_map.timbre_for(41).timbre.x == 2.0  # only program 40 was overridden
     with pytest.raises(ValueError, match="neither a program"):
         apply_overrides(program_map, ["drums=0,0"])
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from synth.gui.jobs import JobCancelled, run_with_progress
 from synth.export import ExportCancelled, ExportError, ExportRequest, check_target, export_notes, parse_pitches
-from synth.render import NoteBank, RenderCancelled, Timbre, default_program_map, render_midi
+from synth.render import NoteBank, RenderCancelled, default_program_map, render_midi
 
 SAMPLE_FORMATS = (("24-bit PCM", "pcm24"), ("32-bit float", "float"))
 
@@ -127,11 +127,10 @@ class ExportDialog(QDialog):
             self.folder_edit.setText(folder)
 
     def request(self) -> ExportRequest:
-        preset = self.window_.current_preset(self.name_edit.text().strip() or "pgesam timbre")
-        return ExportRequest(x=preset.x, y=preset.y, out_dir=Path(self.folder_edit.text()).expanduser(),
+        return ExportRequest(self.window_.preset_timbre(), out_dir=Path(self.folder_edit.text()).expanduser(),
                              pitches=parse_pitches(self.pitches_edit.text()), velocity=self.velocity_spin.value(),
-                             format=self.format_combo.currentData(), name=preset.name, gain_db=preset.gain_db,
-                             attack_ms=preset.attack_ms, release_ms=preset.release_ms,
+                             format=self.format_combo.currentData(),
+                             name=self.name_edit.text().strip() or "pgesam timbre",
                              sample_format=self.sample_combo.currentData(), force=self.force_check.isChecked())
 
     def _start(self) -> None:
@@ -208,7 +207,7 @@ class RenderDialog(QDialog):
         adapter = self.window_.adapter
         program_map = default_program_map(adapter.instruments or None)
         if self.map_combo.currentData() == "current":
-            program_map.everything = Timbre.from_preset(self.window_.current_preset("current timbre"))
+            program_map.everything = self.window_.current_preset("current timbre")
         return program_map
 
     def _start(self) -> None:

@@ -14,31 +14,28 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QUndoCommand
 
+from synth.timbre import Timbre
+
 MERGE_SECONDS = 1.5  # edits of one kind closer together than this are one undo step
 MERGE_IDS = {"nudge": 1, "gain": 2, "attack": 3, "release": 4, "character": 5}
 
 
 @dataclass(frozen=True)
 class SoundState:
-    """What the player hears and sees as "the sound": the preset it came from and every value that shapes it."""
+    """What the player hears and sees as "the sound": the preset it came from and the timbre."""
 
     preset: str | None
-    x: float
-    y: float
-    gain_db: float
-    attack_ms: float
-    release_ms: float
-    character: float | None = None
+    timbre: Timbre
 
     def same_sound(self, other: "SoundState | None", tolerance: float = 1e-4) -> bool:
         """Equal values (the point within ``tolerance``, presets store it to 4 decimals); the preset name aside."""
         if other is None:
             return False
-        values = zip((self.gain_db, self.attack_ms, self.release_ms), (other.gain_db, other.attack_ms, other.release_ms))
-        return (abs(self.x - other.x) <= tolerance and abs(self.y - other.y) <= tolerance
-                and all(abs(a - b) < 0.005 for a, b in values)  # the spin boxes show 2 decimals
-                and (self.character is None or other.character is None
-                     or abs(self.character - other.character) <= 1e-6))
+        a, b = self.timbre, other.timbre
+        values = zip((a.gain_db, a.attack_ms, a.release_ms), (b.gain_db, b.attack_ms, b.release_ms))
+        return (abs(a.x - b.x) <= tolerance and abs(a.y - b.y) <= tolerance
+                and all(abs(u - v) < 0.005 for u, v in values)  # the spin boxes show 2 decimals
+                and (a.character is None or b.character is None or abs(a.character - b.character) <= 1e-6))
 
 
 class StateCommand(QUndoCommand):

@@ -10,6 +10,8 @@ last sound afterwards, see ``synth.gui.session``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
@@ -28,6 +30,7 @@ from synth.gui.sound_panel import SoundPanel
 from synth.gui.status import StatusStrip
 from synth.gui.throttle import Throttle
 from synth.presets import Preset, PresetEntry, PresetLibrary, family_centroids, on_map
+from synth.timbre import Timbre
 
 POLL_MS = 50
 TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)
@@ -275,28 +278,46 @@ class MainWindow(QMainWindow):
             return entry.preset
         return on_map(entry.preset, self._centroids, self.adapter.map_hash)
 
+    def timbre(self) -> Timbre:
+        """What plays now: the pad's point with the sound panel's gain, envelope and character."""
+        return self.sound_panel.timbre_at(*self.pad.point)
+
+    def show_timbre(self, timbre: Timbre) -> None:
+        """Put a whole timbre on the window (sound panel, then the pad's point); the engine follows."""
+        self.sound_panel.set_timbre(timbre)
+        self.pad.set_point(timbre.x, timbre.y)
+        self.point_throttle.flush()
+
+    def preset_timbre(self) -> Timbre:
+        """The timbre as a preset keeps it: the point to 4 decimals, no character at the bundle's default (the
+        preset then follows the default of whatever bundle plays it)."""
+        timbre = self.timbre()
+        character = timbre.character
+        if character is not None and self.default_character is not None and character == self.default_character:
+            character = None
+        return replace(timbre, x=round(timbre.x, 4), y=round(timbre.y, 4), character=character)
+
     def current_preset(self, name: str) -> Preset:
         x, y = self.pad.point
         near = nearest(self.pad.points, x, y, 1)
         tags = (near[0][0].family,) if near else ()
-        gain_db, attack_ms, release_ms = self.sound_panel.sound()
-        character = self.sound_panel.character()
-        if character is not None and self.default_character is not None and character == self.default_character:
-            character = None  # at the bundle's default: the preset follows the default of whatever bundle plays it
-        return Preset(name=name, x=round(x, 4), y=round(y, 4), gain_db=gain_db, attack_ms=attack_ms,
-                      release_ms=release_ms, tags=tags, map_hash=self.adapter.map_hash, character=character)
+        return Preset(name, self.preset_timbre(), tags=tags, map_hash=self.adapter.map_hash)
+
+    def _played(self, preset: Preset) -> Timbre:
+        """A preset's timbre as this window plays it: its point inside the pad, the bundle's default character
+        when it has none (None where the bundle has no character control)."""
+        timbre = preset.timbre
+        character = None
+        if self.default_character is not None:
+            character = timbre.character if timbre.character is not None else self.default_character
+        return replace(timbre.at(*self.pad._clamp(timbre.x, timbre.y)), character=character)
 
     def _preset_state(self, name: str | None) -> SoundState | None:
         """The sound preset ``name`` stands for on this map (the reference of the "modified" mark)."""
         entry = self.preset_bar.library.find(name) if name else None
         if entry is None:
             return None
-        preset = self._place_on_map(entry)
-        x, y = self.pad._clamp(preset.x, preset.y)
-        character = None
-        if self.default_character is not None:
-            character = preset.character if preset.character is not None else self.default_character
-        return SoundState(entry.name, x, y, preset.gain_db, preset.attack_ms, preset.release_ms, character)
+        return SoundState(entry.name, self._played(self._place_on_map(entry)))
 
     def _before_preset_load(self) -> None:
         self._commit("edit")  # an edit not yet in the history becomes its own step, under the preset it was made on
@@ -314,12 +335,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Preset “{preset.name}”", 4000)
 
     def _put_preset_values(self, preset: Preset) -> None:
-        self.sound_panel.set_sound(preset.gain_db, preset.attack_ms, preset.release_ms)
-        if self.default_character is not None:
-            self.sound_panel.set_character(preset.character if preset.character is not None
-                                           else self.default_character)
-        self.pad.set_point(preset.x, preset.y)
-        self.point_throttle.flush()
+        timbre = preset.timbre
+        if self.default_character is not None and timbre.character is None:
+            timbre = replace(timbre, character=self.default_character)
+        self.show_timbre(timbre)
         self._update_modified()
 
     def revert_preset(self) -> None:
@@ -339,7 +358,7 @@ class MainWindow(QMainWindow):
 
     def _draw_presets(self) -> None:
         placed = [self._place_on_map(entry) for entry in self.preset_bar.library.entries]
-        self.pad.set_presets([(p.name, p.x, p.y) for p in placed], self.preset_bar.current_name)
+        self.pad.set_presets([(p.name, *p.timbre.point) for p in placed], self.preset_bar.current_name)
 
     def _update_modified(self) -> None:
         if self._applying:
@@ -357,20 +376,14 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ undo, redo, A/B
 
     def sound_state(self) -> SoundState:
-        x, y = self.pad.point
-        gain_db, attack_ms, release_ms = self.sound_panel.sound()
-        return SoundState(self.preset_bar.current_name, x, y, gain_db, attack_ms, release_ms,
-                          self.sound_panel.character())
+        return SoundState(self.preset_bar.current_name, self.timbre())
 
     def apply_state(self, state: SoundState) -> None:
         """Put a whole sound back (undo, redo, A/B): preset shown, values, point; the engine follows."""
         self._applying = True
         try:
             self.preset_bar.select(state.preset)
-            self.sound_panel.set_sound(state.gain_db, state.attack_ms, state.release_ms)
-            self.sound_panel.set_character(state.character)
-            self.pad.set_point(state.x, state.y)
-            self.point_throttle.flush()
+            self.show_timbre(state.timbre)
         finally:
             self._applying = False
         self._committed = self.sound_state()

@@ -1,11 +1,14 @@
-"""What the app remembers between runs: audio and MIDI settings, the timbre point, the sound (with the optional
-"character" of flow bundles), the last preset.
+"""What the app remembers between runs: audio and MIDI settings, the timbre (``synth.timbre.Timbre``: its point,
+and its sound with the optional "character" of flow bundles), the last preset.
 
 Stored as JSON in ``platformdirs.user_config_dir("pgesam-synth")/session.json`` (written atomically on quit). The
 audio device is remembered by name, not by index (indices change when devices come and go). Anything missing,
 unreadable or no longer available is skipped: a stale session never stops the app from starting. A file that is
 not a session (broken or crafted JSON) is ignored with a warning naming it; a value in it that is not a finite
 number in the range the app offers (a NaN master gain, a point at 1e300) is not applied and is reported.
+
+The timbre is stored as its ``to_dict`` fields split in two, as sessions always held it: ``"point": [x, y]`` (applied
+only on the map it was made on) and ``"sound"`` (the rest: gain, envelope, character), each checked by ``Timbre``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import logging
 from pathlib import Path
 
 from synth.atomic import clean_stale
-from synth.presets import (ATTACK_MS_RANGE, CHARACTER_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, RELEASE_MS_RANGE,
-                           PresetError, write_text_atomic)
+from synth.presets import PresetError, write_text_atomic
+from synth.timbre import SOUND_FIELDS, Timbre
 from synth.validate import InputError, finite_in_range, load_json_file
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,6 @@ ENGINE_KEYS = ("samplerate", "blocksize", "bend_range", "velocity_curve", "maste
 ENGINE_LIMITS = {"samplerate": (8000, 192000), "blocksize": (16, 8192), "bend_range": (1, 24),
                  "master_gain_db": (-60.0, 0.0)}
 INTEGER_KEYS = ("samplerate", "blocksize", "bend_range")
-SOUND_LIMITS = {"gain_db": GAIN_DB_RANGE, "attack_ms": ATTACK_MS_RANGE, "release_ms": RELEASE_MS_RANGE}
 
 
 def default_session_path() -> Path:
@@ -40,17 +42,14 @@ def default_session_path() -> Path:
 def capture(window) -> dict:
     adapter = window.adapter
     settings = adapter.settings()
-    gain_db, attack_ms, release_ms = window.sound_panel.sound()
-    sound = {"gain_db": gain_db, "attack_ms": attack_ms, "release_ms": release_ms}
-    character = window.sound_panel.character()
-    if character is not None:
-        sound["character"] = character
+    sound = window.timbre().to_dict()
+    point = [sound.pop("x"), sound.pop("y")]
     return {
         "version": SESSION_VERSION,
         "engine": {key: settings.get(key) for key in ENGINE_KEYS},
         "device_name": _device_name(adapter, settings.get("device")),
         "midi_port": settings.get("midi_port"),
-        "point": list(window.pad.point),
+        "point": point,
         "sound": sound,
         "preset": window.preset_bar.current_name,
         "map_hash": adapter.map_hash,
@@ -144,20 +143,20 @@ def _engine_value(key: str, value):
 
 def _restore_sound(window, data: dict, refused: list[str]) -> None:
     sound = data.get("sound")
-    if not isinstance(sound, dict) or not all(key in sound for key in SOUND_LIMITS):
+    if not isinstance(sound, dict) or not all(key in sound for key in SOUND_FIELDS):
         return  # an older session without a sound: nothing to restore
     try:
-        values = [finite_in_range(sound[key], *limits, f"sound.{key}") for key, limits in SOUND_LIMITS.items()]
+        values = {key: Timbre.check(key, sound[key], f"sound.{key}") for key in SOUND_FIELDS}
     except InputError as exc:
         refused.append(str(exc))
         return
-    window.sound_panel.set_sound(*values)
     character = sound.get("character")
     if character is not None:  # optional: older sessions and bundles without the flow sampler have none
-        try:
-            window.sound_panel.set_character(finite_in_range(character, *CHARACTER_RANGE, "sound.character"))
+        try:  # a bad character costs only itself
+            values["character"] = Timbre.check("character", character, "sound.character")
         except InputError as exc:
             refused.append(str(exc))
+    window.sound_panel.set_timbre(Timbre(*window.pad.point, **values))  # the point is restored on its own
 
 
 def _restore_point(window, data: dict, refused: list[str]) -> None:
@@ -173,7 +172,7 @@ def _restore_point(window, data: dict, refused: list[str]) -> None:
     try:
         if not isinstance(point, list) or len(point) != 2:
             raise InputError(f"point: expected [x, y], got {str(point)[:40]}")
-        x, y = (finite_in_range(v, *MAP_COORD_RANGE, f"point.{axis}") for v, axis in zip(point, "xy"))
+        x, y = (Timbre.check(axis, v, f"point.{axis}") for v, axis in zip(point, "xy"))
     except InputError as exc:
         refused.append(str(exc))
         return

@@ -1,10 +1,12 @@
-"""The panel beside the pad: the preset's sound (gain, attack, release, and "character" on bundles that play the flow
-sampler), where the cursor is, what is near it."""
+"""The panel beside the pad: the sound of the timbre (gain, attack, release, and "character" on bundles that play the
+flow sampler; the point is the pad's), where the cursor is, what is near it."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel
+
+from synth.timbre import ATTACK_MS_RANGE, CHARACTER_RANGE, GAIN_DB_RANGE, RELEASE_MS_RANGE, Timbre
 
 HELP = ("Drag on the map to move the timbre; arrows nudge it (Shift: more).\n"
         "Play: a w s e d f t g y h u j k; z / x: octave down / up. Esc: panic.")
@@ -17,10 +19,10 @@ class SoundPanel(QGroupBox):
 
     def __init__(self, gain_db: float, attack_ms: float, release_ms: float, parent=None) -> None:
         super().__init__("Sound", parent)
-        self.gain_spin = _spin(-60.0, 12.0, 0.5, " dB", gain_db)
-        self.attack_spin = _spin(0.0, 5000.0, 1.0, " ms", attack_ms)
-        self.release_spin = _spin(0.0, 10000.0, 10.0, " ms", release_ms)
-        self.character_spin = _spin(0.0, 8.0, 0.25, "", 1.0)
+        self.gain_spin = _spin(*GAIN_DB_RANGE, 0.5, " dB", gain_db)
+        self.attack_spin = _spin(*ATTACK_MS_RANGE, 1.0, " ms", attack_ms)
+        self.release_spin = _spin(*RELEASE_MS_RANGE, 10.0, " ms", release_ms)
+        self.character_spin = _spin(*CHARACTER_RANGE, 0.25, "", 1.0)
         self.character_spin.setToolTip(
             "Character: how strongly the model leans into the timbre at the cursor (the flow sampler's guidance).\n"
             "0 = loose, 1 = plain, higher = more pronounced and brighter. Changing it generates the notes again.")
@@ -57,16 +59,21 @@ class SoundPanel(QGroupBox):
         help_text.setStyleSheet("color: #888;")
         form.addRow(help_text)
 
-    def sound(self) -> tuple[float, float, float]:
-        return self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value()
+    def timbre_at(self, x: float, y: float) -> Timbre:
+        """The timbre these controls make at the point (x, y); ``character`` None when the control is hidden."""
+        return Timbre(x, y, self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value(),
+                      self.character())
 
-    def set_sound(self, gain_db: float, attack_ms: float, release_ms: float) -> None:
-        """Show a preset's values; emits ``soundChanged`` once."""
-        for spin, value in ((self.gain_spin, gain_db), (self.attack_spin, attack_ms), (self.release_spin, release_ms)):
+    def set_timbre(self, timbre: Timbre) -> None:
+        """Show a timbre's gain and envelope (emits ``soundChanged`` once), then its character when it has one and
+        the control is shown (emits ``characterChanged``). The point is the pad's to show."""
+        for spin, value in ((self.gain_spin, timbre.gain_db), (self.attack_spin, timbre.attack_ms),
+                            (self.release_spin, timbre.release_ms)):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
         self._emit_sound()
+        self.set_character(timbre.character)
 
     # ------------------------------------------------------------ character (flow bundles only)
 
@@ -102,7 +109,7 @@ class SoundPanel(QGroupBox):
         self.octave_label.setText(text)
 
     def _emit_sound(self) -> None:
-        self.soundChanged.emit(*self.sound())
+        self.soundChanged.emit(self.gain_spin.value(), self.attack_spin.value(), self.release_spin.value())
 
 
 def _spin(low: float, high: float, step: float, suffix: str, value: float) -> QDoubleSpinBox:

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from synth.engine.sources import SineNoteSource
 from synth.midi_file import MIN_NOTE_SECONDS, NOTE_OFF, NOTE_ON, MidiFileError, read_midi
-from synth.render import NoteBank, ProgramMap, Timbre, render_timeline
+from synth.presets import Preset
+from synth.render import NoteBank, ProgramMap, render_timeline
+from synth.timbre import Timbre
 
 EXAMPLES = {"bytes": 300, "header": 300, "events": 150, "render": 12, "cli": 8}
 MAX_SECONDS = 20.0
@@ -134,7 +136,7 @@ _short_event = st.one_of(
 )
 _SOURCE = SineNoteSource(pitch_range=(55, 65), duration=0.5)
 _BANK = NoteBank(_SOURCE, 16000)
-_MAP = ProgramMap(family_timbres={}, everything=Timbre("t", 0.0, 0.0, attack_ms=1.0, release_ms=30.0))
+_MAP = ProgramMap(family_timbres={}, everything=Preset("t", Timbre(0.0, 0.0, attack_ms=1.0, release_ms=30.0)))
 
 
 @settings(max_examples=EXAMPLES["render"], **FUZZ)

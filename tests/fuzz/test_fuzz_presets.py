@@ -19,8 +19,9 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synth.presets import (ATTACK_MS_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, PRESET_KIND, RELEASE_MS_RANGE, Preset,
-                           PresetError, read_preset, write_preset)
+from synth.presets import (ATTACK_MS_RANGE, CHARACTER_RANGE, GAIN_DB_RANGE, MAP_COORD_RANGE, PRESET_KIND,
+                           RELEASE_MS_RANGE, Preset, PresetError, read_preset, write_preset)
+from synth.timbre import Timbre
 
 EXAMPLES = {"json": 200, "shaped": 200, "text": 150, "round_trip": 100, "session_load": 150, "session_restore": 30}
 FUZZ = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -49,9 +50,11 @@ def _check(path: Path) -> None:
     except PresetError as exc:
         assert str(exc).startswith(str(path)) and "Traceback" not in str(exc)
         return
-    for value, (lo, hi) in ((preset.x, MAP_COORD_RANGE), (preset.y, MAP_COORD_RANGE), (preset.gain_db, GAIN_DB_RANGE),
-                            (preset.attack_ms, ATTACK_MS_RANGE), (preset.release_ms, RELEASE_MS_RANGE)):
+    timbre = preset.timbre
+    for value, (lo, hi) in ((timbre.x, MAP_COORD_RANGE), (timbre.y, MAP_COORD_RANGE), (timbre.gain_db, GAIN_DB_RANGE),
+                            (timbre.attack_ms, ATTACK_MS_RANGE), (timbre.release_ms, RELEASE_MS_RANGE)):
         assert math.isfinite(value) and lo <= value <= hi
+    assert timbre.character is None or CHARACTER_RANGE[0] <= timbre.character <= CHARACTER_RANGE[1]
     write_preset(preset, path)  # what loads must also save (no value the writer refuses)
 
 
@@ -64,7 +67,7 @@ def test_any_json_value(value):
 _preset_dict = st.fixed_dictionaries(
     {"kind": st.just(PRESET_KIND), "name": st.one_of(st.text(max_size=90), _scalar), "x": _scalar, "y": _scalar},
     optional={"gain_db": _scalar, "attack_ms": _scalar, "release_ms": _scalar, "tags": _json, "notes": _scalar,
-              "version": _scalar, "map_hash": _scalar})
+              "version": _scalar, "map_hash": _scalar, "character": _scalar})
 
 
 @settings(max_examples=EXAMPLES["shaped"], **FUZZ)
@@ -86,9 +89,12 @@ _finite = lambda lo, hi: st.floats(lo, hi, allow_nan=False, allow_infinity=False
 
 
 @settings(max_examples=EXAMPLES["round_trip"], **FUZZ)
-@given(st.builds(Preset, name=st.text(min_size=1, max_size=80).filter(str.strip), x=_finite(*MAP_COORD_RANGE),
-                 y=_finite(*MAP_COORD_RANGE), gain_db=_finite(*GAIN_DB_RANGE), attack_ms=_finite(*ATTACK_MS_RANGE),
-                 release_ms=_finite(*RELEASE_MS_RANGE), tags=st.lists(st.text(max_size=10), max_size=3).map(tuple)))
+@given(st.builds(Preset, name=st.text(min_size=1, max_size=80).filter(str.strip),
+                 timbre=st.builds(Timbre, x=_finite(*MAP_COORD_RANGE), y=_finite(*MAP_COORD_RANGE),
+                                  gain_db=_finite(*GAIN_DB_RANGE), attack_ms=_finite(*ATTACK_MS_RANGE),
+                                  release_ms=_finite(*RELEASE_MS_RANGE),
+                                  character=st.one_of(st.none(), _finite(*CHARACTER_RANGE))),
+                 tags=st.lists(st.text(max_size=10), max_size=3).map(tuple)))
 def test_valid_presets_round_trip(preset):
     path = _folder / f"r{next(_counter)}.json"
     write_preset(preset, path)
@@ -146,5 +152,5 @@ def test_restoring_any_session_keeps_every_value_finite(window, data):
     assert -60.0 <= settings_now["master_gain_db"] <= 0.0
     assert math.isfinite(window.adapter.engine.settings.master_gain_db)
     assert all(math.isfinite(v) for v in window.pad.point)
-    gain, attack, release = window.sound_panel.sound()
-    assert all(math.isfinite(v) for v in (gain, attack, release))
+    timbre = window.timbre()  # a Timbre is finite and in range by construction; check anyway
+    assert all(math.isfinite(v) for v in (timbre.gain_db, timbre.attack_ms, timbre.release_ms))

@@ -10,6 +10,7 @@ import pytest
 from synth.gui import session
 from synth.gui.main_window import MainWindow
 from synth.presets import Preset
+from synth.timbre import Timbre
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +77,7 @@ def test_character_is_saved_in_presets_and_the_session(flow_window, library, mon
 def test_a_preset_without_character_plays_the_bundle_default(flow_window, library):
     window = flow_window
     default = window.default_character
-    library.save(Preset("Old Style", 0.0, 0.0))
+    library.save(Preset("Old Style", Timbre(0.0, 0.0)))
     assert "character" not in json.loads(library.find("Old Style").path.read_text())
     window.preset_bar.refresh()
     window.sound_panel.character_spin.setValue(7.0)

@@ -214,3 +214,21 @@ def test_export_dialog_offers_the_models_whole_range(window, adapter):
     dialog = ExportDialog(window)
     assert dialog.pitches_edit.text() == f"{low}-{high}"
     assert dialog.request().pitches == tuple(range(low, high + 1))
+
+
+def test_export_and_render_dialogs_take_the_windows_timbre(window, adapter):
+    """Both dialogs use the timbre as a preset keeps it: the pad's point to 4 decimals, the sound panel's values."""
+    from synth.gui.export_dialogs import ExportDialog, RenderDialog
+
+    window.sound_panel.gain_spin.setValue(-7.5)
+    window.sound_panel.release_spin.setValue(1230.0)
+    timbre = window.preset_timbre()
+    assert timbre.point == tuple(round(v, 4) for v in window.pad.point) and timbre.gain_db == -7.5
+    export = ExportDialog(window)
+    export.name_edit.setText("x" * 200)  # a file name, not a preset name: no preset's length limit applies
+    request = export.request()
+    assert request.timbre == timbre and request.level_db == -7.5 and request.name == "x" * 200
+    render = RenderDialog(window)
+    render.map_combo.setCurrentIndex(render.map_combo.findData("current"))
+    everything = render.program_map().everything
+    assert everything.name == "current timbre" and everything.timbre == timbre

@@ -122,7 +122,7 @@ def test_presets_are_drawn_and_named_on_the_map(window):
     assert label.toPlainText() == current
     placed = window._place_on_map(window.preset_bar.library.find(current))
     xmin, xmax, ymin, ymax = window.pad.extent
-    expected = (min(max(placed.x, xmin), xmax), min(max(placed.y, ymin), ymax))
+    expected = (min(max(placed.timbre.x, xmin), xmax), min(max(placed.timbre.y, ymin), ymax))
     assert marker.data[0]["x"] == pytest.approx(expected[0]) and marker.data[0]["y"] == pytest.approx(expected[1])
     assert window.pad.current_preset == current
 
@@ -131,11 +131,12 @@ def test_a_factory_preset_is_selected_at_first_launch(window, library):
     name = window.preset_bar.current_name
     entry = library.find(name)
     assert entry is not None and not entry.is_user
-    placed = window._place_on_map(entry)
+    placed = window._place_on_map(entry).timbre
     xmin, xmax, ymin, ymax = window.pad.extent
     assert window.pad.point == pytest.approx((min(max(placed.x, xmin), xmax), min(max(placed.y, ymin), ymax)),
                                              abs=1e-6)
-    assert window.sound_panel.sound() == (placed.gain_db, placed.attack_ms, placed.release_ms)
+    now = window.timbre()
+    assert (now.gain_db, now.attack_ms, now.release_ms) == (placed.gain_db, placed.attack_ms, placed.release_ms)
     assert not window.preset_bar.modified
 
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from synth.gui.main_window import MainWindow
 from synth.presets import Preset, PresetLibrary
+from synth.timbre import Timbre
 
 
 def pixel_of(pad, x: float, y: float) -> QPoint:
@@ -72,7 +73,7 @@ def test_saving_under_a_factory_name_makes_a_user_copy(window, library, monkeypa
     monkeypatch.setattr(bar, "_ask_name", lambda title, suggestion: factory)  # the player types the factory name
     bar.save()
     copy = library.find(f"{factory} (mine)")
-    assert copy is not None and copy.is_user and copy.preset.gain_db == -9.0
+    assert copy is not None and copy.is_user and copy.preset.timbre.gain_db == -9.0
     still = library.find(factory)
     assert still is not None and not still.is_user and still.path.read_bytes() == original
     assert bar.current_name == f"{factory} (mine)" and not bar.modified
@@ -85,10 +86,10 @@ def test_a_user_file_named_like_a_factory_preset_hides_nothing(tmp_path, user_co
     user_dir = tmp_path / "user"
     library = PresetLibrary(user_dir=user_dir, factory_dir=FACTORY_DIR)
     name = factory_names(library)[0]
-    write_preset(Preset(name, 0.0, 0.0, gain_db=-20.0), user_dir / "old.json")
+    write_preset(Preset(name, Timbre(0.0, 0.0, gain_db=-20.0)), user_dir / "old.json")
     library.reload()
     assert not library.find(name).is_user
-    assert library.find(f"{name} (mine)").is_user and library.find(f"{name} (mine)").preset.gain_db == -20.0
+    assert library.find(f"{name} (mine)").is_user and library.find(f"{name} (mine)").preset.timbre.gain_db == -20.0
 
 
 def test_revert_brings_back_the_stored_preset(window, library):
@@ -100,9 +101,10 @@ def test_revert_brings_back_the_stored_preset(window, library):
     window.pad.set_point(*inside(window.pad, 0.9, 0.9))
     assert bar.buttons["revert"].isEnabled()
     bar.buttons["revert"].click()
-    assert window.sound_panel.sound() == (placed.gain_db, placed.attack_ms, placed.release_ms)
+    now, stored = window.timbre(), placed.timbre
+    assert (now.gain_db, now.attack_ms, now.release_ms) == (stored.gain_db, stored.attack_ms, stored.release_ms)
     xmin, xmax, ymin, ymax = window.pad.extent
-    assert window.pad.point == pytest.approx((min(max(placed.x, xmin), xmax), min(max(placed.y, ymin), ymax)))
+    assert window.pad.point == pytest.approx((min(max(stored.x, xmin), xmax), min(max(stored.y, ymin), ymax)))
     assert not bar.modified
 
 
@@ -141,34 +143,34 @@ def test_arrow_nudges_undo_as_one_step(window, qtbot):
 
 def test_deleting_a_user_preset_can_be_undone(window, library, monkeypatch, qtbot):
     bar = window.preset_bar
-    library.save(Preset("Keep Me", 0.1, 0.1, gain_db=-4.0))
+    library.save(Preset("Keep Me", Timbre(0.1, 0.1, gain_db=-4.0)))
     bar.refresh()
     bar.load("Keep Me")
     monkeypatch.setattr(bar, "_confirm", lambda question: True)
     bar.delete()
     assert library.find("Keep Me") is None
     undo(qtbot, window)
-    assert library.find("Keep Me") is not None and library.find("Keep Me").preset.gain_db == -4.0
+    assert library.find("Keep Me") is not None and library.find("Keep Me").preset.timbre.gain_db == -4.0
     assert bar.combo.findData("Keep Me") >= 0
 
 
 def test_a_b_compare(window, adapter, qtbot):
     bar = window.preset_bar
     assert bar.ab_buttons["A"].isChecked()
-    a_state = (window.pad.point, window.sound_panel.sound(), bar.current_name)
+    a_state = (window.timbre(), bar.current_name)
     bar.ab_buttons["B"].click()  # B starts as a copy of A
-    assert (window.pad.point, window.sound_panel.sound(), bar.current_name) == a_state
-    other = next(name for name in factory_names(bar.library) if name != a_state[2])
+    assert (window.timbre(), bar.current_name) == a_state
+    other = next(name for name in factory_names(bar.library) if name != a_state[1])
     bar.load(other)
     window.sound_panel.gain_spin.setValue(-21.0)
-    b_state = (window.pad.point, window.sound_panel.sound(), bar.current_name)
+    b_state = (window.timbre(), bar.current_name)
     assert b_state != a_state
     bar.ab_buttons["A"].click()
-    assert (window.pad.point, window.sound_panel.sound(), bar.current_name) == a_state
-    qtbot.waitUntil(lambda: adapter.engine.point == pytest.approx(a_state[0]), timeout=1000)
-    assert adapter.sound()[0] == a_state[1][0]
+    assert (window.timbre(), bar.current_name) == a_state
+    qtbot.waitUntil(lambda: adapter.engine.point == pytest.approx(a_state[0].point), timeout=1000)
+    assert adapter.sound()[0] == a_state[0].gain_db
     bar.ab_buttons["B"].click()
-    assert (window.pad.point, window.sound_panel.sound(), bar.current_name) == b_state
+    assert (window.timbre(), bar.current_name) == b_state
     undo(qtbot, window)  # each side keeps its own history: this undoes B's last edit, not A's
     assert window.sound_panel.gain_spin.value() != -21.0 and bar.current_name == other
     bar.copy_button.click()  # B -> A

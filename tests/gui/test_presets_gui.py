@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from synth.gui.main_window import MainWindow
 from synth import presets as presets_module
 from synth.presets import Preset, PresetLibrary
+from synth.timbre import Timbre
 
 
 def test_save_as_and_load_round_trip(window, adapter, library, qtbot, monkeypatch):
@@ -44,7 +45,7 @@ def test_save_as_and_load_round_trip(window, adapter, library, qtbot, monkeypatc
 
 def test_rename_and_delete_user_preset(window, library, monkeypatch):
     bar = window.preset_bar
-    library.save(Preset("Old Name", 0.0, 0.0))
+    library.save(Preset("Old Name", Timbre(0.0, 0.0)))
     bar.refresh()
     bar.load("Old Name")
     monkeypatch.setattr(bar, "_ask_name", lambda title, suggestion: "New Name")
@@ -57,7 +58,7 @@ def test_rename_and_delete_user_preset(window, library, monkeypatch):
 
 
 def test_factory_presets_are_listed_after_user_ones(window, library):
-    library.save(Preset("Zzz Mine", 0.0, 0.0))
+    library.save(Preset("Zzz Mine", Timbre(0.0, 0.0)))
     window.preset_bar.refresh()
     combo = window.preset_bar.combo
     assert combo.itemData(0) == "Zzz Mine" and combo.itemText(0).startswith("★")
@@ -82,7 +83,7 @@ def test_corrupt_preset_file_is_reported_and_the_app_goes_on(qtbot, adapter, tmp
 
 def test_failed_save_shows_an_error_and_keeps_the_old_file(window, library, monkeypatch):
     bar = window.preset_bar
-    library.save(Preset("Keep Me", 0.1, 0.1))
+    library.save(Preset("Keep Me", Timbre(0.1, 0.1)))
     bar.refresh()
     bar.load("Keep Me")
     path = library.find("Keep Me").path

@@ -9,16 +9,17 @@ import pytest
 from synth.gui import session
 from synth.gui.main_window import MainWindow
 from synth.presets import Preset
+from synth.timbre import Timbre
 
 
 def test_session_round_trip(window, adapter, library, qtbot, tmp_path):
-    library.save(Preset("Mine", 0.1, 0.2))
+    library.save(Preset("Mine", Timbre(0.1, 0.2)))
     window.preset_bar.refresh()
     window.preset_bar.load("Mine")
     xmin, xmax, ymin, ymax = window.pad.extent
     point = (xmin + 0.4 * (xmax - xmin), ymin + 0.7 * (ymax - ymin))
     window.pad.set_point(*point)
-    window.sound_panel.set_sound(-3.0, 12.0, 640.0)
+    window.sound_panel.set_timbre(Timbre(0.0, 0.0, -3.0, 12.0, 640.0))  # the panel shows the sound, not the point
     adapter.apply_settings(blocksize=512, bend_range=7, velocity_curve="hard", master_gain_db=-18.0)
     window.keys.shift_octave(1)
     path = tmp_path / "session.json"
@@ -34,7 +35,8 @@ def test_session_round_trip(window, adapter, library, qtbot, tmp_path):
         assert session.restore(again, session.load(path)) == []
         assert again.pad.point == pytest.approx(point, abs=1e-6)
         assert fresh.engine.point == pytest.approx(point, abs=1e-6)
-        assert again.sound_panel.sound() == (-3.0, 12.0, 640.0)
+        restored = again.timbre()
+        assert (restored.gain_db, restored.attack_ms, restored.release_ms) == (-3.0, 12.0, 640.0)
         assert again.preset_bar.current_name == "Mine"
         assert fresh.engine.block_size == 512
         assert fresh.settings()["bend_range"] == 7 and fresh.settings()["velocity_curve"] == "hard"

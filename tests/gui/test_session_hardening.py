@@ -50,11 +50,11 @@ def test_a_bad_master_gain_in_the_session_is_refused_and_reported(gain, window, 
                                          ("engine", {"velocity_curve": ["soft"]})])
 def test_other_bad_session_values_are_reported_not_applied(field, value, window, tmp_path):
     path = tmp_path / "session.json"
-    point, sound = window.pad.point, window.sound_panel.sound()
+    before = window.timbre()
     _write(path, _session(window, **{field: value}))
     problems = session.restore(window, session.load(path))
     assert len(problems) == 1 and field in problems[0]
-    assert window.pad.point == point and window.sound_panel.sound() == sound
+    assert window.timbre() == before
 
 
 @pytest.mark.parametrize("text", [DEEP, '{"version": 1, "octave_base": ' + "9" * 5000 + "}",
