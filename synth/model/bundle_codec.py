@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from synth.atomic import UMASK, write_text
 from synth.model.bundle import (BUNDLE_JSON, BundleError, CODEC_FOLDER, _content_hash, load_bundle, read_bundle_info,
                                 sha256_file)
 
@@ -76,9 +77,7 @@ def replace_codec(bundle_dir: str | Path, codec_dir: str | Path) -> dict:
         codec_cfg = json.loads((current / "config.json").read_text())
         new_info = {**info, "files": files, "hash": _content_hash(files),
                     "codec": {**info["codec"], "name": codec_cfg.get("name", "codec")}}
-        tmp = bundle_dir / (BUNDLE_JSON + ".tmp")
-        tmp.write_text(json.dumps(new_info, indent=1))
-        tmp.replace(bundle_dir / BUNDLE_JSON)
+        write_text(bundle_dir / BUNDLE_JSON, json.dumps(new_info, indent=1), file_mode=UMASK)
         load_bundle(bundle_dir, device="cpu")  # hashes, weights and the one-note probe
     except BaseException:
         shutil.rmtree(current, ignore_errors=True)
