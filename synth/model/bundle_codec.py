@@ -49,7 +49,7 @@ def encoder_difference(old_dir: Path, new_dir: Path) -> str | None:
 
 
 def replace_codec(bundle_dir: str | Path, codec_dir: str | Path) -> dict:
-    """Swap ``bundle_dir``'s codec for ``codec_dir`` (same encoder); returns {old_hash, hash, codec}."""
+    """Swap ``bundle_dir``'s codec files for ``codec_dir``'s (same encoder); returns {old_hash, hash, codec}."""
     bundle_dir, codec_dir = Path(bundle_dir), Path(codec_dir)
     info = read_bundle_info(bundle_dir)
     current = bundle_dir / info.get("codec", {}).get("folder", CODEC_FOLDER)
@@ -65,11 +65,14 @@ def replace_codec(bundle_dir: str | Path, codec_dir: str | Path) -> dict:
     shutil.copytree(current, backup)
     shutil.copy2(bundle_dir / BUNDLE_JSON, json_backup)
     try:
-        staged = bundle_dir / ".codec.new"
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(codec_dir, staged, ignore=shutil.ignore_patterns("*.tmp"))
-        shutil.rmtree(current)
-        staged.rename(current)
+        # the codec is the folder's top-level files (what save_bundle lists); sub-folders (the card's examples and
+        # training curves) stay
+        for path in current.iterdir():
+            if path.is_file():
+                path.unlink()
+        for path in sorted(codec_dir.iterdir()):
+            if path.is_file() and not path.name.endswith(".tmp"):
+                shutil.copy2(path, current / path.name)
         files = {k: v for k, v in info["files"].items() if not k.startswith(CODEC_FOLDER + "/")}
         for path in sorted(p for p in current.iterdir() if p.is_file()):
             name = f"{CODEC_FOLDER}/{path.name}"

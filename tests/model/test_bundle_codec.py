@@ -37,6 +37,8 @@ def retrained(bundle, tmp_path, part: str, name: str):
 
 def test_a_fine_tuned_decoder_replaces_the_codec(bundle, tmp_path):
     new = retrained(bundle, tmp_path, "decoder.", "tiny-tuned")
+    (bundle / "codec" / "examples").mkdir()
+    (bundle / "codec" / "examples" / "a.png").write_bytes(b"kept")  # the card's pictures stay
     before = load_bundle(bundle, device="cpu")
     result = replace_codec(bundle, new)
     after = load_bundle(bundle, device="cpu")
@@ -47,6 +49,7 @@ def test_a_fine_tuned_decoder_replaces_the_codec(bundle, tmp_path):
     with torch.no_grad():
         assert torch.equal(before.codec.encode(wave), after.codec.encode(wave))
     assert not any(p.name.startswith(".") for p in bundle.iterdir())
+    assert (bundle / "codec" / "examples" / "a.png").read_bytes() == b"kept"
 
 
 def test_another_encoder_is_refused_and_nothing_changes(bundle, tmp_path):
