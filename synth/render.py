@@ -436,26 +436,12 @@ def open_source(bundle: str | Path | None = None, demo: bool = False) -> OpenedS
         if bundle is not None:
             raise SourceError(f"{path}: not a model bundle (no bundle.json); use --demo for the built-in sound")
         return OpenedSource(SineNoteSource(), None, f"built-in demo source (no model bundle at {path})")
-    from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
-
-    disk = default_disk_cache()
-    if disk is not None:  # notes come from the shared disk cache; the model loads only if one is missing
-        from synth.engine.lazy_source import lazy_model_source
-
-        lazy = lazy_model_source(path)
-        if lazy is not None:
-            return OpenedSource(DiskCachedSource(lazy, disk), list(lazy.instruments),
-                                f"model bundle {path} ({lazy.hash})")
     try:
-        from synth.engine.engine import ModelNoteSource
-        from synth.engine.synthesizer import Synthesizer
-        from synth.model.bundle import load_bundle
+        from synth.engine.bundle_source import open_bundle
 
-        loaded = load_bundle(path)
-        source = ModelNoteSource(Synthesizer(loaded), loaded)  # the live engine's adapter: same hash, same loops
-        if disk is not None:
-            source = DiskCachedSource(source, disk)
-        return OpenedSource(source, list(loaded.instruments), f"model bundle {path} ({loaded.hash})")
+        # with the disk cache on, notes come from it and the model loads only if one is missing (lazy)
+        opened = open_bundle(path, lazy=True, spare_core=False)
+        return OpenedSource(opened, list(opened.instruments), f"model bundle {path} ({opened.hash})")
     except ImportError as exc:
         raise SourceError(f"cannot load model bundles in this checkout ({exc}); use --demo") from exc
     except Exception as exc:  # BundleError and friends: the bundle's own message says what is wrong

@@ -426,14 +426,11 @@ def _child(args: argparse.Namespace) -> dict:
 
 
 def _model_source(bundle: str, tmp: Path):
-    from synth.engine.engine import ModelNoteSource, _leave_a_core_for_audio
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import build_tiny_bundle, load_bundle
+    from synth.engine.bundle_source import open_bundle
+    from synth.model.bundle import build_tiny_bundle
 
     if (Path(bundle) / "bundle.json").exists():
         path, what = Path(bundle), f"bundle {bundle}"
     else:
         path, what = build_tiny_bundle(tmp / "tiny"), "tiny random bundle (no models/default yet)"
-    b = load_bundle(path)
-    _leave_a_core_for_audio()
-    return ModelNoteSource(Synthesizer(b), b), what
+    return open_bundle(path, disk_cache=False, separate_process=False), what

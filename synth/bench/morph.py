@@ -169,9 +169,10 @@ def _child(args: argparse.Namespace) -> dict:
         source, what = SineNoteSource(pitch_range=(48, 72), delay_per_note=args.demo_cost), \
             f"demo source, {args.demo_cost} s per note simulated"
     elif args.separate_process and (Path(args.bundle) / "bundle.json").exists():
-        from synth.engine.remote_source import RemoteModelSource
+        from synth.engine.bundle_source import open_bundle
 
-        source, what = RemoteModelSource(args.bundle), f"bundle {args.bundle} in a process of its own"
+        source, what = (open_bundle(args.bundle, disk_cache=False, separate_process=True),
+                        f"bundle {args.bundle} in a process of its own")
     else:
         from synth.bench.engine import _model_source
 
@@ -181,7 +182,7 @@ def _child(args: argparse.Namespace) -> dict:
     held = sorted({min(max(p, lo), hi) for p in HELD})
     bounds = getattr(source, "map_bounds", None) or source_bounds(source)
     result: dict = {"bench": "morph", "period": period, "period_ms": round(1000 * period / RATE, 2),
-                    "source": what, "play_path": getattr(getattr(source, "synthesizer", None), "play_path", "demo"),
+                    "source": what, "play_path": getattr(source, "play_path", "demo"),
                     "held": held, "drag_s": args.seconds, "moves_per_s": MOVE_HZ, "grid": "none (nothing prepared)",
                     "cpu_count": os.cpu_count()}
     from synth.bench.engine import _all_output_ports, _output_ports_of_new_client

@@ -19,25 +19,22 @@ So the callback holds no lock anyone else takes, allocates nothing in steady sta
 
 from __future__ import annotations
 
-import math
-import os
 import sys
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from synth.engine.buffers import BufferSlot
+from synth.engine.bundle_source import BundleSource, open_bundle
 from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
 from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, SUSTAIN,
                                   Event,
                                   MidiInput)
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
-from synth.engine.sources import bounds_of_instruments as _bounds_of
 from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
 
@@ -54,141 +51,6 @@ class EngineSettings:
     bend_range: float = 2.0  # semitones at full pitch-wheel deflection
     velocity_curve: str = "linear"  # linear | soft | hard (synth.engine.velocity)
     midi_channel: int | None = None  # None = omni, else 0-15
-
-
-PREVIEW_TAIL_S = 0.3  # seconds of a preview note decoded after its held part (the default release is 0.25 s)
-PREVIEW_FADE_S = 0.05  # fade at the end of a preview note
-
-
-class ModelNoteSource:
-    """Adapts the model ``Synthesizer`` + its bundle to the ``NoteSource`` protocol (hash, map bounds, range)."""
-
-    def __init__(self, synthesizer, bundle) -> None:
-        self.synthesizer = synthesizer
-        self.bundle = bundle
-        self.sample_rate = int(bundle.sample_rate)
-        lo, hi = getattr(synthesizer, "pitch_range", None) or bundle.pitch_range  # the keys the model generates
-        self.pitch_range = (int(lo), int(hi))
-        self.hash = str(bundle.hash)
-        # what the model generates: a distinct timbre (and level) per velocity layer; (100,) for old bundles
-        self.velocity_layers = tuple(getattr(synthesizer, "velocity_layers", None) or (100,))
-        self.label = f"model {getattr(bundle, 'path', '?')}"  # names the bundle in worker errors
-        self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
-        samples = getattr(synthesizer, "num_samples", None)
-        duration = float(samples) / self.sample_rate if samples else 4.0
-        # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
-        self.held_seconds = min(3.0, 0.75 * duration)
-        # (pitch, velocity, generation settings) -> [(x, y, exact frames, VAE frames)], the most recent last
-        self._anchors: dict[tuple[int, int, str], list] = {}
-        self._anchor_lock = threading.Lock()  # generation and preview worker threads; never the audio callback
-
-    @property
-    def generation_settings(self) -> str:
-        """What besides (point, pitch, velocity) decides the notes: the play path, and for the flow sampler its
-        guidance ("character"), steps and sampler. Part of the disk note cache's key (``synth.engine.disk_cache``)."""
-        from synth.engine.lazy_source import settings_of
-
-        synth = self.synthesizer
-        path = str(getattr(synth, "play_path", "generator"))
-        if path != "flow":
-            return settings_of(path)
-        flow = getattr(synth, "flow", None)
-        return settings_of("flow", synth.guidance, synth.steps, str(getattr(getattr(flow, "cfg", None), "sampler", "")))
-
-    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
-        return self.generate_with_frames(xy, pitches, velocity)[0]
-
-    def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int],
-                             velocity: int = 100) -> tuple[np.ndarray, np.ndarray | None]:
-        """``generate``'s audio and the standardized frames it was decoded from (float32 ``[n, T, D]``; None for a
-        synthesizer without the frame-level API). The disk note cache keeps the frames, so notes read back from
-        disk still anchor previews (``add_anchors``)."""
-        synth = self.synthesizer
-        if not hasattr(synth, "frames"):  # a synthesizer without the frame-level API: audio only, no anchors
-            return np.asarray(synth.generate(xy, list(pitches), velocity), dtype=np.float32), None
-        frames = synth.frames(xy, list(pitches), velocity)
-        self._remember(xy, pitches, velocity, frames)
-        audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
-        return audio, frames.detach().cpu().numpy().astype(np.float32, copy=False)
-
-    def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
-        """Exact frames of notes made earlier (read from the disk note cache) as preview anchors."""
-        if not hasattr(self.synthesizer, "vae_frames"):
-            return
-        import torch
-
-        device = getattr(self.synthesizer, "device", "cpu")
-        self._remember(xy, pitches, velocity, torch.as_tensor(np.asarray(frames, np.float32), device=device))
-
-    # -------------------------------------------------------------------------------- live-morph preview (issue 19)
-    # Measured on the shipped generator bundle (frames MSE against the exact frames of the new point, 6 random drags
-    # of 0.3 map widths, 3 pitches): the VAE decoder's frames 0.019, the exact frames of the start point moved by the
-    # VAE's change between the two points 0.0086, the start point's frames unchanged 0.13. So a preview starts from
-    # the nearest exact note generated so far (its "anchor") and adds what the VAE says changes.
-    MAX_ANCHORS = 8  # exact notes remembered per (pitch, velocity), the most recent
-
-    def _remember(self, xy, pitches, velocity: int, frames) -> None:
-        synth = self.synthesizer
-        if not hasattr(synth, "vae_frames"):
-            return
-        vae = synth.vae_frames(xy, list(pitches), velocity)
-        x, y = float(xy[0]), float(xy[1])
-        settings = self.generation_settings  # a new "character" makes other notes: its own anchors
-        with self._anchor_lock:
-            for row, pitch in enumerate(pitches):
-                key = (self._clamp(pitch), int(velocity), settings)
-                kept = self._anchors.setdefault(key, [])
-                kept.append((x, y, frames[row].detach().clone(), vae[row].detach().clone()))
-                del kept[:-self.MAX_ANCHORS]
-
-    def _clamp(self, pitch: int) -> int:
-        lo, hi = self.pitch_range
-        return min(max(int(pitch), lo), hi)
-
-    def anchor_count(self) -> int:
-        with self._anchor_lock:
-            return sum(len(v) for v in self._anchors.values())
-
-    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
-        """Fast approximate notes at ``xy`` for a drag (no generation): the nearest exact note of each pitch generated
-        so far, moved by the VAE decoder's change of frames between its point and ``xy``; the VAE's own frames where
-        no exact note exists yet. Then the codec decodes them (~13 ms a note here). float32 ``[n, samples]``."""
-        synth = self.synthesizer
-        if not hasattr(synth, "vae_frames"):
-            return self.generate(xy, pitches, velocity)
-        x, y = float(xy[0]), float(xy[1])
-        import torch
-
-        frames = synth.vae_frames(xy, list(pitches), velocity)
-        settings = self.generation_settings
-        with self._anchor_lock, torch.inference_mode():
-            rows = []
-            for row, pitch in enumerate(pitches):
-                kept = self._anchors.get((self._clamp(pitch), int(velocity), settings))
-                if kept:
-                    ax, ay, exact, vae = min(kept, key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2)
-                    rows.append(exact + (frames[row] - vae))
-                else:
-                    rows.append(frames[row])
-            frames = torch.stack(rows)
-        # Only up to the end of the sustain loop (5/6 of the held part: see buffers.prepare_note_buffer) and a
-        # release's worth after it is decoded: decoding costs in proportion to frames (2.8 of NSynth's 4 s). A
-        # preview is replaced by the exact note within about a second; a voice released meanwhile with a release
-        # longer than PREVIEW_TAIL_S meets a short fade at the end.
-        keep = frames.shape[1]
-        rate = float(getattr(synth, "num_frames", 0) or 0) / max(1e-9, float(getattr(synth, "num_samples", 0) or 0))
-        if rate > 0:
-            seconds = self.held_seconds * 5.0 / 6.0 + PREVIEW_TAIL_S
-            keep = min(keep, int(math.ceil(seconds * rate * self.sample_rate)))
-        try:
-            audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
-        except Exception:  # a codec that cannot decode a shorter sequence: the whole note, as generate does
-            keep = frames.shape[1]
-            audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
-        fade = min(audio.shape[1], int(PREVIEW_FADE_S * self.sample_rate))
-        if keep < frames.shape[1] and fade > 0:
-            audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        return audio
 
 
 class Engine:
@@ -253,6 +115,12 @@ class Engine:
         self._prev_switch = sys.getswitchinterval()
 
     @property
+    def model(self) -> BundleSource | None:
+        """The model bundle this engine plays (``open_bundle``'s ``BundleSource``: name, hash, instruments, device,
+        play path, character), or None when it plays another source (the demo tones)."""
+        return self.source if isinstance(self.source, BundleSource) else None
+
+    @property
     def slots(self) -> list[BufferSlot]:
         """The 128 slots of the default (velocity 100) layer."""
         return self.layer_slots[self.worker.default_layer]
@@ -265,32 +133,17 @@ class Engine:
     @classmethod
     def from_bundle(cls, path: str | Path | None = None, *, device_name: str | None = None,
                     disk_cache: bool = True, separate_process: bool | None = None, **kwargs) -> "Engine":
-        """An engine playing the model bundle at ``path`` (raises the bundle's BundleError when it is unusable).
+        """An engine playing the model bundle at ``path`` (None: the bundled model), opened by
+        ``synth.engine.bundle_source.open_bundle`` (raises the bundle's BundleError when it is unusable).
         ``disk_cache``: notes go through the disk note cache shared with render and export
         (``synth.engine.disk_cache``; ``SYNTH_NOTE_CACHE=off`` turns it off everywhere). ``separate_process``: the
         model runs in a process of its own (``synth.engine.remote_source``; default: ``SYNTH_GENERATION_PROCESS=1``)."""
-        from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
-
         if path is None:  # the bundled model (synth.resources: checkout or installed copy)
             from synth.resources import default_bundle
 
             path = default_bundle()
-        if separate_process is None:
-            separate_process = os.environ.get("SYNTH_GENERATION_PROCESS", "") == "1"
-        if separate_process:
-            from synth.engine.remote_source import RemoteModelSource
-
-            source = RemoteModelSource(path, device_name)
-        else:
-            from synth.engine.synthesizer import Synthesizer
-            from synth.model.bundle import load_bundle
-
-            bundle = load_bundle(path)
-            synth = Synthesizer(bundle, device=device_name) if device_name else Synthesizer(bundle)
-            _leave_a_core_for_audio()
-            source = ModelNoteSource(synth, bundle)
-        disk = default_disk_cache() if disk_cache else None
-        return cls(DiskCachedSource(source, disk) if disk is not None else source, **kwargs)
+        return cls(open_bundle(path, device=device_name, disk_cache=disk_cache, separate_process=separate_process),
+                   **kwargs)
 
     @classmethod
     def demo(cls, **kwargs) -> "Engine":
@@ -560,15 +413,4 @@ class Engine:
         }
 
 
-def _leave_a_core_for_audio() -> None:
-    """On CPU, torch's intra-op pool would take every core and starve the audio callback; keep one free."""
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    except Exception:
-        pass
-
-
-__all__ = ["Engine", "EngineSettings", "ModelNoteSource"]
+__all__ = ["Engine", "EngineSettings"]

@@ -4,7 +4,7 @@ Why: ``synth render`` / ``synth export`` of notes that are all in the disk note 
 need the bundle's identity, range and map, not its networks; importing torch and loading the weights costs seconds
 (2.8 s for ``import torch`` alone on this 2-core machine under load), which is most of a warm render. The first
 ``generate`` (or ``preview``, or ``synthesizer``) loads the bundle with ``load_bundle`` (hashes verified, probe
-played) into the engine's ``ModelNoteSource``; a bundle that does not load then raises ``SourceError`` naming it.
+played) into the engine's ``ModelNoteSource`` (``synth.engine.model_source.load_model_source``); a bundle that does not load then raises ``SourceError`` naming it.
 
 ``lazy_model_source(path)`` returns None whenever bundle.json is not plainly sane (no ``hash``, odd fields): the
 caller then loads the bundle at once, and ``load_bundle``'s own message says what is wrong.
@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from synth.engine.model_source import settings_of
 from synth.validate import InputError, load_json_file
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,11 @@ def _whole(value, lo: int, hi: int) -> int:
     return int(value)
 
 
-def settings_of(play_path: str, guidance: float | None = None, steps: int | None = None,
-                sampler: str | None = None) -> str:
-    """The generation-settings part of a note's identity (``ModelNoteSource.generation_settings`` agrees)."""
-    if play_path != "flow":
-        return play_path
-    # "flow2": the sampler's noise is blended over a lattice on the map since session 6 (FlowConfig.noise_lattice),
-    # so notes cached under the old per-cell noise are not served for the new one
-    return f"flow2:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
-
-
 class LazyModelSource:
-    def __init__(self, path: Path, info: dict) -> None:
+    def __init__(self, path: Path, info: dict, device: str | None = None) -> None:
         self.path = Path(path)
+        self.info = info
+        self._device = device
         self.hash = str(info["hash"])
         if not _HASH.match(self.hash):
             raise ValueError("hash")
@@ -79,7 +72,9 @@ class LazyModelSource:
             if not math.isfinite(guidance):
                 raise ValueError("guidance")
             self._settings = settings_of("flow", guidance, steps, str(flow.get("sampler", "")))
+            self._guidance: float | None = guidance
         else:
+            self._guidance = None
             self._settings = settings_of(self.play_path)
         instruments = info.get("instruments", [])
         if not isinstance(instruments, list):
@@ -104,13 +99,9 @@ class LazyModelSource:
         with self._lock:
             if self._real is None:
                 try:
-                    from synth.engine.engine import ModelNoteSource, _leave_a_core_for_audio
-                    from synth.engine.synthesizer import Synthesizer
-                    from synth.model.bundle import load_bundle
+                    from synth.engine.model_source import load_model_source
 
-                    bundle = load_bundle(self.path)
-                    _leave_a_core_for_audio()
-                    real = ModelNoteSource(Synthesizer(bundle), bundle)
+                    real = load_model_source(self.path, self._device)
                 except Exception as exc:  # BundleError, ImportError...: the message names the bundle
                     raise SourceLoadError(f"{self.path}: {exc}") from exc
                 if real.hash != self.hash:
@@ -131,6 +122,27 @@ class LazyModelSource:
         return self.real().bundle
 
     @property
+    def device(self) -> str | None:
+        """Where the model generates; None until it is loaded."""
+        return self._real.device if self._real is not None else None
+
+    @property
+    def character(self) -> float | None:
+        return self._real.character if self._real is not None else self._guidance
+
+    def set_character(self, guidance: float) -> None:
+        self.real().set_character(guidance)
+
+    def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
+        """Ignored: a lazy source serves renders and exports, which make no previews (anchors would only cost)."""
+
+    def anchor_count(self) -> int:
+        return self._real.anchor_count() if self._real is not None else 0
+
+    def close(self) -> None:
+        """Nothing to end: the model (once loaded) lives in this process."""
+
+    @property
     def generation_settings(self) -> str:
         return self._real.generation_settings if self._real is not None else self._settings
 
@@ -144,10 +156,10 @@ class LazyModelSource:
         return self.real().preview(xy, pitches, velocity)
 
 
-def lazy_model_source(path: str | Path) -> LazyModelSource | None:
+def lazy_model_source(path: str | Path, device: str | None = None) -> LazyModelSource | None:
     """A lazy source for the bundle at ``path``, or None when bundle.json is not plainly sane (load it eagerly)."""
     try:
         info = load_json_file(Path(path) / "bundle.json", max_bytes=32 << 20)
-        return LazyModelSource(Path(path), info)
+        return LazyModelSource(Path(path), info, device)
     except (InputError, KeyError, TypeError, ValueError, AttributeError):
         return None

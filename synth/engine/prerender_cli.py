@@ -69,17 +69,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"prerender: no model bundle at {args.bundle!r} (use --bundle PATH, or --demo for the built-in "
                   "demo sound)", file=sys.stderr)
             return 2
-        from synth.engine.engine import ModelNoteSource, _leave_a_core_for_audio
-        from synth.engine.synthesizer import Synthesizer
-        from synth.model.bundle import BundleError, load_bundle
+        from synth.engine.bundle_source import open_bundle
+        from synth.model.bundle import BundleError
 
-        try:
-            bundle = load_bundle(args.bundle)
+        try:  # the grid is its own cache: no disk note cache
+            source = open_bundle(args.bundle, disk_cache=False, separate_process=False)
         except BundleError as exc:
             print(f"prerender: {exc}", file=sys.stderr)
             return 2
-        _leave_a_core_for_audio()
-        source = ModelNoteSource(Synthesizer(bundle), bundle)
     store = GridStore(source_hash(source), Path(args.cache_dir) if args.cache_dir else None)
     summary = prerender(source, store, args.grid, batch=args.batch, progress=not args.json)
     print(json.dumps(summary))

@@ -25,32 +25,17 @@ import sys
 import threading
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
+
+from synth.engine.model_source import settings_of
 
 CHANNELS = ("generate", "preview", "control")
 
 
 class RemoteError(RuntimeError):
     """The generation process failed or went away; the message names the bundle."""
-
-
-class _Synth:
-    """What the window reads of a synthesizer (play path, guidance, device) and its "character" control."""
-
-    def __init__(self, owner: "RemoteModelSource", info: dict) -> None:
-        self._owner = owner
-        self.play_path = info["play_path"]
-        self.guidance = info["guidance"]
-        self.steps = info["steps"]
-        self.device = info["device"]
-        self.flow = SimpleNamespace(cfg=SimpleNamespace(sampler=info["sampler"])) if info["has_flow"] else None
-
-    def set_character(self, guidance: float) -> None:
-        self._owner._call("control", "set_character", float(guidance))
-        self.guidance = float(guidance)
 
 
 class RemoteModelSource:
@@ -96,9 +81,27 @@ class RemoteModelSource:
         self.pitch_range = tuple(info["pitch_range"])
         self.velocity_layers = tuple(info["velocity_layers"])
         self.map_bounds = info["map_bounds"]
-        self.synthesizer = _Synth(self, info)
-        self.bundle = SimpleNamespace(path=self.path, hash=info["hash"], info=info["bundle_info"],
-                                      instruments=info["instruments"])
+        self.info = info["bundle_info"]
+        self.instruments = info["instruments"]
+        self.play_path = str(info["play_path"])
+        self.device = str(info["device"])
+        self._guidance = float(info["guidance"])
+        self._steps = info["steps"]
+        self._sampler = info["sampler"] if info["has_flow"] else ""
+
+    @property
+    def returncode(self) -> int | None:
+        """The generation process's exit status once it has ended (None while it runs)."""
+        return self._proc.poll()
+
+    @property
+    def character(self) -> float | None:
+        """The flow sampler's guidance; None for other play paths."""
+        return self._guidance if self.play_path == "flow" else None
+
+    def set_character(self, guidance: float) -> None:
+        self._call("control", "set_character", float(guidance))
+        self._guidance = float(guidance)
 
     # ------------------------------------------------------------------------------------------------ calls
     def _call(self, channel: str, method: str, *args):
@@ -117,12 +120,9 @@ class RemoteModelSource:
 
     @property
     def generation_settings(self) -> str:
-        from synth.engine.lazy_source import settings_of
-
-        s = self.synthesizer
-        if s.play_path != "flow":
-            return settings_of(s.play_path)
-        return settings_of("flow", s.guidance, s.steps, s.flow.cfg.sampler if s.flow else "")
+        if self.play_path != "flow":
+            return settings_of(self.play_path)
+        return settings_of("flow", self._guidance, self._steps, self._sampler)
 
     def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100):
         return self._call("generate", "generate_with_frames", (float(xy[0]), float(xy[1])), [int(p) for p in pitches],
@@ -197,7 +197,7 @@ class _Handler:
         return self.source.anchor_count()
 
     def set_character(self, guidance):
-        self.source.synthesizer.set_character(guidance)
+        self.source.set_character(guidance)
 
 
 def _child_main(address: str, path: str, device: str) -> None:
@@ -211,13 +211,11 @@ def _child_main(address: str, path: str, device: str) -> None:
         import torch
 
         torch.set_num_threads(1)  # one core for the model, one for the audio and the window (2-core machines)
-        from synth.engine.engine import ModelNoteSource
-        from synth.engine.synthesizer import Synthesizer
-        from synth.model.bundle import load_bundle
+        from synth.engine.model_source import load_model_source
 
-        bundle = load_bundle(path)
-        synth = Synthesizer(bundle, device=device) if device else Synthesizer(bundle)
-        source = ModelNoteSource(synth, bundle)
+        source = load_model_source(path, device or None, spare_core=False)
+        synth = source.synthesizer
+        bundle = source.bundle
         flow = getattr(synth, "flow", None)
         info = {"sample_rate": source.sample_rate, "hash": source.hash, "held_seconds": source.held_seconds,
                 "label": source.label, "pitch_range": list(source.pitch_range),

@@ -163,13 +163,12 @@ def _pitch_range(synth) -> tuple[int, int]:
 
 
 def evaluate(args) -> dict:
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import load_bundle
+    from synth.engine.bundle_source import open_bundle
     from synth.model.data import open_cache, train_instruments
 
     t0 = time.time()
-    bundle = load_bundle(args.bundle, device=args.device)
-    synth = Synthesizer(bundle, device=args.device)
+    opened = open_bundle(args.bundle, device=args.device, disk_cache=False, separate_process=False, spare_core=False)
+    bundle, synth = opened.bundle, opened.synthesizer
     sweep = _sweep_names(synth, _guidances(args.guidance))
     note_off = args.note_off
     length = synth.num_samples / synth.sample_rate

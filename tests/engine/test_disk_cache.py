@@ -145,19 +145,16 @@ def tiny(request, tmp_path_factory):
 
 
 def test_model_notes_are_keyed_by_bundle_and_settings(tiny, tmp_path, one_torch_thread):
-    from synth.engine.engine import ModelNoteSource
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import load_bundle
+    from synth.engine.bundle_source import open_bundle
 
-    bundle = load_bundle(tiny)
-    model = ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle)
+    model = open_bundle(tiny, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
     src = DiskCachedSource(model, DiskNoteCache(tmp_path))
     a = src.generate((0.1, 0.2), [60], 100)
     np.testing.assert_allclose(a, model.synthesizer.generate((0.1, 0.2), [60], 100), atol=1e-3)  # float16
     src.generate((0.1, 0.2), [60], 100)
     assert src.generated_notes == 1
-    if model.synthesizer.play_path == "flow":  # another character makes other notes: not served from disk
-        model.synthesizer.set_character(model.synthesizer.guidance + 1.0)
+    if model.play_path == "flow":  # another character makes other notes: not served from disk
+        model.set_character(model.character + 1.0)
         src.generate((0.1, 0.2), [60], 100)
         assert src.generated_notes == 2
 
@@ -202,17 +199,14 @@ def test_a_second_render_generates_nothing_and_never_imports_torch(tiny, tmp_pat
 
 
 def test_notes_read_back_from_disk_anchor_previews(tiny, tmp_path, one_torch_thread):
-    from synth.engine.engine import ModelNoteSource
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import load_bundle
+    from synth.engine.bundle_source import open_bundle
 
-    bundle = load_bundle(tiny)
-    first = DiskCachedSource(ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle), DiskNoteCache(tmp_path))
+    first = DiskCachedSource(open_bundle(tiny, device="cpu", disk_cache=False, separate_process=False, spare_core=False), DiskNoteCache(tmp_path))
     exact = first.generate((0.3, -0.2), [55, 60], 100)
     with np.load(next(iter(first.disk.files()))) as data:
         assert data["frames"].dtype == np.float16 and data["frames"].ndim == 2
     # a new session: nothing generated, the notes come from disk, and they anchor the previews
-    model = ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle)
+    model = open_bundle(tiny, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
     again = DiskCachedSource(model, DiskNoteCache(tmp_path))
     np.testing.assert_array_equal(again.generate((0.3, -0.2), [55, 60], 100), exact)
     assert again.generated_notes == 0 and model.anchor_count() == 2

@@ -29,15 +29,13 @@ def wait(pred, timeout=20.0):
 
 @pytest.fixture(params=[False, True], ids=["generator", "flow"])
 def model_source(request, tmp_path_factory, one_torch_thread):
-    from synth.engine.engine import ModelNoteSource
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import build_tiny_bundle, load_bundle
+    from synth.engine.bundle_source import open_bundle
+    from synth.model.bundle import build_tiny_bundle
 
     path = build_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", seed=3, flow=request.param)
-    bundle = load_bundle(path)
-    synth = Synthesizer(bundle, device="cpu")
-    assert synth.play_path == ("flow" if request.param else "generator")
-    return ModelNoteSource(synth, bundle)
+    source = open_bundle(path, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
+    assert source.play_path == ("flow" if request.param else "generator")
+    return source
 
 
 def test_generate_through_frames_is_the_synthesizers_own_audio(model_source):

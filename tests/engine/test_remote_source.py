@@ -17,38 +17,36 @@ def flow_bundle(tmp_path_factory):
 
 
 def test_remote_notes_equal_in_process_notes_and_the_process_ends(flow_bundle, tmp_path, one_torch_thread):
-    from synth.engine.engine import ModelNoteSource
+    from synth.engine.bundle_source import open_bundle
     from synth.engine.remote_source import RemoteModelSource
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import load_bundle
 
-    bundle = load_bundle(flow_bundle)
-    local = ModelNoteSource(Synthesizer(bundle, device="cpu"), bundle)
+    local = open_bundle(flow_bundle, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
     remote = RemoteModelSource(flow_bundle)
     try:
         assert (remote.hash, remote.pitch_range, remote.sample_rate) == (local.hash, local.pitch_range,
                                                                          local.sample_rate)
         assert remote.generation_settings == local.generation_settings
-        assert remote.bundle.instruments == list(bundle.instruments) and remote.synthesizer.play_path == "flow"
+        assert remote.instruments == list(local.instruments) and remote.play_path == "flow"
         np.testing.assert_array_equal(remote.generate((0.1, 0.2), [60, 62], 100),
                                       local.generate((0.1, 0.2), [60, 62], 100))
         np.testing.assert_allclose(remote.preview((0.4, 0.2), [60], 100), local.preview((0.4, 0.2), [60], 100),
                                    atol=1e-6)
-        remote.synthesizer.set_character(3.0)  # the window's "character" control reaches the model
-        local.synthesizer.set_character(3.0)
+        remote.set_character(3.0)  # the window's "character" control reaches the model
+        local.set_character(3.0)
+        assert remote.character == local.character == 3.0
         assert remote.generation_settings == local.generation_settings
         np.testing.assert_array_equal(remote.generate((0.1, 0.2), [60], 100), local.generate((0.1, 0.2), [60], 100))
         # through the disk cache: a fresh process takes the notes from disk and their frames as anchors
         DiskCachedSource(remote, DiskNoteCache(tmp_path)).generate((-0.3, 0.1), [55], 100)
     finally:
         remote.close()
-    assert remote._proc.returncode == 0
+    assert remote.returncode == 0
     again = RemoteModelSource(flow_bundle)
     try:
         cached = DiskCachedSource(again, DiskNoteCache(tmp_path))
         cached.generate((-0.3, 0.1), [55], 100)  # another character (guidance 2): another note
         assert cached.generated_notes == 1
-        again.synthesizer.set_character(3.0)
+        again.set_character(3.0)
         cached.generated_notes = 0
         cached.generate((-0.3, 0.1), [55], 100)
         assert cached.generated_notes == 0 and again.anchor_count() == 2  # its own note and the one from disk
@@ -72,7 +70,7 @@ def test_an_engine_plays_a_bundle_from_its_own_process(flow_bundle):
     from synth.engine.remote_source import RemoteModelSource
 
     engine = Engine.from_bundle(flow_bundle, separate_process=True, midi=False, use_grid=False)
-    remote = engine.source.source  # inside the disk-cache wrapper
+    remote = engine.model.backend  # the BundleSource plays through it
     assert isinstance(remote, RemoteModelSource)
     try:
         engine.worker.start()

@@ -302,7 +302,7 @@ def test_a_pad_move_abandons_every_layer_of_the_old_point():
 def test_the_model_source_reports_the_synthesizers_velocity_layers():
     from types import SimpleNamespace
 
-    from synth.engine.engine import ModelNoteSource
+    from synth.engine.model_source import ModelNoteSource
 
     bundle = SimpleNamespace(sample_rate=24000, pitch_range=(21, 108), hash="abc", path="x", instruments=[])
     layered = ModelNoteSource(SimpleNamespace(num_samples=96000, velocity_layers=(40, 70, 100, 127)), bundle)

@@ -1,0 +1,219 @@
+"""``ModelNoteSource``: the model ``Synthesizer`` of one loaded bundle as the engine's ``NoteSource``, and
+``load_model_source(path)``, the one place a bundle is loaded in this process (``load_bundle``: hashes verified,
+probe note played) for playing.
+
+Consumers do not call it directly: ``synth.engine.bundle_source.open_bundle`` opens a bundle for the engine, render,
+export, eval and the window, in this process, lazily (``synth.engine.lazy_source``) or in a process of its own
+(``synth.engine.remote_source``), all of which build their notes with this class. Importing this module does not
+import torch (the lazy source and the remote source's parent must not).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synth.engine.sources import bounds_of_instruments as _bounds_of
+
+def settings_of(play_path: str, guidance: float | None = None, steps: int | None = None,
+                sampler: str | None = None) -> str:
+    """The generation-settings part of a note's identity (``ModelNoteSource.generation_settings`` agrees)."""
+    if play_path != "flow":
+        return play_path
+    # "flow2": the sampler's noise is blended over a lattice on the map since session 6 (FlowConfig.noise_lattice),
+    # so notes cached under the old per-cell noise are not served for the new one
+    return f"flow2:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
+
+
+
+PREVIEW_TAIL_S = 0.3  # seconds of a preview note decoded after its held part (the default release is 0.25 s)
+PREVIEW_FADE_S = 0.05  # fade at the end of a preview note
+
+
+class ModelNoteSource:
+    """Adapts the model ``Synthesizer`` + its bundle to the ``NoteSource`` protocol (hash, map bounds, range)."""
+
+    def __init__(self, synthesizer, bundle) -> None:
+        self.synthesizer = synthesizer
+        self.bundle = bundle
+        self.sample_rate = int(bundle.sample_rate)
+        lo, hi = getattr(synthesizer, "pitch_range", None) or bundle.pitch_range  # the keys the model generates
+        self.pitch_range = (int(lo), int(hi))
+        self.hash = str(bundle.hash)
+        # what the model generates: a distinct timbre (and level) per velocity layer; (100,) for old bundles
+        self.velocity_layers = tuple(getattr(synthesizer, "velocity_layers", None) or (100,))
+        self.label = f"model {getattr(bundle, 'path', '?')}"  # names the bundle in worker errors
+        self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
+        samples = getattr(synthesizer, "num_samples", None)
+        duration = float(samples) / self.sample_rate if samples else 4.0
+        # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
+        self.held_seconds = min(3.0, 0.75 * duration)
+        # (pitch, velocity, generation settings) -> [(x, y, exact frames, VAE frames)], the most recent last
+        self._anchors: dict[tuple[int, int, str], list] = {}
+        self._anchor_lock = threading.Lock()  # generation and preview worker threads; never the audio callback
+
+    # ------------------------------------------------------------------- what BundleSource reads (all backends)
+    @property
+    def info(self) -> dict:
+        return self.bundle.info
+
+    @property
+    def instruments(self) -> list:
+        return self.bundle.instruments
+
+    @property
+    def play_path(self) -> str:
+        return str(getattr(self.synthesizer, "play_path", "generator"))
+
+    @property
+    def device(self) -> str:
+        return str(getattr(self.synthesizer, "device", "cpu"))
+
+    @property
+    def character(self) -> float | None:
+        """The flow sampler's guidance; None for other play paths."""
+        return float(self.synthesizer.guidance) if self.play_path == "flow" else None
+
+    def set_character(self, guidance: float) -> None:
+        self.synthesizer.set_character(guidance)
+
+    def close(self) -> None:
+        """Nothing to end: the model lives in this process."""
+
+    @property
+    def generation_settings(self) -> str:
+        """What besides (point, pitch, velocity) decides the notes: the play path, and for the flow sampler its
+        guidance ("character"), steps and sampler. Part of the disk note cache's key (``synth.engine.disk_cache``)."""
+        synth = self.synthesizer
+        path = str(getattr(synth, "play_path", "generator"))
+        if path != "flow":
+            return settings_of(path)
+        flow = getattr(synth, "flow", None)
+        return settings_of("flow", synth.guidance, synth.steps, str(getattr(getattr(flow, "cfg", None), "sampler", "")))
+
+    def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        return self.generate_with_frames(xy, pitches, velocity)[0]
+
+    def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int],
+                             velocity: int = 100) -> tuple[np.ndarray, np.ndarray | None]:
+        """``generate``'s audio and the standardized frames it was decoded from (float32 ``[n, T, D]``; None for a
+        synthesizer without the frame-level API). The disk note cache keeps the frames, so notes read back from
+        disk still anchor previews (``add_anchors``)."""
+        synth = self.synthesizer
+        if not hasattr(synth, "frames"):  # a synthesizer without the frame-level API: audio only, no anchors
+            return np.asarray(synth.generate(xy, list(pitches), velocity), dtype=np.float32), None
+        frames = synth.frames(xy, list(pitches), velocity)
+        self._remember(xy, pitches, velocity, frames)
+        audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        return audio, frames.detach().cpu().numpy().astype(np.float32, copy=False)
+
+    def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
+        """Exact frames of notes made earlier (read from the disk note cache) as preview anchors."""
+        if not hasattr(self.synthesizer, "vae_frames"):
+            return
+        import torch
+
+        device = getattr(self.synthesizer, "device", "cpu")
+        self._remember(xy, pitches, velocity, torch.as_tensor(np.asarray(frames, np.float32), device=device))
+
+    # -------------------------------------------------------------------------------- live-morph preview (issue 19)
+    # Measured on the shipped generator bundle (frames MSE against the exact frames of the new point, 6 random drags
+    # of 0.3 map widths, 3 pitches): the VAE decoder's frames 0.019, the exact frames of the start point moved by the
+    # VAE's change between the two points 0.0086, the start point's frames unchanged 0.13. So a preview starts from
+    # the nearest exact note generated so far (its "anchor") and adds what the VAE says changes.
+    MAX_ANCHORS = 8  # exact notes remembered per (pitch, velocity), the most recent
+
+    def _remember(self, xy, pitches, velocity: int, frames) -> None:
+        synth = self.synthesizer
+        if not hasattr(synth, "vae_frames"):
+            return
+        vae = synth.vae_frames(xy, list(pitches), velocity)
+        x, y = float(xy[0]), float(xy[1])
+        settings = self.generation_settings  # a new "character" makes other notes: its own anchors
+        with self._anchor_lock:
+            for row, pitch in enumerate(pitches):
+                key = (self._clamp(pitch), int(velocity), settings)
+                kept = self._anchors.setdefault(key, [])
+                kept.append((x, y, frames[row].detach().clone(), vae[row].detach().clone()))
+                del kept[:-self.MAX_ANCHORS]
+
+    def _clamp(self, pitch: int) -> int:
+        lo, hi = self.pitch_range
+        return min(max(int(pitch), lo), hi)
+
+    def anchor_count(self) -> int:
+        with self._anchor_lock:
+            return sum(len(v) for v in self._anchors.values())
+
+    def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
+        """Fast approximate notes at ``xy`` for a drag (no generation): the nearest exact note of each pitch generated
+        so far, moved by the VAE decoder's change of frames between its point and ``xy``; the VAE's own frames where
+        no exact note exists yet. Then the codec decodes them (~13 ms a note here). float32 ``[n, samples]``."""
+        synth = self.synthesizer
+        if not hasattr(synth, "vae_frames"):
+            return self.generate(xy, pitches, velocity)
+        x, y = float(xy[0]), float(xy[1])
+        import torch
+
+        frames = synth.vae_frames(xy, list(pitches), velocity)
+        settings = self.generation_settings
+        with self._anchor_lock, torch.inference_mode():
+            rows = []
+            for row, pitch in enumerate(pitches):
+                kept = self._anchors.get((self._clamp(pitch), int(velocity), settings))
+                if kept:
+                    ax, ay, exact, vae = min(kept, key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2)
+                    rows.append(exact + (frames[row] - vae))
+                else:
+                    rows.append(frames[row])
+            frames = torch.stack(rows)
+        # Only up to the end of the sustain loop (5/6 of the held part: see buffers.prepare_note_buffer) and a
+        # release's worth after it is decoded: decoding costs in proportion to frames (2.8 of NSynth's 4 s). A
+        # preview is replaced by the exact note within about a second; a voice released meanwhile with a release
+        # longer than PREVIEW_TAIL_S meets a short fade at the end.
+        keep = frames.shape[1]
+        rate = float(getattr(synth, "num_frames", 0) or 0) / max(1e-9, float(getattr(synth, "num_samples", 0) or 0))
+        if rate > 0:
+            seconds = self.held_seconds * 5.0 / 6.0 + PREVIEW_TAIL_S
+            keep = min(keep, int(math.ceil(seconds * rate * self.sample_rate)))
+        try:
+            audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
+        except Exception:  # a codec that cannot decode a shorter sequence: the whole note, as generate does
+            keep = frames.shape[1]
+            audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        fade = min(audio.shape[1], int(PREVIEW_FADE_S * self.sample_rate))
+        if keep < frames.shape[1] and fade > 0:
+            audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        return audio
+
+
+def leave_a_core_for_audio() -> None:
+    """On CPU, torch's intra-op pool would take every core and starve the audio callback; keep one free."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    except Exception:
+        pass
+
+
+def load_model_source(path: str | Path, device: str | None = None, *, spare_core: bool = True) -> ModelNoteSource:
+    """Load the bundle at ``path`` (``load_bundle``: raises its ``BundleError`` when unusable) into a ``Synthesizer``
+    on ``device`` (None: CUDA when available) and adapt it. ``spare_core``: on CPU torch leaves a core for audio."""
+    from synth.engine.synthesizer import Synthesizer
+    from synth.model.bundle import load_bundle
+
+    bundle = load_bundle(path, device=device)
+    synth = Synthesizer(bundle, device=device) if device else Synthesizer(bundle)
+    if spare_core:
+        leave_a_core_for_audio()
+    return ModelNoteSource(synth, bundle)
+
+
+__all__ = ["ModelNoteSource", "leave_a_core_for_audio", "load_model_source", "settings_of"]
