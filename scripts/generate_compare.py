@@ -26,9 +26,8 @@ from codec_compare import pick, spectrogram_png  # noqa: E402  (the same choice 
 
 def main() -> int:
     from synth.codec.notes import load_note_audio, read_notes
-    from synth.engine.synthesizer import Synthesizer
+    from synth.engine.bundle_source import open_bundle
     from synth.eval import generate as G
-    from synth.model.bundle import load_bundle
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default="models/default")
@@ -38,7 +37,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    synth = Synthesizer(load_bundle(args.bundle), device="cpu")
+    synth = open_bundle(args.bundle, device="cpu", disk_cache=False, separate_process=False,
+                        spare_core=False).synthesizer
     points = {i["name"]: (float(i["x"]), float(i["y"])) for i in synth.bundle.instruments}
     notes = [n for n in pick([n for n in read_notes(args.data, args.split) if n.instrument_str in points],
                              args.count)]
@@ -51,7 +51,7 @@ def main() -> int:
         waves = {"real": real}
         with torch.inference_mode():
             codec = synth.codec
-            waves["codec"] = synth._safe(codec.decode(codec.encode(torch.from_numpy(real)[None])))[0, :n]
+            waves["codec"] = synth.safe_audio(codec.decode(codec.encode(torch.from_numpy(real)[None])))[0, :n]
         z = torch.tensor([points[note.instrument_str]], dtype=torch.float32)
         p, v = torch.tensor([note.pitch]), torch.tensor([note.velocity])
         for kind in G.models_of(synth):

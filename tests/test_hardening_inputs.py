@@ -431,6 +431,6 @@ def test_the_grid_thread_survives_nan_bounds_and_a_broken_entry(tmp_path):
             for x, y in ((10.0, 10.0), (-10.0, -10.0), (0.0, 0.0)):  # the broken corner, a good one, between
                 worker.request(x, y)
                 time.sleep(0.3)
-            assert all(t.is_alive() for t in worker._threads)
+            assert worker.threads_alive()
         finally:
             worker.stop()

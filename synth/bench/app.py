@@ -116,7 +116,7 @@ def _child(args: argparse.Namespace) -> dict:
 
     def mark() -> dict:
         audio = engine.audio
-        return {"xruns": audio.xruns, "callbacks": audio.callbacks, "gil": audio._gil_count,
+        return {"xruns": audio.xruns, "callbacks": audio.callbacks, "gil": audio.gil_count,
                 "previews": engine.worker.preview_notes, "generated": engine.worker.generated_notes,
                 "t": time.perf_counter()}
 
@@ -125,8 +125,7 @@ def _child(args: argparse.Namespace) -> dict:
         loads = state["loads"]
         gil = audio.gil_wait_stats(m0["gil"])
         block_ms = 1000 * args.period / RATE
-        n = min(m1["gil"] - m0["gil"], 8192)
-        ring = 1000 * audio._gil_ring[(np.arange(m1["gil"] - n, m1["gil"]) & 8191)] if n > 0 else np.zeros(0)
+        ring = audio.gil_waits_ms(m0["gil"], m1["gil"])
         result[name] = {
             "seconds": round(m1["t"] - m0["t"], 2), "underflows": m1["xruns"] - m0["xruns"],
             "callbacks": m1["callbacks"] - m0["callbacks"],

@@ -71,7 +71,7 @@ def _flow_table(synth, xy, pitches, velocity, steps, samplers) -> list[dict]:
     """One row per (sampler, steps): seconds for the 25 nearest keys (network, decode, total) and the first note."""
     import torch
 
-    z, p = synth._inputs(xy, pitches)
+    z, p = synth.model_inputs(xy, pitches)
     v = torch.full((len(p),), velocity, dtype=torch.long, device=synth.device)
     rows = []
     with torch.inference_mode():
@@ -81,7 +81,7 @@ def _flow_table(synth, xy, pitches, velocity, steps, samplers) -> list[dict]:
                     return synth.flow.generate(z[:n], p[:n], v[:n], steps=k, guidance=synth.guidance, sampler=sampler)
 
                 def dec(frames, n):
-                    return synth._safe(synth._decode(synth.lock_pitch(frames, p[:n])))
+                    return synth.safe_audio(synth.decode_standardized(synth.lock_pitch(frames, p[:n])))
 
                 frames, t_net = _timed(lambda: net(len(p)))
                 _, t_dec = _timed(lambda: dec(frames, len(p)))
@@ -97,13 +97,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from synth.engine.synthesizer import Synthesizer
-    from synth.model.bundle import build_tiny_bundle, load_bundle
+    from synth.engine.bundle_source import open_bundle
+    from synth.model.bundle import build_tiny_bundle
 
     if args.threads:
         torch.set_num_threads(args.threads)
     elif not torch.cuda.is_available():
-        # the engine keeps a core free for audio (synth.engine.engine._leave_a_core_for_audio); on a busy 2-core
+        # the engine keeps a core free for audio (synth.engine.model_source.leave_a_core_for_audio); on a busy 2-core
         # box 2 intra-op threads are also ~10x slower than 1 (spin-waiting), so measure what the player gets
         import os
 
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         tmp = tempfile.TemporaryDirectory()
         path = build_tiny_bundle(Path(tmp.name) / "tiny", flow=True)
         which = "tiny random bundle (no bundled model found at %s)" % args.bundle
-    bundle = load_bundle(path, device=args.device)
-    synth = Synthesizer(bundle, device=args.device)
+    synth = open_bundle(path, device=args.device, disk_cache=False, separate_process=False,
+                        spare_core=False).synthesizer
     first, near, rest, keys = _keys(synth, args.first_pitch)
     nearest = sorted([first] + near)
     vel = int(args.velocity)
@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
                         f"{name}_all_keys_s": t_first + t_near + t_rest})
         # the generator's breakdown, as in earlier versions of this bench (same keys)
         _, row["all_25_one_batch_s"] = _timed(lambda: synth.generate_generator(xy, nearest, vel))
-        z, p = synth._inputs(xy, nearest)
+        z, p = synth.model_inputs(xy, nearest)
         v = torch.full((len(p),), vel, dtype=torch.long, device=synth.device)
         with torch.inference_mode():
             frames, row["generator_25_s"] = _timed(lambda: synth.generator_frames(z, p, v))
-            _, row["codec_decode_25_s"] = _timed(lambda: synth._decode(frames))
+            _, row["codec_decode_25_s"] = _timed(lambda: synth.decode_standardized(frames))
             _, row["generator_1_s"] = _timed(lambda: synth.generator_frames(z[:1], p[:1], v[:1]))
         if synth.flow is not None and steps and samplers:
             table.append(_flow_table(synth, xy, nearest, vel, steps, samplers))

@@ -138,14 +138,27 @@ class AudioOutput:
         if load > self.max_load:
             self.max_load = load
 
+    @property
+    def gil_count(self) -> int:
+        """Callbacks whose GIL wait was recorded so far (pass it as ``since`` to read only later ones)."""
+        return self._gil_count
+
+    def gil_waits_ms(self, since: int = 0, until: int | None = None) -> np.ndarray:
+        """GIL wait (ms) of each callback from number ``since`` up to ``until`` (default: now; at most the 8192 before
+        ``until``), oldest first. Reads the ring from another thread (values may be one block stale)."""
+        count = self._gil_count if until is None else int(until)
+        n = min(count - since, 8192)
+        if n <= 0:
+            return np.zeros(0)
+        return 1000.0 * self._gil_ring[np.arange(count - n, count) & 8191]
+
     def gil_wait_stats(self, since: int = 0) -> dict:
         """GIL wait of the callbacks since callback number ``since`` (at most the last 8192): count, p50, p99,
         max in ms. Reads the ring from another thread (values may be one block stale)."""
-        n = min(self._gil_count - since, 8192)
+        w = self.gil_waits_ms(since)
+        n = len(w)
         if n <= 0:
             return {"callbacks": 0}
-        idx = (np.arange(self._gil_count - n, self._gil_count) & 8191)
-        w = 1000.0 * self._gil_ring[idx]
         return {"callbacks": int(n), "p50_ms": round(float(np.percentile(w, 50)), 3),
                 "p99_ms": round(float(np.percentile(w, 99)), 3), "max_ms": round(float(w.max()), 3)}
 

@@ -38,7 +38,7 @@ from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, sour
 from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
 
-_PANIC = 100  # engine-internal event: all sound off + all notes off
+PANIC = 100  # the engine's own event kind (``panic()``): all sound off + all notes off
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Engine:
         self._seen: deque[Event] = deque(maxlen=4096)  # MIDI events the callback applied, for the bookkeeping
         self._track_lock = threading.Lock()  # bookkeeping between GUI/API and worker threads; never the callback
         # preview: held notes follow a pad drag with the source's fast approximation (issue 19), no grid needed
-        self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self._priority,
+        self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self.priority,
                                        batch_size=batch_size, preview=preview)
         self._events: deque[Event] = deque()
         # the last value of each CC and program change, with a wrapping count per slot: the callback only stores
@@ -164,8 +164,8 @@ class Engine:
         self.worker.request(*self._point)
         if self.midi_enabled:
             # pull mode: the callback itself reads rtmidi's queue at the start of each block (see MidiInput.drain)
-            self.midi = MidiInput(self._events, client_name=self.midi_client, channel=self.settings.midi_channel,
-                                  bend_range=self.settings.bend_range, pull=True)
+            self.midi = MidiInput(client_name=self.midi_client, channel=self.settings.midi_channel,
+                                  bend_range=self.settings.bend_range)
         self.audio = AudioOutput(self.process_block, device=self.device, sample_rate=self.sample_rate,
                                  block_size=self.block_size, channels=self.channels)
         self.audio.start()
@@ -183,6 +183,29 @@ class Engine:
         self.worker.stop()
         sys.setswitchinterval(self._prev_switch)
         self._running = False
+
+    def start_generation(self) -> None:
+        """Start only the generation worker on the current point (no audio, no MIDI): notes get ready for export,
+        meters and tests when no audio device opens or none is wanted. ``stop()`` stops it."""
+        self.worker.start()
+        self.worker.request(*self._point)
+
+    def generation_idle(self) -> bool:
+        """True when the worker has nothing left to generate for the current point."""
+        return self.worker.idle()
+
+    @property
+    def audio_running(self) -> bool:
+        """An audio stream is open (``start()`` opened it and it was not stopped or abandoned)."""
+        return self.audio is not None
+
+    @property
+    def audio_device_index(self) -> int | None:
+        """The PortAudio index of the open stream's output device (None without a stream)."""
+        index = getattr(getattr(self.audio, "stream", None), "device", None)
+        if isinstance(index, (tuple, list)):
+            index = index[-1]
+        return index
 
     def audio_lost(self) -> bool:
         """True when the running audio stream died under us (its server was killed or stopped, the device vanished).
@@ -239,12 +262,22 @@ class Engine:
 
     def panic(self) -> None:
         """Silence everything now (fast fade), release every note, reset pedal and bend."""
-        self._post((_PANIC, 0, 0))
+        self._post((PANIC, 0, 0))
 
     def _post(self, event: Event) -> None:
         with self._track_lock:
             self._track(event)
         self._events.append(event)
+
+    def receive_midi(self, event: Event) -> None:
+        """An event as if it came from a MIDI keyboard: the next audio block plays it and the held notes count it,
+        exactly as for a key on the keyboard (for tools and tests without a MIDI port)."""
+        self._events.append(event)
+        self._seen.append(event)
+
+    def pending_events(self) -> list[Event]:
+        """Events posted (``note_on``, ``panic``...) that the audio callback has not applied yet, oldest first."""
+        return list(self._events)
 
     def _track(self, event: Event, poke: bool = True) -> None:
         """Bookkeeping for the worker's priorities (held, pedal-held, recent). Runs in the MIDI/GUI thread."""
@@ -264,14 +297,14 @@ class Engine:
             self._pedal = bool(a)
             if not self._pedal:
                 self._pedal_held.clear()
-        elif kind in (ALL_NOTES_OFF, ALL_SOUND_OFF, _PANIC):
+        elif kind in (ALL_NOTES_OFF, ALL_SOUND_OFF, PANIC):
             self._held.clear()
             self._pedal_held.clear()
             self._pedal = False
 
-    def _priority(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """Worker threads: fold in what the callback saw from MIDI, then report the held and the recently played
-        (pitch, velocity) pairs (held by pitch, recent newest first)."""
+    def priority(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """What the worker generates first: the held and the recently played (pitch, velocity) pairs (held by pitch,
+        recent newest first), from MIDI, the GUI and the API alike (folds in what the callback saw from MIDI)."""
         with self._track_lock:
             self._fold_seen()
             held = sorted({**self._pedal_held, **self._held}.items())
@@ -290,7 +323,7 @@ class Engine:
 
         Folds in the MIDI events itself: the worker does so only while it has work, so a display that relied on it
         showed no MIDI notes once every note was generated (the old xfail in tests/gui/test_window_on_jack.py)."""
-        return [pitch for pitch, _ in self._priority()[0]]
+        return [pitch for pitch, _ in self.priority()[0]]
 
     # ------------------------------------------------------------------------------------------ the callback
     def process_block(self, out: np.ndarray) -> None:
@@ -321,7 +354,7 @@ class Engine:
             self.cc_counts[128] = (self.cc_counts[128] + 1) & 0xFF
             return
         self._apply(kind, a, b)
-        self._seen.append(event)  # for the worker's priorities (folded in by _priority, off the audio thread)
+        self._seen.append(event)  # for the worker's priorities (folded in by priority(), off the audio thread)
 
     def _apply(self, kind: int, a, b) -> None:
         mixer = self.mixer
@@ -335,8 +368,38 @@ class Engine:
             mixer.pitch_bend(a)
         elif kind == ALL_NOTES_OFF:
             mixer.all_notes_off()
-        elif kind == ALL_SOUND_OFF or kind == _PANIC:
+        elif kind == ALL_SOUND_OFF or kind == PANIC:
             mixer.all_sound_off()
+
+    # ------------------------------------------------------------------------------------------ the model
+    @property
+    def character(self) -> float | None:
+        """The flow sampler's guidance of the model played (the "character" control); None when it has none."""
+        model = self.model
+        return model.character if model is not None else None
+
+    def set_character(self, guidance: float) -> None:
+        """Change the character (ValueError when out of range, RuntimeError without a flow model): notes made with
+        the old one are dropped from the note cache and the current point is generated again."""
+        model = self.model
+        if model is None or model.character is None:
+            raise RuntimeError("the model played has no character control (only the flow sampler has)")
+        model.set_character(float(guidance))
+        self.cache.clear()
+        self.worker.request(*self._point)
+
+    def use_grid(self, store: GridStore) -> None:
+        """Answer pad moves from ``store`` (a freshly prerendered grid) from now on."""
+        self.worker.grid = store
+
+    def sounding_point(self, pitch: int, velocity: int = 100) -> tuple[float, float] | None:
+        """The map point the note buffer a note-on of ``pitch`` at ``velocity`` would play now was generated for
+        (the point's note-cache cell), or None when it has none (not generated yet, or a grid/prerendered note)."""
+        key = getattr(self.slot_for(pitch, velocity).buffer, "key", None)
+        if not (hasattr(key, "qx") and hasattr(key, "qy")):
+            return None
+        step = float(self.cache.step)
+        return round(key.qx * step, 6), round(key.qy * step, 6)
 
     # ------------------------------------------------------------------------------------------ settings
     def update_settings(self, **changes) -> EngineSettings:
@@ -363,6 +426,21 @@ class Engine:
         if self.midi is None:
             raise RuntimeError("MIDI is not running: start() the engine first (or create it with midi=True)")
         return self.midi.connect(name, required=required)
+
+    def disconnect_midi(self, name: str) -> None:
+        """Stop reading the MIDI port ``name`` (and stop reconnecting it); nothing happens without MIDI running."""
+        if self.midi is not None:
+            self.midi.disconnect(name)
+
+    def set_virtual_midi_enabled(self, enabled: bool) -> None:
+        """Play (True) or ignore (False) what arrives on our virtual MIDI port; it stays open either way."""
+        if self.midi is not None:
+            self.midi.set_virtual_enabled(enabled)
+
+    @property
+    def midi_running(self) -> bool:
+        """MIDI input is open (``start()`` with ``midi=True`` succeeded)."""
+        return self.midi is not None
 
     def midi_ports(self) -> list[str]:
         if self.midi is not None:

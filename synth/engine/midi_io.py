@@ -1,7 +1,7 @@
 """MIDI input: a robust byte parser, python-rtmidi ports (virtual input + named keyboards) and hot-plug.
 
-Events are small tuples ``(kind, a, b)`` appended to a ``collections.deque`` that the audio callback drains at the
-start of each block (``deque.append``/``popleft`` are atomic in CPython, so neither side ever blocks):
+Events are small tuples ``(kind, a, b)``; the audio callback pulls them from rtmidi's lock-free queues itself at the
+start of each block (``MidiInput.drain``), so no thread of ours ever touches them on the way:
 
 - ``(NOTE_ON, pitch, velocity)`` with velocity 1-127 (a note-on with velocity 0 becomes NOTE_OFF)
 - ``(NOTE_OFF, pitch, 0)``
@@ -280,23 +280,20 @@ def _delete_quietly(port) -> None:
 
 
 class MidiInput:
-    """The engine's MIDI input: a virtual port plus keyboards opened by name, all feeding one event queue."""
+    """The engine's MIDI input: a virtual port plus keyboards opened by name. Nothing is pushed from rtmidi's
+    threads: the audio callback pulls every waiting message with ``drain`` at the start of each block."""
 
-    def __init__(self, queue: deque, *, client_name: str = "pgesam", port_name: str = "midi_in",
+    def __init__(self, *, client_name: str = "pgesam", port_name: str = "midi_in",
                  channel: int | None = None, bend_range: float = 2.0, api: int | None = None,
-                 virtual: bool = True, poll_interval: float = 0.25,
-                 on_event: Callable[[Event], None] | None = None, pull: bool = False) -> None:
+                 virtual: bool = True, poll_interval: float = 0.25) -> None:
         import rtmidi
 
         self._rtmidi = rtmidi
-        self.queue = queue
         self.client_name = client_name
         self.api = default_api() if api is None else api
         self.channel = channel
         self.bend_range = bend_range
         self.poll_interval = poll_interval
-        self.on_event = on_event
-        self.pull = pull
         self._parsers: list[MidiParser] = []
         self._parser_of: dict[int, MidiParser] = {}
         # (MidiIn, parser) pairs that drain() reads; replaced as a whole (atomic reference swap), never mutated
@@ -308,7 +305,7 @@ class MidiInput:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.reconnects = 0
-        # release events of unplugged keyboards, played by the next drain() (pull mode; a deque: no lock needed)
+        # release events of unplugged keyboards, played by the next drain() (a deque: no lock needed)
         self._pending: deque = deque()
         self._own_port: dict[int, str] = {}  # id(MidiIn) -> its JACK input port, for the SysEx flusher
         jack = self.api == rtmidi.API_UNIX_JACK
@@ -354,9 +351,7 @@ class MidiInput:
         return self._virtual is not None and any(pair[0] is self._virtual for pair in self._active)
 
     def _wait_for_drain(self) -> None:
-        """Let a drain() that may still hold the old ``_active`` tuple finish (pull mode)."""
-        if not self.pull:
-            return
+        """Let a drain() that may still hold the old ``_active`` tuple finish."""
         seen = self._drains
         deadline = time.monotonic() + 0.5
         while self._drains == seen and time.monotonic() < deadline:
@@ -372,19 +367,6 @@ class MidiInput:
         midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
         parser = MidiParser(self.channel, self.bend_range)
         self._parsers.append(parser)
-
-        def callback(event, _data=None, parser=parser):
-            # rtmidi's own thread. Parsing is cheap; events go to the lock-free deque.
-            try:
-                for ev in parser.feed_message(event[0]):
-                    self.queue.append(ev)
-                    if self.on_event is not None:
-                        self.on_event(ev)
-            except Exception:  # a bad message must never kill the MIDI thread
-                parser.reset()
-
-        if not self.pull:
-            midi_in.set_callback(callback)
         self._parser_of[id(midi_in)] = parser
         return midi_in
 
@@ -395,7 +377,7 @@ class MidiInput:
             self._active = rest + ((midi_in, parser),) if add and parser is not None else rest
 
     def drain(self, sink: Callable[[Event], None]) -> None:
-        """Pull mode: parse every message waiting in rtmidi's queues and hand the events to ``sink``.
+        """Parse every message waiting in rtmidi's queues and hand the events to ``sink``.
 
         Called by the engine at the start of each audio block, so an event that arrived during the previous JACK
         cycle is played in this one (a callback thread would add a thread hop and often a whole period). rtmidi's
@@ -496,31 +478,18 @@ class MidiInput:
     def _deliver(self, events: list[Event]) -> None:
         """Events made here rather than read from a port (the release of an unplugged keyboard)."""
         for ev in events:
-            if self.pull:
-                self._pending.append(ev)  # drain() hands them to the engine, in the audio thread like any other
-            else:
-                self.queue.append(ev)
-                if self.on_event is not None:
-                    self.on_event(ev)
+            self._pending.append(ev)  # drain() hands them to the engine, in the audio thread like any other
 
     def _close(self, midi_in, release: bool = False, wait: bool = True) -> None:
         """Close one input. ``release``: play note-offs for what its device still holds. ``wait`` False when no
         drain() will come any more (audio stopped or its server died): then there is nothing to wait for."""
         if any(pair[0] is midi_in for pair in self._active):
             self._publish(midi_in, add=False)
-            if self.pull and wait:  # let a drain() that may still hold the old tuple finish before the port goes
-                seen = self._drains
-                deadline = time.monotonic() + 0.5
-                while self._drains == seen and time.monotonic() < deadline:
-                    time.sleep(0.002)
+            if wait:  # let a drain() that may still hold the old tuple finish before the port goes
+                self._wait_for_drain()
         parser = self._parser_of.pop(id(midi_in), None)
         if self._flusher is not None:
             self._flusher.remove(self._own_port.pop(id(midi_in), None))
-        try:
-            if not self.pull:
-                midi_in.cancel_callback()
-        except Exception:
-            pass
         _delete_quietly(midi_in)
         if parser in self._parsers:
             self._parsers.remove(parser)

@@ -48,7 +48,7 @@ class Synthesizer:
         self.pitch_range = tuple(bundle.pitch_range)
         self.max_batch = max_batch
         self.pitch_lock = PITCH_LOCK_SEMITONES
-        self._pitch_dim = self._find_pitch_dim()
+        self.pitch_dim = self._find_pitch_dim()  # the codec's pitch channel (None: it has none)
         # Which network the instrument plays: bundle.json's "play_path" (set at bundle build from measurements).
         self.play_path = str(getattr(bundle, "info", {}).get("play_path", "generator"))
         self.flow = getattr(bundle, "flow", None)
@@ -63,7 +63,9 @@ class Synthesizer:
         self.steps = int(self.flow.cfg.sample_steps) if self.flow is not None else 0
 
     # -- helpers -------------------------------------------------------------------------------------------------
-    def _inputs(self, xy: Sequence[float], pitches: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def model_inputs(self, xy: Sequence[float], pitches: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The networks' inputs for a point and pitches: z ``[n, 2]`` (a non-finite point becomes the origin) and the
+        pitches clamped to the model's range ``[n]`` long, on ``self.device``."""
         lo, hi = self.pitch_range
         p = torch.tensor([min(max(int(q), lo), hi) for q in pitches], dtype=torch.long, device=self.device)
         x, y = float(xy[0]), float(xy[1])
@@ -88,11 +90,11 @@ class Synthesizer:
         a wrong note, and ours do not learn the channel at all (see PITCH_LOCK_SEMITONES). The pitch is an input of
         the instrument, so the channel is clamped around it (written exactly with the default band of 0).
         Codecs without the channel are untouched."""
-        if self._pitch_dim is None or self.pitch_lock is None:
+        if self.pitch_dim is None or self.pitch_lock is None:
             return frames
         from synth.dsp.pitch import MIDI_CENTER, MIDI_SCALE
 
-        d = self._pitch_dim
+        d = self.pitch_dim
         mean, std = self.mean[d], self.std[d]
         target = ((pitch.float() - MIDI_CENTER) / MIDI_SCALE)[:, None]  # raw units [B, 1]
         band = self.pitch_lock / MIDI_SCALE
@@ -102,12 +104,14 @@ class Synthesizer:
         out[..., d] = (locked - mean) / std
         return out
 
-    def _decode(self, frames: torch.Tensor) -> torch.Tensor:
+    def decode_standardized(self, frames: torch.Tensor) -> torch.Tensor:
+        """Standardized frames -> the codec's raw waveform (not made safe: see ``safe_audio``)."""
         raw = frames.float() * self.std + self.mean
         return self.codec.decode(raw)
 
     @staticmethod
-    def _safe(wave: torch.Tensor) -> np.ndarray:
+    def safe_audio(wave: torch.Tensor) -> np.ndarray:
+        """float32 rows, a row with NaN/inf silenced, a row louder than ``PEAK`` scaled down to it."""
         w = wave.detach().float().cpu().numpy().astype(np.float32, copy=False)
         bad = ~np.isfinite(w).all(axis=1)
         w = np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0)
@@ -123,19 +127,19 @@ class Synthesizer:
     def _run(self, xy, pitches, frames_fn, velocity: int = 100) -> np.ndarray:
         if len(pitches) == 0:
             return np.zeros((0, self.num_samples), np.float32)
-        z, p = self._inputs(xy, pitches)
+        z, p = self.model_inputs(xy, pitches)
         v = torch.full((len(p),), self._velocity(velocity), dtype=torch.long, device=self.device)
         outs = []
         with torch.inference_mode():
             for i in range(0, len(p), self.max_batch):
                 zb, pb, vb = z[i : i + self.max_batch], p[i : i + self.max_batch], v[i : i + self.max_batch]
-                outs.append(self._safe(self._decode(self.lock_pitch(frames_fn(zb, pb, vb), pb))))
+                outs.append(self.safe_audio(self.decode_standardized(self.lock_pitch(frames_fn(zb, pb, vb), pb))))
         return np.concatenate(outs, axis=0)
 
     # -- frames: the live-morph preview (issue 19) -------------------------------------------------------------------
     def _frames_of(self, frames_fn, xy, pitches, velocity: int = 100) -> torch.Tensor:
         """Standardized, pitch-locked frames ``[B, T, D]`` of ``frames_fn`` (float32, on ``self.device``)."""
-        z, p = self._inputs(xy, pitches)
+        z, p = self.model_inputs(xy, pitches)
         v = torch.full((len(p),), self._velocity(velocity), dtype=torch.long, device=self.device)
         with torch.inference_mode():
             return self.lock_pitch(frames_fn(z, p, v), p).float()
@@ -160,7 +164,7 @@ class Synthesizer:
     def decode_frames(self, frames: torch.Tensor) -> np.ndarray:
         """Standardized frames ``[n, T, D]`` -> float32 audio ``[n, samples]`` (finite, peak-safe), as ``generate``."""
         with torch.inference_mode():
-            return self._safe(self._decode(frames.to(self.device)))
+            return self.safe_audio(self.decode_standardized(frames.to(self.device)))
 
     # -- the contract ----------------------------------------------------------------------------------------------
     @property

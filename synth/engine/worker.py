@@ -140,6 +140,21 @@ class GenerationWorker:
             t.join(timeout=10.0)
         self._threads = []
 
+    @property
+    def serial(self) -> int:
+        """The number of the latest requested point (slot tags carry the serial of the point they were made for)."""
+        return self._serial
+
+    @property
+    def previews_enabled(self) -> bool:
+        """Drags are followed with the source's ``preview`` (``preview=True`` and a source that has one)."""
+        return self._preview_fn is not None
+
+    def threads_alive(self) -> bool:
+        """Every thread ``start()`` started still runs (False before ``start()``)."""
+        threads = list(self._threads)
+        return bool(threads) and all(t.is_alive() for t in threads)
+
     def request(self, x: float, y: float) -> None:
         """Ask for the slots to follow point (x, y). Returns at once; older pending points are dropped."""
         with self._lock:
@@ -223,9 +238,10 @@ class GenerationWorker:
         old_distance = tag[2] if len(tag) > 2 else 0
         return (_RANK[kind], -distance) >= (_RANK[tag[1]], -old_distance)
 
-    def _swap(self, pitch: int, layer: int, buffer, serial: int, kind: str) -> bool:
+    def swap_in(self, pitch: int, layer: int, buffer, serial: int, kind: str) -> bool:
         """Put ``buffer`` (the note of ``pitch`` at layer index ``layer``, of ``kind`` exact or grid) into its slots
-        and stand-ins of it into the other layers' slots where they are better than what those hold."""
+        and stand-ins of it into the other layers' slots where they are better than what those hold. False (nothing
+        swapped) when ``serial`` is not the latest point's. Any thread (the worker's own call it)."""
         with self._lock:
             if serial != self._serial:
                 return False
@@ -247,9 +263,10 @@ class GenerationWorker:
                 self._done.add((pitch, layer))
             return True
 
-    def _swap_preview(self, pitch: int, layer: int, buffer, serial: int) -> bool:
+    def swap_in_preview(self, pitch: int, layer: int, buffer, serial: int) -> bool:
         """Put a preview of ``serial`` into the slots of (pitch, layer) unless they hold something of a newer point or
-        something better of the same point (no stand-ins: a preview is made for held notes, in their own layer)."""
+        something better of the same point (no stand-ins: a preview is made for held notes, in their own layer).
+        Returns whether it swapped. Any thread."""
         swapped = False
         with self._lock:
             for q in self._slot_pitches(pitch):
@@ -285,7 +302,7 @@ class GenerationWorker:
                     audio = np.asarray(self._preview_fn((x, y), pitches, velocity), dtype=np.float32)
                     for row, p in enumerate(pitches):
                         buffer = self.cache.prepare(audio[row], self.source.sample_rate, p)  # not kept in the LRU
-                        count += int(self._swap_preview(p, layer, buffer, serial))
+                        count += int(self.swap_in_preview(p, layer, buffer, serial))
                 except Exception as exc:  # the exact notes still follow; report it like a generation error
                     self.errors.append(f"{self._label} (preview): {type(exc).__name__}: {exc}")
                     del self.errors[:-20]
@@ -331,7 +348,7 @@ class GenerationWorker:
                 buf = self.cache.get(key)
                 if buf is None:
                     buf = self.cache.insert(key, np.asarray(data[rows[p]], dtype=np.float32), spec.sample_rate)
-                if self._swap(p, layer, buf, serial, "grid") and self.grid_latency is None:
+                if self.swap_in(p, layer, buf, serial, "grid") and self.grid_latency is None:
                     self.grid_latency = time.perf_counter() - self.requested_at
 
     def _gen_loop(self) -> None:
@@ -392,4 +409,4 @@ class GenerationWorker:
             for row, p in enumerate(missing):
                 buffers[p] = self.cache.insert(keys[p], audio[row], self.source.sample_rate)
         for p in batch:
-            self._swap(p, layer, buffers[p], serial, "exact")
+            self.swap_in(p, layer, buffers[p], serial, "exact")

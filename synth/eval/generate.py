@@ -71,7 +71,7 @@ def decode(synth, frames, chunk: int = 25):
     with torch.inference_mode():
         for i in range(0, len(frames), chunk):
             f = frames[i : i + chunk].to(synth.device)
-            out.append(torch.from_numpy(synth._safe(synth._decode(f))))
+            out.append(torch.from_numpy(synth.safe_audio(synth.decode_standardized(f))))
     return torch.cat(out) if out else torch.zeros(0, synth.num_samples)
 
 
@@ -153,7 +153,7 @@ def nearest5_frames(meta, z, train_points: dict, train_cache, t_index: dict, num
 
 def frame_mse(synth, frames, real) -> float:
     """MSE of standardized codec frames to the real note's, on the learned dims (before the pitch channel)."""
-    d = synth._pitch_dim if synth._pitch_dim is not None else frames.shape[-1]
+    d = synth.pitch_dim if synth.pitch_dim is not None else frames.shape[-1]
     t = min(frames.shape[1], real.shape[1])
     return float(((frames[:, :t, :d].float() - real[:, :t, :d].float()) ** 2).mean())
 

@@ -44,7 +44,7 @@ def play(synth, frames: torch.Tensor, p: torch.Tensor) -> np.ndarray:
     """Waves ``[B, S]`` of standardized frames of any length, pitch-locked and peak-safe as the instrument plays."""
     with torch.inference_mode():
         locked = synth.lock_pitch(frames.to(synth.device), p.to(synth.device))
-        return synth._safe(synth._decode(locked))
+        return synth.safe_audio(synth.decode_standardized(locked))
 
 
 def flux_curve(wave: np.ndarray) -> np.ndarray:

@@ -138,7 +138,7 @@ def audio_summary(adapter) -> str:
     if adapter.audio_error:
         return "no audio output (see the window)"
     engine = adapter.engine
-    if engine.audio is None:
+    if not engine.audio_running:
         return "no audio output"
     latency = 1000.0 * (engine.latency + engine.block_size / engine.sample_rate)
     midi = engine.midi_port_name

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth.engine.bundle_source import BundleSource
 from synth.engine.engine import Engine
 from synth.resources import default_bundle
 
@@ -84,17 +85,16 @@ class EngineAdapter:
     # ------------------------------------------------------------ what the model is
 
     @property
-    def bundle(self):
-        return getattr(self.engine.source, "bundle", None)
+    def model(self) -> BundleSource | None:
+        """The model bundle played (None: the demo tones)."""
+        return self.engine.model
 
     @property
     def model_name(self) -> str:
-        bundle = self.bundle
-        if bundle is None:
+        model = self.model
+        if model is None:
             return "demo tones (no model)"
-        info = getattr(bundle, "info", None) or {}
-        name = info.get("name") or Path(str(getattr(bundle, "path", "model"))).name
-        return f"{name} ({str(getattr(bundle, 'hash', ''))[:8]})" if getattr(bundle, "hash", None) else str(name)
+        return f"{model.name} ({model.hash[:8]})" if model.hash else model.name
 
     @property
     def map_hash(self) -> str:
@@ -105,7 +105,8 @@ class EngineAdapter:
 
     @property
     def instruments(self) -> list:
-        return list(getattr(self.bundle, "instruments", None) or [])
+        model = self.model
+        return list(model.instruments) if model is not None else []
 
     @property
     def pitch_range(self) -> tuple[int, int]:
@@ -125,10 +126,19 @@ class EngineAdapter:
 
     @property
     def generation_device(self) -> str:
-        synthesizer = getattr(self.engine.source, "synthesizer", None)
-        device = str(getattr(synthesizer, "device", "cpu"))
-        label = "GPU" if device.startswith("cuda") else "CPU"
-        return label if synthesizer is not None else "CPU (demo tones)"
+        model = self.model
+        if model is None:
+            return "CPU (demo tones)"
+        return "GPU" if (model.device or "cpu").startswith("cuda") else "CPU"
+
+    @property
+    def character(self) -> float | None:
+        """The flow sampler's guidance (the "character" control); None when the model played has none."""
+        return self.engine.character
+
+    def set_character(self, guidance: float) -> None:
+        """Change the character; raises what the engine raises (the window reports it)."""
+        self.engine.set_character(float(guidance))
 
     # ------------------------------------------------------------ playing
 
@@ -259,9 +269,8 @@ class EngineAdapter:
         return self.audio_error
 
     def _switch_midi_port(self, port: str | None) -> None:
-        midi = self.engine.midi
-        if self._connected_port and midi is not None:
-            midi.disconnect(self._connected_port)
+        if self._connected_port:
+            self.engine.disconnect_midi(self._connected_port)
         self._connected_port = None
         self.wanted_midi_port = None
         self._virtual_on = port is not None  # "None" silences the virtual port too
@@ -272,8 +281,7 @@ class EngineAdapter:
             self.wanted_midi_port = port  # what an engine rebuild (new block size...) reconnects
 
     def _apply_virtual(self) -> None:
-        if self.engine.midi is not None:
-            self.engine.midi.set_virtual_enabled(self._virtual_on)
+        self.engine.set_virtual_midi_enabled(self._virtual_on)
 
     def audio_devices(self) -> list[tuple[str, int]]:
         """(label, device index) of every output device PortAudio lists."""
@@ -307,7 +315,7 @@ class EngineAdapter:
     def use_grid(self, store) -> None:
         """Let the running worker answer pad moves from a freshly prerendered grid."""
         if store.spec is not None:
-            self.engine.worker.grid = store
+            self.engine.use_grid(store)
 
     # ------------------------------------------------------------ life cycle
 
@@ -315,8 +323,7 @@ class EngineAdapter:
         """Start audio and MIDI. Without a usable device the window still opens and says what is missing."""
         self._started = True
         if not self.audio:
-            self.engine.worker.start()
-            self.engine.worker.request(*self.engine.point)
+            self.engine.start_generation()
             return
         self.audio_error = None
         try:
@@ -324,7 +331,7 @@ class EngineAdapter:
         except Exception as exc:
             self._start_degraded(exc)
         self._apply_virtual()
-        if self.wanted_midi_port and self.engine.midi is not None:
+        if self.wanted_midi_port and self.engine.midi_running:
             self._guard("connect the MIDI keyboard", self._connect_when_present, self.wanted_midi_port)
 
     def _connect_when_present(self, name: str) -> None:
@@ -337,7 +344,7 @@ class EngineAdapter:
     def _start_degraded(self, exc: Exception) -> None:
         """Retry without MIDI when MIDI was what failed; without audio the worker still runs (for export, meters)."""
         engine = self.engine
-        midi_failed = engine.midi_enabled and engine.midi is None
+        midi_failed = engine.midi_enabled and not engine.midi_running
         engine.stop()
         if midi_failed:
             self._errors.append(f"MIDI input is not available ({_first_line(exc)}); playing without it")
@@ -350,8 +357,7 @@ class EngineAdapter:
                 engine.stop()
         self.audio_error = f"No audio output: {_first_line(exc)}. Choose a device in File > Settings."
         self._errors.append(self.audio_error)
-        engine.worker.start()
-        engine.worker.request(*engine.point)
+        engine.start_generation()
 
     def close(self) -> None:
         self._guard("stop the engine", self.engine.stop)

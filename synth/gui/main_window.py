@@ -214,18 +214,13 @@ class MainWindow(QMainWindow):
         """Ring the map point each held note plays from: the point its current note buffer was generated for (the
         cursor once generation has caught up; a grid point or the previous point while it has not)."""
         engine = self.adapter.engine
-        step = float(getattr(engine.cache, "step", 0.02))
         points: dict[int, tuple[float, float] | None] = {}
         for pitch in held:
             try:
-                buffer = engine.slot_for(pitch, self.gui_held.get(pitch, 100)).buffer
+                point = engine.sounding_point(pitch, self.gui_held.get(pitch, 100))
             except Exception:  # an engine being rebuilt by the settings dialog
-                buffer = None
-            key = getattr(buffer, "key", None)
-            if hasattr(key, "qx") and hasattr(key, "qy"):
-                points[pitch] = self.pad._clamp(round(key.qx * step, 6), round(key.qy * step, 6))
-            else:
-                points[pitch] = None
+                point = None
+            points[pitch] = self.pad._clamp(*point) if point is not None else None
         self.pad.set_sounding(sounding_labels(points))
 
     def _on_octave_changed(self, base: int) -> None:
@@ -243,29 +238,19 @@ class MainWindow(QMainWindow):
         near = [(p.label, family_label(p.family)) for p, _ in nearest(self.pad.points, x, y)]
         self.sound_panel.show_point(x, y, near)
 
-    def _synthesizer(self):
-        return getattr(self.adapter.engine.source, "synthesizer", None)
-
     def _bundle_character(self) -> float | None:
         """The bundle's guidance when it plays the flow sampler (the "character" control), else None (hidden)."""
-        synth = self._synthesizer()
-        if synth is None or getattr(synth, "play_path", None) != "flow" or not hasattr(synth, "set_character"):
-            return None
-        return float(synth.guidance)
+        return self.adapter.character
 
     def _set_character(self, value: float) -> None:
         """The flow sampler's guidance; notes made with the old one are dropped and the current point generated
-        again (the engine adapter has no call for this: the synthesizer, note cache and worker are reached through
-        the engine's public attributes)."""
-        synth = self._synthesizer()
-        if synth is None or self.default_character is None or float(synth.guidance) == float(value):
+        again (``Engine.set_character``)."""
+        current = self.adapter.character
+        if current is None or self.default_character is None or float(current) == float(value):
             self._update_modified()
             return
-        engine = self.adapter.engine
         try:
-            synth.set_character(float(value))
-            engine.cache.clear()
-            engine.worker.request(*engine.point)
+            self.adapter.set_character(float(value))
         except Exception as exc:
             self.statusBar().showMessage(f"Could not set the character: {exc}", 8000)
         self._update_modified()

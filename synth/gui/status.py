@@ -113,7 +113,7 @@ class StatusStrip(QFrame):
     def refresh(self, adapter, seconds: float = 0.05) -> None:
         meters = adapter.meters or {}
         engine = adapter.engine
-        running = engine.audio is not None
+        running = engine.audio_running
         self._show_device(adapter, running)
         latency_ms = float(meters.get("latency_ms", 0.0) or 0.0)
         if latency_ms > 0:  # the stream reports it only while it runs
@@ -169,7 +169,7 @@ class StatusStrip(QFrame):
 
     def _show_banner(self, adapter) -> None:
         error = adapter.audio_error
-        if error and adapter.engine.audio is None:
+        if error and not adapter.engine.audio_running:
             text = f"<b>{_escape(error)}</b><br>{_escape(NO_AUDIO_FIX)}"
             if self.banner_label.text() != text:
                 self.banner_label.setText(text)
@@ -180,9 +180,7 @@ class StatusStrip(QFrame):
 
 def _device_name(adapter, engine) -> str:
     """The open stream's device as PortAudio names it (the device list is read once per engine)."""
-    index = getattr(getattr(engine.audio, "stream", None), "device", None)
-    if isinstance(index, (tuple, list)):
-        index = index[-1]
+    index = engine.audio_device_index
     for label, number in adapter.audio_devices():
         if number == index:
             return label.split(" — ")[0]

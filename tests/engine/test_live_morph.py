@@ -101,7 +101,7 @@ def test_held_notes_get_previews_long_before_the_exact_notes_and_exact_wins():
         first = {p: slots[p].buffer for p in held}
         assert worker.exact_latency is None  # the exact notes are still being generated
         worker.request(0.8, 0.0)  # the pad moved on: new previews for the new point
-        assert wait(lambda: all(slots[p].buffer is not first[p] and slots[p].tag[0] == worker._serial for p in held),
+        assert wait(lambda: all(slots[p].buffer is not first[p] and slots[p].tag[0] == worker.serial for p in held),
                     5)
         assert all(slots[p].tag[1] in ("preview", "exact") for p in held)
         # the preview is the source's own note at the new point (brighter to the right)
@@ -131,7 +131,7 @@ def test_without_preview_nothing_changes_and_a_failing_preview_is_reported():
     finally:
         worker.stop()
     plain, _ = _worker(SineNoteSource(pitch_range=(58, 62), duration=1.0), [60])
-    assert plain.settle == 0.0 and plain._preview_fn is None
+    assert plain.settle == 0.0 and not plain.previews_enabled
 
 
 def test_a_preview_never_replaces_a_newer_points_buffer():
@@ -139,13 +139,13 @@ def test_a_preview_never_replaces_a_newer_points_buffer():
     worker, slots = _worker(src, [60], preview=False)
     worker.request(0.0, 0.0)
     worker.request(0.5, 0.0)
-    newer = worker._serial
+    newer = worker.serial
     buf = worker.cache.prepare(src.preview((0.5, 0), [60])[0], src.sample_rate, 60)
-    assert worker._swap(60, worker.default_layer, buf, newer, "exact")
+    assert worker.swap_in(60, worker.default_layer, buf, newer, "exact")
     old = worker.cache.prepare(src.preview((0.0, 0), [60])[0], src.sample_rate, 60)
-    assert not worker._swap_preview(60, worker.default_layer, old, newer - 1)  # older point: refused
-    assert not worker._swap_preview(60, worker.default_layer, old, newer)  # same point, exact is better
+    assert not worker.swap_in_preview(60, worker.default_layer, old, newer - 1)  # older point: refused
+    assert not worker.swap_in_preview(60, worker.default_layer, old, newer)  # same point, exact is better
     assert slots[60].buffer is buf
     worker.request(0.9, 0.0)
-    assert worker._swap_preview(60, worker.default_layer, old, newer + 1)  # an older point's exact gives way
+    assert worker.swap_in_preview(60, worker.default_layer, old, newer + 1)  # an older point's exact gives way
     assert slots[60].tag == (newer + 1, "preview") and slots[60].buffer is old

@@ -101,7 +101,7 @@ def test_the_callbacks_gil_wait_is_measured(jack_server):
         assert stats["callbacks"] >= 20
         assert 0.0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"]
         assert stats["max_ms"] <= 1000 * engine.audio.max_gil_wait + 1e-3  # the ring holds the latest 8192
-        later = engine.audio.gil_wait_stats(since=engine.audio._gil_count)
+        later = engine.audio.gil_wait_stats(since=engine.audio.gil_count)
         assert later == {"callbacks": 0}
     finally:
         engine.stop()

@@ -194,8 +194,8 @@ def test_engine_tracks_held_and_recent_notes_with_their_velocity():
     engine = Engine(SineNoteSource(pitch_range=(48, 72), duration=1.0, velocity_layers=LAYERS), midi=False,
                     use_grid=False)
     engine.note_on(60, 30)
-    engine._seen.append((NOTE_ON, 64, 120))  # a MIDI keyboard note, as the callback records it
-    held, recent = engine._priority()
+    engine.receive_midi((NOTE_ON, 64, 120))  # a MIDI keyboard note
+    held, recent = engine.priority()
     assert held == [(60, 30), (64, 120)] and recent[:2] == [(64, 120), (60, 30)]
     assert engine.held_notes() == [60, 64]
 

@@ -40,16 +40,15 @@ def test_character_is_hidden_when_the_bundle_does_not_play_the_flow(window):
 
 def test_character_control_reaches_the_synthesizer(flow_window, qtbot):
     window = flow_window
-    synth = window.adapter.engine.source.synthesizer
     spin = window.sound_panel.character_spin
     assert spin.isVisibleTo(window)
     assert (spin.minimum(), spin.maximum()) == (0.0, 8.0)
-    assert spin.value() == pytest.approx(synth.guidance)  # the bundle's default
+    assert spin.value() == pytest.approx(window.adapter.character)  # the bundle's default
     engine = window.adapter.engine
     engine.worker.start()
     qtbot.waitUntil(lambda: engine.cache_progress()[0] > 0, timeout=15000)
     spin.setValue(5.5)
-    assert synth.guidance == 5.5
+    assert window.adapter.character == 5.5 and window.adapter.model.character == 5.5
     assert engine.cache_progress()[0] < engine.cache_progress()[1], "notes are generated again with the new character"
     qtbot.waitUntil(lambda: engine.cache_progress()[0] > 0, timeout=15000)
     assert window.preset_bar.modified
@@ -68,7 +67,7 @@ def test_character_is_saved_in_presets_and_the_session(flow_window, library, mon
 
     window.sound_panel.character_spin.setValue(1.0)
     window.preset_bar.load("Strong")
-    assert window.adapter.engine.source.synthesizer.guidance == 3.25
+    assert window.adapter.character == 3.25
     window.sound_panel.character_spin.setValue(1.0)
     session.restore(window, session.load(path))
     assert window.sound_panel.character() == 3.25
@@ -83,4 +82,4 @@ def test_a_preset_without_character_plays_the_bundle_default(flow_window, librar
     window.sound_panel.character_spin.setValue(7.0)
     window.preset_bar.load("Old Style")
     assert window.sound_panel.character() == default
-    assert window.adapter.engine.source.synthesizer.guidance == default
+    assert window.adapter.character == default

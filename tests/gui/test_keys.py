@@ -11,7 +11,7 @@ from synth.engine.midi_io import NOTE_OFF, NOTE_ON
 
 
 def note_events(adapter):
-    return [(kind, pitch) for kind, pitch, _ in adapter.engine._events if kind in (NOTE_ON, NOTE_OFF)]
+    return [(kind, pitch) for kind, pitch, _ in adapter.engine.pending_events() if kind in (NOTE_ON, NOTE_OFF)]
 
 
 def test_clicking_a_key_plays_and_releases_it(window, adapter, qtbot):
@@ -74,9 +74,9 @@ def test_letters_typed_into_a_text_field_do_not_play(window, adapter, qtbot, mon
 
 
 def test_notes_held_from_midi_are_shown(window, adapter, qtbot):
-    adapter.engine._track((NOTE_ON, 67, 90))  # what the engine's MIDI thread records for a keyboard note
+    adapter.engine.receive_midi((NOTE_ON, 67, 90))  # as a note from a MIDI keyboard
     qtbot.waitUntil(lambda: 67 in window.keyboard.held, timeout=1000)
-    adapter.engine._track((NOTE_OFF, 67, 0))
+    adapter.engine.receive_midi((NOTE_OFF, 67, 0))
     qtbot.waitUntil(lambda: 67 not in window.keyboard.held, timeout=1000)
 
 
@@ -161,11 +161,11 @@ def test_midi_notes_anywhere_in_the_range_light_up(window, adapter, qtbot):
     keyboard = window.keyboard
     assert keyboard.low <= low and high <= keyboard.high
     for pitch in (low, (low + high) // 2, high):
-        adapter.engine._track((NOTE_ON, pitch, 90))
+        adapter.engine.receive_midi((NOTE_ON, pitch, 90))
         qtbot.waitUntil(lambda: pitch in keyboard.held, timeout=1000)
         assert keyboard.is_visible_key(pitch)
         assert key_colour(keyboard, pitch) == HELD_COLOUR
-        adapter.engine._track((NOTE_OFF, pitch, 0))
+        adapter.engine.receive_midi((NOTE_OFF, pitch, 0))
         qtbot.waitUntil(lambda: pitch not in keyboard.held, timeout=1000)
         assert key_colour(keyboard, pitch) != HELD_COLOUR
 

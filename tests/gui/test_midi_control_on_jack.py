@@ -75,7 +75,7 @@ def test_a_cc_stream_moves_the_sound_of_a_tiny_model(jack_server, qtbot, tmp_pat
             qtbot.wait(30)
         qtbot.waitUntil(lambda: abs(adapter.point[0] - x1) < 1e-3 * (x1 - x0), timeout=5000)
         worker = adapter.engine.worker
-        qtbot.waitUntil(lambda: slot.buffer is not before and slot.tag[:2] == (worker._serial, "exact"),
+        qtbot.waitUntil(lambda: slot.buffer is not before and slot.tag[:2] == (worker.serial, "exact"),
                         timeout=30000)
     finally:
         window.close()

@@ -27,7 +27,7 @@ def test_session_round_trip(window, adapter, library, qtbot, tmp_path):
 
     from synth.gui.engine_adapter import OpenOptions, open_engine
 
-    fresh = open_engine(OpenOptions(bundle=adapter.bundle.path if adapter.bundle else tmp_path / "none",
+    fresh = open_engine(OpenOptions(bundle=adapter.model.path if adapter.model else tmp_path / "none",
                                     audio=False, use_grid=False))
     again = MainWindow(fresh, library)
     qtbot.addWidget(again)

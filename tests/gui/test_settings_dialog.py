@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from synth.gui.settings import SettingsDialog
-from synth.engine.engine import _PANIC
+from synth.engine.engine import PANIC
 
 
 def test_settings_apply_to_the_engine(window, adapter, qtbot):
@@ -26,7 +26,7 @@ def test_settings_apply_to_the_engine(window, adapter, qtbot):
     assert "-6.0 dBFS" in dialog.peak_meter.format()
     qtbot.keyClick(dialog, Qt.Key_Escape)
     assert dialog.isVisible(), "Esc is panic in the settings dialog, not close"
-    assert any(event[0] == _PANIC for event in adapter.engine._events)
+    assert any(event[0] == PANIC for event in adapter.engine.pending_events())
     dialog.close()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from synth.engine.engine import _PANIC
+from synth.engine.engine import PANIC
 
 
 def test_window_opens_on_the_engine(window, adapter, tiny_bundle):
@@ -32,7 +32,7 @@ def test_escape_is_panic(window, adapter, qtbot):
     assert 48 in adapter.held_notes()
     qtbot.keyClick(window.pad, Qt.Key_Escape)
     assert adapter.held_notes() == set()
-    assert any(event[0] == _PANIC for event in adapter.engine._events)
+    assert any(event[0] == PANIC for event in adapter.engine.pending_events())
     assert window.keys.held == {}
 
 

@@ -99,7 +99,7 @@ def test_pitch_lock_keeps_the_pitch_channel_near_the_asked_pitch(tmp_path):
     from synth.engine.synthesizer import Synthesizer
 
     s = Synthesizer(load_bundle(build_tiny_bundle(tmp_path / "p", pitch_feature=True)), device="cpu")
-    d = s._pitch_dim
+    d = s.pitch_dim
     assert d == 7  # the last of 8 dims is the YIN pitch channel
     pitch = torch.tensor([60, 67])
     raw_semitones = torch.tensor([[62.0, 60.1, 59.0], [67.0, 66.0, 67.25]])  # asked 60 and 67
@@ -128,7 +128,7 @@ def test_pitch_lock_leaves_codecs_without_a_pitch_channel_alone(tiny_bundle):
 
     s = Synthesizer(load_bundle(tiny_bundle), device="cpu")
     frames = torch.randn(2, 3, 8)
-    assert s._pitch_dim is None and torch.equal(s.lock_pitch(frames, torch.tensor([60, 61])), frames)
+    assert s.pitch_dim is None and torch.equal(s.lock_pitch(frames, torch.tensor([60, 61])), frames)
 
 
 def test_synthesizer_silences_nonfinite(tiny_bundle):
@@ -137,7 +137,7 @@ def test_synthesizer_silences_nonfinite(tiny_bundle):
     w = np.array([[0.5, np.nan, 0.1], [2.0, -4.0, 1.0]], np.float32)
     import torch
 
-    out = Synthesizer._safe(torch.from_numpy(w))
+    out = Synthesizer.safe_audio(torch.from_numpy(w))
     assert (out[0] == 0).all() and np.abs(out[1]).max() == pytest.approx(0.98)
 
 

@@ -222,7 +222,7 @@ def test_the_gui_falls_back_to_the_demo_naming_file_and_field(bundle):
     edit_json(bundle, lambda info: info["instruments"][0].pop("family"))
     adapter = open_engine(OpenOptions(bundle=bundle, audio=False, use_grid=False))
     try:
-        assert adapter.bundle is None
+        assert adapter.model is None
         assert "bundle.json" in adapter.fallback_reason and "'family'" in adapter.fallback_reason
     finally:
         adapter.close()
