@@ -39,7 +39,7 @@ def main() -> int:
     torch.set_num_threads(1)
     synth = open_bundle(args.bundle, device="cpu", disk_cache=False, separate_process=False,
                         spare_core=False).synthesizer
-    points = {i["name"]: (float(i["x"]), float(i["y"])) for i in synth.bundle.instruments}
+    points = {i.name: (i.x, i.y) for i in synth.bundle.instruments}
     notes = [n for n in pick([n for n in read_notes(args.data, args.split) if n.instrument_str in points],
                              args.count)]
     out = Path(args.out)

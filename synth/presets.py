@@ -26,7 +26,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from synth.atomic import clean_stale, fsync_dir, write_text
 from synth.resources import default_bundle, factory_presets_dir
@@ -351,28 +351,21 @@ class PresetLibrary:
 
 # ---------------------------------------------------------------- factory presets placed on a bundle's map
 
+if TYPE_CHECKING:
+    from synth.model.instrument import Instrument
 
-def family_centroids(instruments: Iterable) -> dict[str, tuple[float, float]]:
-    """Mean (x, y) per family of the training instruments (entries: (name, family, x, y, split) or objects)."""
+
+def family_centroids(instruments: Iterable[Instrument]) -> dict[str, tuple[float, float]]:
+    """Mean (x, y) per family of the training instruments (``synth.model.instrument.Instrument``)."""
     sums: dict[str, list[float]] = {}
-    for name, family, x, y, split in (_instrument_fields(item) for item in instruments):
-        if split not in ("train", "", None):
+    for item in instruments:
+        if item.held_out:
             continue
-        acc = sums.setdefault(family, [0.0, 0.0, 0.0])
-        acc[0] += x
-        acc[1] += y
+        acc = sums.setdefault(item.family, [0.0, 0.0, 0.0])
+        acc[0] += item.x
+        acc[1] += item.y
         acc[2] += 1
     return {family: (sx / n, sy / n) for family, (sx, sy, n) in sums.items()}
-
-
-def _instrument_fields(item) -> tuple[str, str, float, float, str]:
-    if isinstance(item, dict):
-        get = item.get
-        return get("name"), get("family"), float(get("x")), float(get("y")), get("split", "train")
-    if hasattr(item, "family"):
-        return item.name, item.family, float(item.x), float(item.y), getattr(item, "split", "train")
-    name, family, x, y, *rest = item
-    return name, family, float(x), float(y), rest[0] if rest else "train"
 
 
 def place_at_centroids(presets: Sequence[Preset], centroids: dict[str, tuple[float, float]]) -> list[Preset]:
@@ -387,7 +380,7 @@ def place_at_centroids(presets: Sequence[Preset], centroids: dict[str, tuple[flo
     return placed
 
 
-def place_factory_presets(instruments: Iterable, factory_dir: Path = FACTORY_DIR, map_hash: str = "") -> list[Preset]:
+def place_factory_presets(instruments: Iterable[Instrument], factory_dir: Path = FACTORY_DIR, map_hash: str = "") -> list[Preset]:
     """Rewrite the factory preset files so each sits at its family's centroid on this map (the bundle ``map_hash``)."""
     centroids = family_centroids(instruments)
     library = PresetLibrary(user_dir=Path(factory_dir) / ".none", factory_dir=factory_dir)
@@ -420,6 +413,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     place.add_argument("--factory-dir", default=str(FACTORY_DIR))
     args = parser.parse_args(argv)
     from synth.model.bundle import BundleError, read_bundle_info
+    from synth.model.instrument import parse_instruments
 
     try:
         info = read_bundle_info(args.bundle)  # the map is in bundle.json: no weights need loading
@@ -427,7 +421,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"presets place: {exc}", file=sys.stderr)
         return 2
     map_hash = str(info.get("hash", ""))
-    for preset in place_factory_presets(info.get("instruments", []), Path(args.factory_dir), map_hash=map_hash):
+    instruments = parse_instruments(info.get("instruments", []))  # read_bundle_info checked them
+    for preset in place_factory_presets(instruments, Path(args.factory_dir), map_hash=map_hash):
         print(f"{preset.name}: ({preset.timbre.x:.3f}, {preset.timbre.y:.3f}) [{preset.family}]")
     return 0
 

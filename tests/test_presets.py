@@ -206,11 +206,13 @@ def test_unusual_names_get_safe_file_names(library):
 
 
 def test_factory_presets_placed_at_family_centroids(tmp_path, dirs):
+    from synth.model.instrument import Instrument
+
     instruments = [
-        ("piano_a", "keyboard", 1.0, 2.0, "train"),
-        ("piano_b", "keyboard", 3.0, 4.0, "train"),
-        ("piano_held_out", "keyboard", 100.0, 100.0, "test"),
-        {"name": "bass_a", "family": "bass", "x": -2.0, "y": -2.0, "split": "train"},
+        Instrument("piano_a", "keyboard", 1.0, 2.0, "train"),
+        Instrument("piano_b", "keyboard", 3.0, 4.0, "train"),
+        Instrument("piano_held_out", "keyboard", 100.0, 100.0, "test"),
+        Instrument.from_json({"name": "bass_a", "family": "bass", "x": -2.0, "y": -2.0, "split": "train"}),
     ]
     centroids = family_centroids(instruments)
     assert centroids == {"keyboard": (2.0, 3.0), "bass": (-2.0, -2.0)}

@@ -143,8 +143,10 @@ def test_corrupt_midi_gives_a_clear_error(tmp_path):
 def test_general_midi_families_and_overrides():
     assert family_for_program(0) == "keyboard" and family_for_program(40) == "string"
     assert family_for_program(33) == "bass" and family_for_program(120) == "synth_lead"
-    instruments = [("a", "string", 1.0, 1.0, "train"), ("b", "string", 3.0, 1.0, "train"),
-                   ("c", "string", 9.0, 9.0, "valid"), ("d", "keyboard", -1.0, 0.0, "train")]
+    from synth.model.instrument import Instrument
+
+    instruments = [Instrument("a", "string", 1.0, 1.0, "train"), Instrument("b", "string", 3.0, 1.0, "train"),
+                   Instrument("c", "string", 9.0, 9.0, "valid"), Instrument("d", "keyboard", -1.0, 0.0, "train")]
     program_map = default_program_map(instruments, presets=[])
     violin = program_map.timbre_for(40)
     assert violin.timbre.point == (2.0, 1.0)  # centroid of the training instruments only

@@ -26,6 +26,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from synth.engine.disk_cache import DiskCachedSource, default_disk_cache
+from synth.model.instrument import Instrument
 
 # what a BundleSource plays through: the model in this process, the lazy one, or the one in a process of its own
 Backend = Union["ModelNoteSource", "LazyModelSource", "RemoteModelSource"]  # noqa: F821
@@ -57,9 +58,9 @@ class BundleSource:
         return str(self.backend.hash)
 
     @property
-    def instruments(self) -> list:
-        """The map's instrument points (bundle.json ``instruments``)."""
-        return self.backend.instruments
+    def instruments(self) -> tuple[Instrument, ...]:
+        """The map's instrument points (bundle.json ``instruments``, parsed when the bundle was opened)."""
+        return tuple(self.backend.instruments)
 
     @property
     def sample_rate(self) -> int:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from synth.engine.model_source import settings_of
+from synth.model.instrument import bounds_of, parse_instruments
 from synth.validate import InputError, load_json_file
 
 log = logging.getLogger(__name__)
@@ -76,16 +77,8 @@ class LazyModelSource:
         else:
             self._guidance = None
             self._settings = settings_of(self.play_path)
-        instruments = info.get("instruments", [])
-        if not isinstance(instruments, list):
-            raise ValueError("instruments")
-        for item in instruments:
-            if not (isinstance(item, dict) and all(math.isfinite(float(item[k])) for k in ("x", "y"))):
-                raise ValueError("instruments")
-        self.instruments = instruments
-        from synth.engine.sources import bounds_of_instruments
-
-        self.map_bounds = bounds_of_instruments(instruments)
+        self.instruments = parse_instruments(info.get("instruments", []))  # InstrumentError is a ValueError
+        self.map_bounds = bounds_of(self.instruments)
         self.label = f"model {self.path}"
         self._real = None
         self._lock = threading.Lock()

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synth.engine.sources import bounds_of_instruments as _bounds_of
+from synth.model.instrument import Instrument, bounds_of
 
 def settings_of(play_path: str, guidance: float | None = None, steps: int | None = None,
                 sampler: str | None = None) -> str:
@@ -48,7 +48,7 @@ class ModelNoteSource:
         # what the model generates: a distinct timbre (and level) per velocity layer; (100,) for old bundles
         self.velocity_layers = tuple(getattr(synthesizer, "velocity_layers", None) or (100,))
         self.label = f"model {getattr(bundle, 'path', '?')}"  # names the bundle in worker errors
-        self.map_bounds = _bounds_of(getattr(bundle, "instruments", None))
+        self.map_bounds = bounds_of(bundle.instruments)  # the region the prerendered grid covers
         samples = getattr(synthesizer, "num_samples", None)
         duration = float(samples) / self.sample_rate if samples else 4.0
         # NSynth notes: held 3 s of 4 s; shorter (test) bundles keep the same proportion
@@ -63,8 +63,8 @@ class ModelNoteSource:
         return self.bundle.info
 
     @property
-    def instruments(self) -> list:
-        return self.bundle.instruments
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(self.bundle.instruments)
 
     @property
     def play_path(self) -> str:

@@ -82,7 +82,7 @@ class RemoteModelSource:
         self.velocity_layers = tuple(info["velocity_layers"])
         self.map_bounds = info["map_bounds"]
         self.info = info["bundle_info"]
-        self.instruments = info["instruments"]
+        self.instruments = tuple(info["instruments"])
         self.play_path = str(info["play_path"])
         self.device = str(info["device"])
         self._guidance = float(info["guidance"])
@@ -223,7 +223,7 @@ def _child_main(address: str, path: str, device: str) -> None:
                 "play_path": synth.play_path, "guidance": synth.guidance, "steps": synth.steps,
                 "device": str(synth.device), "has_flow": flow is not None,
                 "sampler": str(getattr(getattr(flow, "cfg", None), "sampler", "")),
-                "bundle_info": dict(getattr(bundle, "info", {}) or {}), "instruments": list(bundle.instruments)}
+                "bundle_info": dict(getattr(bundle, "info", {}) or {}), "instruments": tuple(bundle.instruments)}
     except Exception as exc:  # noqa: BLE001 - the parent raises it with the bundle's name
         conns["control"].send(("err", f"{type(exc).__name__}: {exc}"[:2000]))
         os._exit(1)

@@ -10,7 +10,6 @@ the real audio/MIDI bus, and the engine falls back to it as a demo sound when no
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -48,27 +47,6 @@ def velocity_layers_of(source: object) -> tuple[int, ...]:
     from synth.engine.velocity import normalize_layers
 
     return normalize_layers(getattr(source, "velocity_layers", None))
-
-
-def bounds_of_instruments(instruments) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """Map region covered by the bundle's instruments (with a 10 % margin), for the prerendered grid."""
-    xs, ys = [], []
-    for item in instruments or ():
-        try:
-            if isinstance(item, dict):
-                x, y = float(item["x"]), float(item["y"])
-            else:
-                x, y = float(getattr(item, "x", item[-2])), float(getattr(item, "y", item[-1]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-        if math.isfinite(x) and math.isfinite(y):
-            xs.append(x)
-            ys.append(y)
-    if len(xs) < 2:
-        return None
-    mx = 0.1 * (max(xs) - min(xs)) or 0.5
-    my = 0.1 * (max(ys) - min(ys)) or 0.5
-    return ((min(xs) - mx, max(xs) + mx), (min(ys) - my, max(ys) + my))
 
 
 def source_bounds(source: object) -> tuple[tuple[float, float], tuple[float, float]]:

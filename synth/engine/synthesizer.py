@@ -217,9 +217,9 @@ class Synthesizer:
             raise ValueError(f"character (guidance) must be a number in {GUIDANCE_RANGE}, not {guidance!r}")
         self.guidance = g
 
-    def nearest_instruments(self, xy: Sequence[float], k: int = 5, split: str | None = None) -> list[dict]:
-        """The ``k`` bundle instruments closest to ``xy`` on the map (each dict gets a ``distance``)."""
-        items = [i for i in self.bundle.instruments if split is None or i.get("split") == split]
+    def nearest_instruments(self, xy: Sequence[float], k: int = 5, split: str | None = None):
+        """The ``k`` bundle instruments closest to ``xy`` on the map: ``[(Instrument, distance)]``, nearest first."""
+        items = [i for i in self.bundle.instruments if split is None or i.split == split]
         x, y = float(xy[0]), float(xy[1])
-        ranked = sorted(items, key=lambda i: (i["x"] - x) ** 2 + (i["y"] - y) ** 2)
-        return [{**i, "distance": math.hypot(i["x"] - x, i["y"] - y)} for i in ranked[:k]]
+        ranked = sorted(items, key=lambda i: (i.x - x) ** 2 + (i.y - y) ** 2)
+        return [(i, math.hypot(i.x - x, i.y - y)) for i in ranked[:k]]

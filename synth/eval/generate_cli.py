@@ -75,7 +75,7 @@ def _points(synth, emb, split, classes) -> tuple[dict, int]:
     notes = load_notes(emb, split, classes, vae.cfg.num_frames, vae.cfg.time_pool, pr)
     mu, _ = encode_notes(vae, notes)
     names, cents, _ = centroids(mu, notes.instrument_names, notes.family.numpy())
-    listed = {i["name"]: np.array([i["x"], i["y"]], np.float32) for i in synth.bundle.instruments}
+    listed = {i.name: np.array([i.x, i.y], np.float32) for i in synth.bundle.instruments}
     pts = {n: listed.get(n, c) for n, c in zip(names, cents)}
     return pts, sum(n in listed for n in names)
 

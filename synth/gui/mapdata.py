@@ -9,6 +9,8 @@ from typing import Iterable
 
 import numpy as np
 
+from synth.model.instrument import Instrument
+
 # A qualitative palette (Tableau 20, dark shades first): families keep their colour across runs by sorted name.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -62,21 +64,9 @@ def family_label(family: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def to_map_points(instruments: Iterable) -> list[MapPoint]:
-    """Accepts (name, family, x, y, split) tuples, dicts or objects with those attributes."""
-    points = []
-    for item in instruments or ():
-        if isinstance(item, dict):
-            name, family, x, y = item["name"], item["family"], item["x"], item["y"]
-            split = item.get("split", "train")
-        elif hasattr(item, "family"):
-            name, family, x, y = item.name, item.family, item.x, item.y
-            split = getattr(item, "split", "train")
-        else:
-            name, family, x, y, *rest = item
-            split = rest[0] if rest else "train"
-        points.append(MapPoint(str(name), str(family), float(x), float(y), split not in ("train", "", None)))
-    return points
+def to_map_points(instruments: Iterable[Instrument]) -> list[MapPoint]:
+    """The pad's points of the bundle's instruments (``synth.model.instrument.Instrument``, parsed at load)."""
+    return [MapPoint(i.name, i.family, i.x, i.y, i.held_out) for i in instruments or ()]
 
 
 def family_colours(points: Iterable[MapPoint]) -> dict[str, str]:

@@ -39,7 +39,7 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ import torch
 
 from synth.atomic import UMASK, write_text
 from synth.model.generator import Generator, GeneratorConfig
+from synth.model.instrument import Instrument, InstrumentError, parse_instruments
 from synth.model.vae import TimbreVAE, VAEConfig
 
 FORMAT = "pgesam-bundle"
@@ -92,7 +93,7 @@ class ModelBundle:
     sample_rate: int
     num_frames: int
     hash: str
-    instruments: list[dict] = field(default_factory=list)  # name, family, x, y, split
+    instruments: tuple[Instrument, ...] = ()  # the map's points (name, family, x, y, split), parsed at load
     flow: Any = None  # synth.model.flow.FlowNet when the bundle has the sampling generator (flow.pt), else None
 
     @property
@@ -117,7 +118,7 @@ def save_bundle(
     vae: TimbreVAE,
     generator: Generator,
     stats: tuple[np.ndarray, np.ndarray] | dict[str, np.ndarray],
-    instruments: list[dict] | None = None,
+    instruments: list[Instrument | dict] | tuple[Instrument, ...] | None = None,
     data_summary: dict | None = None,
     extra: dict | None = None,
     flow: Any = None,
@@ -172,7 +173,7 @@ def save_bundle(
         "weights_dtype": {"generator.pt": "float16" if half_weights else "float32",
                           **({FLOW_FILE: "float16" if half_weights else "float32"} if flow is not None else {})},
         "data": data_summary or {},
-        "instruments": instruments or [],
+        "instruments": [Instrument.from_json(i).to_json() for i in instruments or ()],
         "files": files,
         "hash": _content_hash(files),
     }
@@ -344,21 +345,14 @@ def _check_fields(info: dict, jpath: Path) -> None:
         _number(v, 1, 127, f"{jpath}: field 'velocity_layers'", whole=True)
 
 
-def _check_instruments(instruments: Any, jpath: Path) -> None:
-    """The map points the GUI draws: each needs a name, a family and a finite x, y."""
+def _check_instruments(instruments: Any, jpath: Path) -> tuple[Instrument, ...]:
+    """The map points the GUI draws (``synth.model.instrument``): each needs a name, a family and a finite x, y."""
     if not isinstance(instruments, list):
         raise BundleError(f"{jpath}: field 'instruments' must be a list")
-    for i, item in enumerate(instruments):
-        where = f"{jpath}: instruments[{i}]"
-        if not isinstance(item, dict):
-            raise BundleError(f"{where} must be an object with name, family, x, y")
-        for key in ("name", "family"):
-            if not isinstance(item.get(key), str):
-                raise BundleError(f"{where}: field {key!r} missing or not text")
-        for key in ("x", "y"):
-            _number(item.get(key), -1e6, 1e6, f"{where}: field {key!r}")
-        if not isinstance(item.get("split", ""), str):
-            raise BundleError(f"{where}: field 'split' must be text")
+    try:
+        return parse_instruments(instruments, f"{jpath}: instruments")
+    except InstrumentError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def verify_bundle(path: str | Path, info: dict | None = None) -> dict:
@@ -522,7 +516,7 @@ def load_bundle(path: str | Path, device: str | torch.device | None = None, veri
         sample_rate=int(info["sample_rate"]),
         num_frames=int(info["num_frames"]),
         hash=info.get("hash") or _content_hash(info["files"]),
-        instruments=list(info.get("instruments", [])),
+        instruments=parse_instruments(info.get("instruments", [])),  # checked by read_bundle_info
         flow=flow.to(device).eval() if flow is not None else None,
     )
     if probe:
@@ -538,8 +532,8 @@ def probe_bundle(bundle: ModelBundle) -> float:
     jpath = bundle.path / BUNDLE_JSON
     frame_rate = float(getattr(bundle.codec, "frame_rate", 0) or bundle.info.get("frame_rate") or 75.0)
     frames = max(1, min(bundle.num_frames, math.ceil(PROBE_SECONDS * frame_rate)))
-    xs = [float(i["x"]) for i in bundle.instruments] or [0.0]
-    ys = [float(i["y"]) for i in bundle.instruments] or [0.0]
+    xs = [i.x for i in bundle.instruments] or [0.0]
+    ys = [i.y for i in bundle.instruments] or [0.0]
     x, y = sum(xs) / len(xs), sum(ys) / len(ys)
     pitch = (bundle.pitch_range[0] + bundle.pitch_range[1]) // 2
     path = str(bundle.info.get("play_path", "generator"))

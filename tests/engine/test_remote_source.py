@@ -26,7 +26,7 @@ def test_remote_notes_equal_in_process_notes_and_the_process_ends(flow_bundle, t
         assert (remote.hash, remote.pitch_range, remote.sample_rate) == (local.hash, local.pitch_range,
                                                                          local.sample_rate)
         assert remote.generation_settings == local.generation_settings
-        assert remote.instruments == list(local.instruments) and remote.play_path == "flow"
+        assert remote.instruments == local.instruments and remote.play_path == "flow"
         np.testing.assert_array_equal(remote.generate((0.1, 0.2), [60, 62], 100),
                                       local.generate((0.1, 0.2), [60, 62], 100))
         np.testing.assert_allclose(remote.preview((0.4, 0.2), [60], 100), local.preview((0.4, 0.2), [60], 100),

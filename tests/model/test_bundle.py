@@ -11,6 +11,7 @@ import torch
 
 from synth.engine.synthesizer import Synthesizer
 from synth.model.bundle import BundleError, build_tiny_bundle, load_bundle
+from synth.model.instrument import Instrument
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def copy(src, tmp_path):
 def test_loads_and_has_contract_fields(tiny_bundle):
     b = load_bundle(tiny_bundle, device="cpu")
     assert b.pitch_range == (48, 72) and b.sample_rate == 24000 and b.num_frames > 0
-    assert len(b.hash) == 12 and b.instruments and {"name", "family", "x", "y", "split"} <= set(b.instruments[0])
+    assert len(b.hash) == 12 and b.instruments and isinstance(b.instruments[0], Instrument)
     assert b.stats["mean"].shape == (b.codec.dim,)
 
 
@@ -89,7 +90,7 @@ def test_synthesizer_on_tiny_bundle(tiny_bundle):
     assert v.shape == (1, s.num_samples) and np.isfinite(v).all()
     assert s.generate((0, 0), []).shape == (0, s.num_samples)
     near = s.nearest_instruments((0.0, 0.0), k=3)
-    assert len(near) == 3 and near[0]["distance"] <= near[-1]["distance"]
+    assert len(near) == 3 and near[0][1] <= near[-1][1] and near[0][0] in s.bundle.instruments
 
 
 def test_pitch_lock_keeps_the_pitch_channel_near_the_asked_pitch(tmp_path):

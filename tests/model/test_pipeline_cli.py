@@ -55,7 +55,7 @@ def test_pipeline(tmp_path, capsys):
     assert main(["bundle", "build", "--codec", str(codec_dir), "--vae", str(vae_dir), "--gen", str(gen_dir),
                  "--emb", str(emb), "--out", str(out)]) == 0
     b = load_bundle(out, device="cpu")
-    assert {i["split"] for i in b.instruments} == {"train", "valid", "test"} and len(b.instruments) == 14
+    assert {i.split for i in b.instruments} == {"train", "valid", "test"} and len(b.instruments) == 14
     assert np.allclose(b.stats["std"], 0.5)
 
 
