@@ -4,7 +4,8 @@ Why: ``synth render`` / ``synth export`` of notes that are all in the disk note 
 need the bundle's identity, range and map, not its networks; importing torch and loading the weights costs seconds
 (2.8 s for ``import torch`` alone on this 2-core machine under load), which is most of a warm render. The first
 ``generate`` (or ``preview``, or ``synthesizer``) loads the bundle with ``load_bundle`` (hashes verified, probe
-played) into the engine's ``ModelNoteSource`` (``synth.engine.model_source.load_model_source``); a bundle that does not load then raises ``SourceError`` naming it.
+played) into the engine's ``ModelNoteSource`` (``synth.engine.model_source.load_model_source``); a bundle that does
+not load then raises ``SourceError`` naming it. ``synth.engine.bundle_source.open_bundle(path, lazy=True)`` makes one.
 
 ``lazy_model_source(path)`` returns None whenever bundle.json is not plainly sane (no ``hash``, odd fields): the
 caller then loads the bundle at once, and ``load_bundle``'s own message says what is wrong.
