@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         tmp = tempfile.TemporaryDirectory()
         path = build_tiny_bundle(Path(tmp.name) / "tiny", flow=True)
         which = "tiny random bundle (no bundled model found at %s)" % args.bundle
-    synth = open_bundle(path, device=args.device, disk_cache=False, separate_process=False,
-                        spare_core=False).synthesizer
+    opened = open_bundle(path, device=args.device, disk_cache=False, separate_process=False, spare_core=False)
+    bundle, synth = opened.bundle, opened.synthesizer
     first, near, rest, keys = _keys(synth, args.first_pitch)
     nearest = sorted([first] + near)
     vel = int(args.velocity)
