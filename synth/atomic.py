@@ -85,6 +85,16 @@ def write_bytes(path: str | Path, data: bytes, **kw) -> None:
         handle.write(data)
 
 
+def save_torch(obj, path: str | Path, **kw) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (a checkpoint killed mid-write leaves the previous one whole);
+    keywords as for :func:`atomic_write`."""
+    import torch  # here, not at the top: the app's light modules use this file without torch
+
+    kw.setdefault("file_mode", UMASK)
+    with atomic_write(path, "wb", **kw) as handle:
+        torch.save(obj, handle)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable; quietly does nothing where folders cannot be opened or synced."""
     try:

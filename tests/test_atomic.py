@@ -61,3 +61,21 @@ def test_the_temp_file_of_a_killed_writer_is_cleaned(tmp_path):
     assert len(left) == 1 and left[0].startswith(".a.bin.") and left[0].endswith(".tmp")
     assert [p.name for p in clean_stale(tmp_path)] == left
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_torch_leaves_the_old_checkpoint_whole_when_the_write_fails(tmp_path):
+    import torch
+
+    from synth.atomic import save_torch
+
+    path = tmp_path / "ckpt.pt"
+    save_torch({"step": 1}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        save_torch({"step": 2, "bad": Boom()}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from synth.atomic import save_torch
 from synth import distributed
 from synth.codec.bundled import CodecConfig, CodecModel, load_bundled, save_codec
 from synth.codec.harmonic import midi_to_hz
@@ -218,9 +219,7 @@ def _save_checkpoint(path: Path, model, opt, step: int, elapsed: float, sampler:
              "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng.bit_generator.state,
              "train_config": dataclasses.asdict(cfg), "codec_config": dataclasses.asdict(model.config),
              "valid_history": history}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_torch(state, path)
 
 
 @torch.no_grad()

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synth.atomic import save_torch
 from synth.atomic import UMASK, write_text
 from synth.model.generator import Generator, GeneratorConfig
 from synth.model.instrument import Instrument, InstrumentError, parse_instruments
@@ -139,14 +140,14 @@ def save_bundle(
             shutil.rmtree(codec_dst)
         shutil.copytree(codec_src, codec_dst)
     mean, std = (stats["mean"], stats["std"]) if isinstance(stats, dict) else stats
-    torch.save({k: v.detach().cpu() for k, v in vae.state_dict().items()}, out / "vae.pt")
-    torch.save(_stored(generator, half_weights, "generator.pt"), out / "generator.pt")
-    torch.save(
+    save_torch({k: v.detach().cpu() for k, v in vae.state_dict().items()}, out / "vae.pt")
+    save_torch(_stored(generator, half_weights, "generator.pt"), out / "generator.pt")
+    save_torch(
         {"mean": torch.as_tensor(np.asarray(mean, np.float32)), "std": torch.as_tensor(np.asarray(std, np.float32))},
         out / "stats.pt",
     )
     if flow is not None:
-        torch.save(_stored(flow, half_weights, FLOW_FILE), out / FLOW_FILE)
+        save_torch(_stored(flow, half_weights, FLOW_FILE), out / FLOW_FILE)
     elif (out / FLOW_FILE).exists():
         (out / FLOW_FILE).unlink()  # a stale sampler from an earlier build must not ride along unlisted
     weight_files = ["vae.pt", "generator.pt", "stats.pt"] + ([FLOW_FILE] if flow is not None else []) + sorted(

@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.atomic import save_torch
 from synth.model.configio import JsonConfig
 
 SAMPLERS = ("euler", "heun")
@@ -513,7 +514,7 @@ def save_flow(model: FlowNet, out_dir: str | Path, name: str = "flow", state_dic
     ``<name>.json`` (the config)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict() if state_dict is None else state_dict, out / f"{name}.pt")
+    save_torch(model.state_dict() if state_dict is None else state_dict, out / f"{name}.pt")
     model.cfg.save(out / f"{name}.json")
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.atomic import save_torch
 from synth.model.configio import JsonConfig
 from synth.model.vae import velocity_index
 
@@ -364,7 +365,7 @@ def generate_frames(
 def save_generator(model: Generator, out_dir: str | Path, name: str = "generator") -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / f"{name}.pt")
+    save_torch(model.state_dict(), out / f"{name}.pt")
     model.cfg.save(out / f"{name}.json")
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synth.atomic import save_torch
 from synth import distributed
 from synth.model.data import NoteSet
 from synth.model.flow import FlowConfig, FlowNet, save_flow, velocity_index
@@ -221,7 +222,7 @@ def train_flow(
 
     def save_ckpt() -> None:
         nonlocal last_ckpt
-        torch.save(
+        save_torch(
             {
                 "model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "step": step, "best": best, "gen": gen.get_state(),
@@ -229,8 +230,8 @@ def train_flow(
             },
             ckpt_path,
         )
-        torch.save(net.state_dict(), out / "last.pt")
-        torch.save(ema.state_dict(), out / "last_ema.pt")
+        save_torch(net.state_dict(), out / "last.pt")
+        save_torch(ema.state_dict(), out / "last_ema.pt")
         last_ckpt = time.time()
 
     def validate() -> None:

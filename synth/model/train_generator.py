@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synth.atomic import save_torch
 from synth import distributed
 from synth.model.data import NoteSet
 from synth.model.generator import Generator, GeneratorConfig, generate_frames, refine_base, save_generator
@@ -172,14 +173,14 @@ def train_generator(
     running, n_run = 0.0, 0
 
     def save_ckpt() -> None:
-        torch.save(
+        save_torch(
             {
                 "model": gen.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
                 "best": best, "rng": _rng_state(), "config": json.loads(cfg.to_json()),
             },
             ckpt_path,
         )
-        torch.save(gen.state_dict(), out / "last.pt")
+        save_torch(gen.state_dict(), out / "last.pt")
 
     def validate() -> None:
         nonlocal best

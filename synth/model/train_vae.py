@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from synth.atomic import save_torch
 from synth import distributed
 from synth.model.data import NoteSet, instrument_batches
 from synth.model.losses import vae_loss
@@ -185,7 +186,7 @@ def _save_epoch(out: Path, model: TimbreVAE, opt, sched, epoch: int, cfg: VAECon
     """The end of an epoch on disk: its log line, the resume checkpoint and the weights (rank 0 only)."""
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
-    torch.save(
+    save_torch(
         {
             "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
             "epoch": epoch, "rng": _rng_state(), "config": json.loads(cfg.to_json()),

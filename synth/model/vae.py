@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synth.atomic import save_torch
 from synth.model.configio import JsonConfig
 
 
@@ -315,7 +316,7 @@ def save_vae(model: TimbreVAE, out_dir: str | Path, name: str = "vae") -> None:
     """``<name>.pt`` (state_dict) + ``<name>.json`` (config) side by side."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / f"{name}.pt")
+    save_torch(model.state_dict(), out / f"{name}.pt")
     model.cfg.save(out / f"{name}.json")
 
 
