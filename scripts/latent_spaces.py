@@ -3,10 +3,11 @@
 For one split, the same two numbers in every space: V_pitch / V_inst (``synth.eval.latent.variances``: the eval's
 ratio, here also in many dimensions, so only comparable across spaces of one dimension) and the share of notes
 whose nearest other note (Euclidean) belongs to the same instrument. Spaces: the input averaged over time, the input
-in 8 time bins, the encoder's last hidden layer, the contrastive projection (runs trained with ``con_dim``) and mu.
+in 8 time bins, the encoder's last hidden layer and mu (session 4 also read the projection of the contrastive
+term, a retired experiment: models/default/MODEL_CARD.md, "Retired experiments").
 The train split is subsampled to every 8th instrument so both splits hold about 40 instruments.
 
-    python scripts/latent_spaces.py --vae runs/vae/con10 --emb data/emb/default
+    python scripts/latent_spaces.py --vae runs/vae/default --emb data/emb/default
 
 Prints JSON.
 """
@@ -33,15 +34,12 @@ def spaces(vae, x: torch.Tensor) -> dict[str, np.ndarray]:
     seen = x[:, : vae.cfg.dim - vae.cfg.enc_skip_dims]
     with torch.no_grad():
         hidden = vae.encode_hidden(x)
-        out = {
+        return {
             "input_time_mean": seen.mean(-1).numpy(),
             "input_8_bins": F.adaptive_avg_pool1d(seen, 8).flatten(1).numpy(),
             "encoder_hidden": hidden.numpy(),
             "mu": vae.to_mu(hidden).numpy(),
         }
-        if vae.con_head is not None:
-            out["contrastive"] = F.normalize(vae.con_head(hidden), dim=1).numpy()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

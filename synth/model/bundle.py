@@ -24,7 +24,8 @@ Validated completely at load (issue 16), because bundle.json is not signed and m
   ``sample_rate``, ``pitch_range``, ``play_path`` and every instrument's name, family, x and y are sane.
 - the weights: every tensor finite; stats have a finite mean and a finite, positive std of the codec's dim; the
   configs build networks whose shapes are those of the weight files (built on the meta device first, under a
-  tensor budget from the file, so a config asking for 10^12 parameters costs nothing);
+  tensor budget from the file, so a config asking for 10^12 parameters costs nothing); a retired experiment
+  option (``VAEConfig.RETIRED``, ...) loads only at its off value (``synth.model.configio``);
 - a probe: one short note (a quarter second, the map's centre, the middle pitch) through the play path; silent or
   non-finite audio refuses the bundle. It costs a few milliseconds.
 """
@@ -49,6 +50,7 @@ import torch
 
 from synth.atomic import save_torch
 from synth.atomic import UMASK, write_text
+from synth.model.configio import RetiredOptionError
 from synth.model.generator import Generator, GeneratorConfig
 from synth.model.instrument import Instrument, InstrumentError, parse_instruments
 from synth.model.vae import TimbreVAE, VAEConfig
@@ -447,6 +449,8 @@ def _build(cls, cfg_cls, info: dict, field_name: str, state: dict, path: Path, j
             shell = cls(cfg)
     except BundleError:
         raise
+    except RetiredOptionError as exc:  # a retired experiment switched on: the model would play differently
+        raise BundleError(f"{jpath}: field {field_name!r}: {exc}") from None
     except Exception as exc:
         raise BundleError(f"{jpath}: field {field_name!r} does not build a network ({type(exc).__name__}: "
                           f"{_short(str(exc), 200)})") from None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synth.model.vae import VAEConfig, group_centroids
+from synth.model.vae import VAEConfig
 
 
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,6 @@ def neighbour_loss(
     instrument: torch.Tensor,
     margin: float,
     attract_power: float = 1.0,
-    repel_centroids: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(attract, repel) over all pairs in the batch.
 
@@ -64,9 +63,6 @@ def neighbour_loss(
       distance) by default: its pull does not fade as notes get close, which the V_pitch/V_inst target (>= 1e3,
       an instrument's notes within ~0.01 of each other) needs; p = 2 (squared) pulls ever more weakly near zero.
     repel: mean of relu(M - d)^2 over pairs of different instruments (a hinge: pairs farther than M cost nothing).
-      With ``repel_centroids`` the pairs are the instruments' batch centroids instead of their notes: repulsion then
-      moves each instrument as a whole and cannot push one instrument's notes apart (on a packed map, notes of one
-      instrument sit at different distances from the neighbours that repel them).
     """
     n = mu.shape[0]
     d2 = _pair_distances2(mu)
@@ -76,31 +72,9 @@ def neighbour_loss(
     zero = mu.sum() * 0.0
     eps = 1e-12  # keeps the gradient of the distance finite at d = 0; subtracted so that d = 0 costs exactly 0
     attract = ((d2[pos] + eps).pow(attract_power / 2) - eps ** (attract_power / 2)).mean() if pos.any() else zero
-    if repel_centroids:
-        cents, _ = group_centroids(mu, instrument)
-        k = len(cents)
-        off = ~torch.eye(k, dtype=torch.bool, device=mu.device)
-        repel = _repel(_pair_distances2(cents)[off], margin) if k > 1 else zero
-    else:
-        neg = ~same
-        repel = _repel(d2[neg], margin) if neg.any() else zero
+    neg = ~same
+    repel = _repel(d2[neg], margin) if neg.any() else zero
     return attract, repel
-
-
-def supcon_loss(features: torch.Tensor, group: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Supervised contrastive loss on unit vectors ``[B, K]``: for each note with at least one other note of its
-    group, minus the mean log-probability (softmax over all other notes of the batch, cosine / temperature) of
-    its same-group notes; averaged over those notes. 0 with no such note."""
-    n = features.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=features.device)
-    logits = (features @ features.T / temperature).masked_fill(eye, float("-inf"))
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    pos = (group[:, None] == group[None, :]) & ~eye
-    has = pos.any(dim=1)
-    if not has.any():
-        return features.sum() * 0.0
-    pos_mean = log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / pos.sum(dim=1)[has]
-    return -pos_mean.mean()
 
 
 def pitch_classifier_loss(logits: torch.Tensor, pitch_index: torch.Tensor) -> torch.Tensor:
@@ -116,7 +90,7 @@ def instrument_loss(logits: torch.Tensor, instrument: torch.Tensor) -> torch.Ten
 
 
 def family_loss(logits: torch.Tensor, family: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the family classifier on z (index -1 = no single family, e.g. a mixup blend, ignored)."""
+    """Cross-entropy of the family classifier on z (index -1 = no single family, ignored)."""
     if (family >= 0).sum() == 0:
         return logits.sum() * 0.0
     return F.cross_entropy(logits, family, ignore_index=-1)
@@ -133,7 +107,6 @@ def curriculum_weights(cfg: VAEConfig, gamma: float) -> dict[str, float]:
         "pitch": cfg.w_pitch,
         "inst": cfg.w_inst * g**cfg.a_inst,
         "fam": 0.0 if cfg.no_fam else cfg.w_fam * (1.0 - g) ** cfg.a_fam,
-        "con": cfg.w_con if cfg.con_dim > 0 else 0.0,
     }
 
 
@@ -145,15 +118,13 @@ def vae_loss(
     instrument: torch.Tensor,
     family: torch.Tensor,
     gamma: float,
-    group: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and the value of every term (unweighted, for the progress bar and logs).
 
-    ``instrument`` is the classifier's class (-1 ignored); ``group`` says which notes are one instrument for the
-    neighbour loss (default: ``instrument``; mixup pseudo-instruments have a group but no class)."""
+    ``instrument`` is the classifier's class (-1 ignored) and says which notes are one instrument for the
+    neighbour loss."""
     w = curriculum_weights(cfg, gamma)
-    group = instrument if group is None else group
-    attract, repel = neighbour_loss(out["mu"], group, cfg.margin, cfg.attract_power, cfg.repel_centroids)
+    attract, repel = neighbour_loss(out["mu"], instrument, cfg.margin, cfg.attract_power)
     terms = {
         "rec": reconstruction_loss(out["recon"], target),
         "kl": kl_loss(out["mu"], out["logvar"]),
@@ -163,8 +134,6 @@ def vae_loss(
         "inst": instrument_loss(out["inst_logits"], instrument),
         "fam": family_loss(out["fam_logits"], family),
     }
-    if "con" in out:
-        terms["con"] = supcon_loss(out["con"], group, cfg.con_temperature)
     total = sum(w[k] * v for k, v in terms.items())
     logs = {k: float(v.detach()) for k, v in terms.items()}
     logs["att"] = float(attract.detach())

@@ -20,11 +20,14 @@ def _parse(current: object, value: str, key: str) -> object:
 
 
 def apply_overrides(cfg, items: list[str]):
-    """Set each ``KEY=VALUE`` on ``cfg`` with the type of the field's current value; a clear error on unknown keys
-    or values that do not parse."""
+    """Set each ``KEY=VALUE`` on ``cfg`` with the type of the field's current value; a clear error on unknown keys,
+    retired experiment options (``cfg.RETIRED``, at any value) or values that do not parse."""
     names = {f.name for f in dataclasses.fields(cfg)}
+    retired = getattr(type(cfg), "RETIRED", {})
     for item in items:
         key, sep, value = item.partition("=")
+        if sep and key in retired:  # gone, not merely unknown: say so (synth.model.configio)
+            raise ValueError(f"--set {item!r}: {type(cfg).retired_error(key, value)}; it is no longer an option")
         if not sep or key not in names:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}")
         try:

@@ -21,8 +21,7 @@ from synth.atomic import save_torch
 from synth import distributed
 from synth.model.data import NoteSet, instrument_batches
 from synth.model.losses import vae_loss
-from synth.model.mixup import mixed_groups, note_table
-from synth.model.vae import DEFAULT_VELOCITY, TimbreVAE, VAEConfig, save_vae
+from synth.model.vae import TimbreVAE, VAEConfig, save_vae
 
 
 def seed_everything(seed: int) -> None:
@@ -54,26 +53,14 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def _batch(train: NoteSet, b: np.ndarray, cfg: VAEConfig, table: torch.Tensor, rng: np.random.Generator):
-    """(x, pitch, velocity, classifier instrument, family, neighbour group) of one batch: the notes ``b``, plus
-    ``cfg.mix_groups`` pseudo-instrument groups per real group (instrument -1, groups after the real classes; their
-    notes are at the reference velocity, see ``mixup.note_table``).
+def _batch(train: NoteSet, b: np.ndarray):
+    """(x, pitch, velocity, instrument, family) of the notes ``b``.
 
-    The neighbour group is the instrument, whatever the note's velocity layer: all layers of an instrument are one
-    instrument, pulled to one point (the map is timbre only; the decoder gets the velocity)."""
+    The instrument (the classifier's class and the neighbour loss's group) is the same whatever the note's velocity
+    layer: all layers of an instrument are one instrument, pulled to one point (the map is timbre only; the decoder
+    gets the velocity)."""
     bi = torch.from_numpy(b)
-    x, pitch, inst, fam = train.x[bi].float(), train.pitch[bi], train.instrument[bi], train.family[bi]
-    vel = train.velocity[bi]
-    n_mix = round(cfg.mix_groups * -(-len(b) // max(1, cfg.notes_per_instrument)))
-    if n_mix <= 0:
-        return x, pitch, vel, inst, fam, inst
-    mixed = mixed_groups(train.x, train.family, table, cfg.pitch_min, n_mix, cfg.notes_per_instrument, rng,
-                         tuple(cfg.mix_lambda))
-    no_class = torch.full_like(mixed.pitch, -1)
-    mixed_vel = torch.full_like(mixed.pitch, DEFAULT_VELOCITY)
-    return (torch.cat([x, mixed.x]), torch.cat([pitch, mixed.pitch]), torch.cat([vel, mixed_vel]),
-            torch.cat([inst, no_class]), torch.cat([fam, mixed.family]),
-            torch.cat([inst, mixed.group + cfg.num_instruments]))
+    return train.x[bi].float(), train.pitch[bi], train.velocity[bi], train.instrument[bi], train.family[bi]
 
 
 def train_vae(
@@ -111,7 +98,8 @@ def train_vae(
     if ckpt_path.exists():
         # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["config"] != json.loads(cfg.to_json()):
+        # a checkpoint written before an option was retired still holds it (at its off value, else refused)
+        if VAEConfig.without_retired(ck["config"]) != json.loads(cfg.to_json()):
             raise RuntimeError(f"{ckpt_path} was made with a different config; use a new --out folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -122,8 +110,6 @@ def train_vae(
         cfg.save(out / "vae.json")
         (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
     forward = dd.wrap(model, TimbreVAE.__call__)  # the model itself in a world of one, else DDP (after the resume)
-    table = note_table(train.instrument, train.pitch, cfg.num_instruments, cfg.pitch_min, cfg.num_pitches,
-                       train.velocity, DEFAULT_VELOCITY)
     bar = None
     if progress and dd.is_main():
         from tqdm import tqdm
@@ -139,16 +125,14 @@ def train_vae(
             batches = [b for b in batches if len(b) >= 2 * dd.world]
         running: dict[str, float] = {}
         t0 = time.time()
-        # per epoch: a resumed run draws the same blends (per rank under DDP: the ranks' blends differ)
-        mix_rng = np.random.default_rng([cfg.seed, epoch, 1] + ([dd.rank] if dd.active else []))
         for i, b in enumerate(batches):
             gamma = (epoch + i / len(batches)) / cfg.epochs
             dd.seed_step(cfg.seed, step)
-            xb, pitch_b, vel_b, inst_b, fam_b, group_b = _batch(train, dd.shard(b), cfg, table, mix_rng)
-            xb, inst_b, group_b = xb.to(device), inst_b.to(device), group_b.to(device)
-            outp = forward(xb, pitch_b.to(device), group_b, vel_b.to(device))
+            xb, pitch_b, vel_b, inst_b, fam_b = _batch(train, dd.shard(b))
+            xb, inst_b = xb.to(device), inst_b.to(device)
+            outp = forward(xb, pitch_b.to(device), vel_b.to(device))
             pitch_ix = (pitch_b - cfg.pitch_min).clamp(0, cfg.num_pitches - 1)
-            loss, logs = vae_loss(cfg, outp, xb, pitch_ix.to(device), inst_b, fam_b.to(device), gamma, group_b)
+            loss, logs = vae_loss(cfg, outp, xb, pitch_ix.to(device), inst_b, fam_b.to(device), gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

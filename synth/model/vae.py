@@ -10,8 +10,9 @@ activation or dropout after an output (a pitfall of the authors' prototype, see 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -65,28 +66,8 @@ class VAEConfig(JsonConfig):
     margin: float = 0.4  # M: different instruments closer than this repel
     w_rep: float = 3.0  # weight of the repulsion inside the neighbour term (nei = attract + w_rep * repel)
     attract_power: float = 1.0  # attraction = mean distance^p over same-instrument pairs (see losses.neighbour_loss)
-    repel_centroids: bool = False  # repel instruments' batch centroids, not their notes (see losses.neighbour_loss)
     radius: float = 1.0  # spatial regularizer: mu outside this disk is penalized
     beta: float = 0.1  # z = mu + sigma * eps * beta
-    # decode every note from its INSTRUMENT's point (the mean z of that instrument's notes in the batch), which is
-    # how the instrument is played: one pad point for all pitches. Reconstruction then no longer pays the encoder
-    # to keep note-specific detail (key-zone samples, attack differences) in z, so only the neighbour attraction
-    # acts on the spread of an instrument's notes. Off = the paper's per-note decoding.
-    decode_instrument_mean: bool = False
-    # instrument mixup (synth.model.mixup): pseudo-instrument groups added to every batch, as a fraction of the
-    # batch's real instrument groups (0 = off); each blends two training instruments pitch by pitch with a weight
-    # drawn from mix_lambda. Aimed at the held-out ratio (new instruments every batch cannot be memorized);
-    # measured: 81 held-out at 1.0 (shipped 94), so off.
-    mix_groups: float = 0.0
-    mix_lambda: tuple[float, float] = (0.25, 0.75)
-    # supervised contrastive term (Khosla et al. 2020) on a projection of the encoder's last hidden layer: notes of
-    # one instrument are positives, all other notes of the batch negatives. 0 = off (no projection head).
-    # The hope: an identity feature learned in many dims with a softmax over the batch generalizes to unseen
-    # instruments better than the 2D neighbour loss alone. Measured (model card, session 4): it does not (held-out
-    # ratio 85 at w_con 1 and 10, shipped 94). Kept, off, so that row can be reproduced.
-    con_dim: int = 0
-    con_temperature: float = 0.1
-    w_con: float = 0.0
     # ablations (a config switch away, issue 4)
     no_kl: bool = False
     no_reg: bool = False
@@ -101,6 +82,19 @@ class VAEConfig(JsonConfig):
     epochs: int = 80  # authors: 300; 80 fits this CPU (~15 s/epoch for ~8k notes on one thread)
     warmup_epochs: int = 5
     seed: int = 0
+
+    # Retired experiment options, with the value that switched each off (synth.model.configio: a config holding one
+    # at that value loads, at any other value it is refused). Each was measured on the held-out ratio and did not
+    # help (models/default/MODEL_CARD.md, "Retired experiments"; the code is in git history):
+    RETIRED: ClassVar[dict[str, Any]] = {
+        "repel_centroids": False,  # repel instruments' batch centroids, not their notes (session 3: 91 vs 94)
+        "decode_instrument_mean": False,  # decode every note from its instrument's batch-mean point (91 / 87)
+        "mix_groups": 0.0,  # instrument mixup: pseudo-instruments blended from two (session 4: 81)
+        "mix_lambda": (0.25, 0.75),  # mixup's blend weight range
+        "con_dim": 0,  # supervised contrastive term: the projection head's size (session 4: 85 at w_con 1 and 10)
+        "con_temperature": 0.1,  # its softmax temperature
+        "w_con": 0.0,  # its weight
+    }
 
     @property
     def num_pitches(self) -> int:
@@ -155,7 +149,6 @@ class TimbreVAE(nn.Module):
         )
         self.to_mu = nn.Linear(cfg.hidden, cfg.latent_dim)  # plain linear output heads
         self.to_logvar = nn.Linear(cfg.hidden, cfg.latent_dim)
-        self.con_head = nn.Linear(cfg.hidden, cfg.con_dim) if cfg.con_dim > 0 else None
         # decoder: MLP to a coarse time grid, then transposed convs doubling time each
         n_up = len(cfg.enc_channels)
         self.dec_t0 = -(-t_in // (2**n_up))
@@ -266,35 +259,23 @@ class TimbreVAE(nn.Module):
         return self.pitch_head(self._prep(x))
 
     def forward(
-        self,
-        xp: torch.Tensor,
-        pitch: torch.Tensor,
-        instrument: torch.Tensor | None = None,
-        velocity: torch.Tensor | None = None,
+        self, xp: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Training pass on a PREPARED input ``xp = prep(x)`` ``[B, D, T']``; ``recon`` is on the same grid.
 
-        ``instrument`` (one label per instrument or pseudo-instrument) is used only with
-        ``cfg.decode_instrument_mean``; ``velocity`` (MIDI, None = 100) only by the decoder, with
-        ``cfg.velocity_cond``. The encoder sees ``xp`` alone."""
-        h = self.encode_hidden(xp)
-        mu, logvar = self._posterior(h)
+        ``velocity`` (MIDI, None = 100) is used only by the decoder, with ``cfg.velocity_cond``. The encoder sees
+        ``xp`` alone."""
+        mu, logvar = self.encode_prepped(xp)
         z = self.sample(mu, logvar)
-        z_dec = z
-        if self.cfg.decode_instrument_mean and instrument is not None:
-            z_dec = group_mean(z, instrument)
-        out = {
+        return {
             "mu": mu,
             "logvar": logvar,
             "z": z,
-            "recon": self.decode_coarse(z_dec, pitch, velocity),
+            "recon": self.decode_coarse(z, pitch, velocity),
             "inst_logits": self.inst_head(z),
             "fam_logits": self.fam_head(z),
             "pitch_logits": self.pitch_head(xp),
         }
-        if self.con_head is not None:
-            out["con"] = F.normalize(self.con_head(h), dim=1)
-        return out
 
 
 def group_centroids(z: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

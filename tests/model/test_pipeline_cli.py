@@ -70,9 +70,9 @@ def test_refining_generator_trains_with_rollouts_from_the_cli_and_starts_at_the_
     emb = write_fake_cache(tmp_path / "emb")
     vae_dir, gen_dir = tmp_path / "vae", tmp_path / "gen"
     assert main(["train", "vae", "--emb", str(emb), "--out", str(vae_dir), "--epochs", "1", "--no-progress",
-                 "--set", "decode_instrument_mean=true", *TINY_VAE]) == 0
+                 "--set", "no_fam=true", *TINY_VAE]) == 0
     vae = load_vae(vae_dir)
-    assert vae.cfg.decode_instrument_mean is True
+    assert vae.cfg.no_fam is True
     assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
                  "--steps", "2", "--valid-every", "2", "--valid-notes", "8", "--no-progress",
                  "--set", "refine_vae=true", "--set", "rollout_weight=1", "--set", "rollout_batch=3", *TINY_GEN]) == 0
