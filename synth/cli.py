@@ -97,17 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(module_path)
             parser = argparse.ArgumentParser(prog="synth " + " ".join(words), description=help_text)
             module.configure(parser)
-            if words not in RECIPE_COMMANDS:
-                args = parser.parse_args(argv[n_words:])
-                return int(module.run(args) or 0)
-            parser.add_argument(recipe.OPTION, metavar="FILE[:SECTION]",
-                                help="take options from a recipe file's section (default section: "
-                                     f"{'_'.join(words)}); options typed here win, see synth/recipe.py")
-            try:
-                rest = recipe.expand(parser, argv[n_words:], "_".join(words))
-            except recipe.RecipeError as exc:
-                print(f"synth {' '.join(words)}: {exc}", file=sys.stderr)
-                return 2
+            rest = argv[n_words:]
+            if words in RECIPE_COMMANDS:
+                parser.add_argument(recipe.OPTION, metavar="FILE[:SECTION]",
+                                    help="take options from a recipe file's section (default section: "
+                                         f"{'_'.join(words)}); options typed here win, see synth/recipe.py")
+                try:
+                    rest = recipe.expand(parser, rest, "_".join(words))
+                except recipe.RecipeError as exc:
+                    print(f"synth {' '.join(words)}: {exc}", file=sys.stderr)
+                    return 2
             args = parser.parse_args(rest)
             return int(module.run(args) or 0)
     group = [w for w in commands if w[0] == argv[0]]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from synth.atomic import UMASK, atomic_write
+from synth.atomic import save_torch
 from synth.codec.base import Codec, CodecError
 from synth.codec.harmonic import HarmonicDecoder
 
@@ -266,8 +266,7 @@ def save_codec(model: CodecModel, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(model.config.to_json() + "\n")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    with atomic_write(folder / WEIGHTS_FILE, file_mode=UMASK) as handle:
-        torch.save(state, handle)
+    save_torch(state, folder / WEIGHTS_FILE)
     return folder
 
 

@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from synth.atomic import save_torch
 from synth import distributed
+from synth.atomic import save_torch
 from synth.codec.bundled import CodecConfig, CodecModel, load_bundled, save_codec
 from synth.codec.harmonic import midi_to_hz
 from synth.codec.notes import load_note_audio, read_notes
