@@ -73,7 +73,8 @@ class LazyModelSource:
             guidance, steps = float(flow["guidance"]), _whole(flow["sample_steps"], 1, 64)
             if not math.isfinite(guidance):
                 raise ValueError("guidance")
-            self._settings = settings_of("flow", guidance, steps, str(flow.get("sampler", "")))
+            self._settings = settings_of("flow", guidance, steps, str(flow.get("sampler", "")),
+                                         str(flow.get("layer_noise", "per_layer")))
             self._guidance: float | None = guidance
         else:
             self._guidance = None

@@ -21,13 +21,15 @@ import numpy as np
 from synth.model.instrument import Instrument, bounds_of
 
 def settings_of(play_path: str, guidance: float | None = None, steps: int | None = None,
-                sampler: str | None = None) -> str:
+                sampler: str | None = None, layer_noise: str | None = None) -> str:
     """The generation-settings part of a note's identity (``ModelNoteSource.generation_settings`` agrees)."""
     if play_path != "flow":
         return play_path
     # "flow2": the sampler's noise is blended over a lattice on the map since session 6 (FlowConfig.noise_lattice),
-    # so notes cached under the old per-cell noise are not served for the new one
-    return f"flow2:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}"
+    # so notes cached under the old per-cell noise are not served for the new one; the same for velocity layers that
+    # share one noise (FlowConfig.layer_noise "shared"; bundle.json's configs are not part of the bundle hash)
+    shared = ":ln=shared" if layer_noise == "shared" else ""
+    return f"flow2:g={float(guidance):.6g}:s={int(steps)}:{sampler or ''}{shared}"
 
 
 
@@ -94,7 +96,9 @@ class ModelNoteSource:
         if path != "flow":
             return settings_of(path)
         flow = getattr(synth, "flow", None)
-        return settings_of("flow", synth.guidance, synth.steps, str(getattr(getattr(flow, "cfg", None), "sampler", "")))
+        cfg = getattr(flow, "cfg", None)
+        return settings_of("flow", synth.guidance, synth.steps, str(getattr(cfg, "sampler", "")),
+                           str(getattr(cfg, "layer_noise", "per_layer")))
 
     def generate(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self.generate_with_frames(xy, pitches, velocity)[0]

@@ -88,6 +88,7 @@ class RemoteModelSource:
         self._guidance = float(info["guidance"])
         self._steps = info["steps"]
         self._sampler = info["sampler"] if info["has_flow"] else ""
+        self._layer_noise = str(info.get("layer_noise", "per_layer"))
 
     @property
     def returncode(self) -> int | None:
@@ -122,7 +123,7 @@ class RemoteModelSource:
     def generation_settings(self) -> str:
         if self.play_path != "flow":
             return settings_of(self.play_path)
-        return settings_of("flow", self._guidance, self._steps, self._sampler)
+        return settings_of("flow", self._guidance, self._steps, self._sampler, self._layer_noise)
 
     def generate_with_frames(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100):
         return self._call("generate", "generate_with_frames", (float(xy[0]), float(xy[1])), [int(p) for p in pitches],
@@ -223,6 +224,7 @@ def _child_main(address: str, path: str, device: str) -> None:
                 "play_path": synth.play_path, "guidance": synth.guidance, "steps": synth.steps,
                 "device": str(synth.device), "has_flow": flow is not None,
                 "sampler": str(getattr(getattr(flow, "cfg", None), "sampler", "")),
+                "layer_noise": str(getattr(getattr(flow, "cfg", None), "layer_noise", "per_layer")),
                 "bundle_info": dict(getattr(bundle, "info", {}) or {}), "instruments": tuple(bundle.instruments)}
     except Exception as exc:  # noqa: BLE001 - the parent raises it with the bundle's name
         conns["control"].send(("err", f"{type(exc).__name__}: {exc}"[:2000]))

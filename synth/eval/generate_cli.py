@@ -64,7 +64,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _points(synth, emb, split, classes) -> tuple[dict, int]:
+def instrument_points(synth, emb, split, classes) -> tuple[dict, int]:
     """Instrument -> point: bundle.json's point where the bundle lists the instrument (where it sits on the pad),
     else the centroid of the VAE's mu over its notes; and how many came from bundle.json."""
     from synth.model.points import centroids, encode_notes
@@ -178,7 +178,7 @@ def evaluate(args) -> dict:
     rng = np.random.default_rng(args.seed)
     train_cache = open_cache(args.emb, "train")
     t_index = G.train_index(train_cache)
-    train_points, n_listed = _points(synth, args.emb, "train", classes)
+    train_points, n_listed = instrument_points(synth, args.emb, "train", classes)
     lo, hi = _pitch_range(synth)
     out = {"bundle": str(args.bundle), "hash": bundle.hash, "split": args.split, "play_path": synth.play_path,
            "flow": ({"steps": synth.steps, "guidance": synth.guidance, "sampler": synth.flow.cfg.sampler,
@@ -196,7 +196,7 @@ def evaluate(args) -> dict:
         if split == "train":
             points, listed = train_points, n_listed
         else:
-            points, listed = _points(synth, args.emb, split, classes)
+            points, listed = instrument_points(synth, args.emb, split, classes)
             test_points = points
         t1 = time.time()
         waves, mse, meta, exact = _conditions(synth, cache, rows, points, train_points, train_cache, t_index,
@@ -243,7 +243,7 @@ def _guidances(text: str) -> list[float]:
     return out
 
 
-def _clean(obj):
+def json_clean(obj):
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -251,9 +251,9 @@ def _clean(obj):
     if isinstance(obj, (float, np.floating)):
         return None if not math.isfinite(float(obj)) else round(float(obj), 5)
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     return obj
 
 
@@ -273,6 +273,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     res = evaluate(args)
     res["threads"] = torch.get_num_threads()
-    res = _clean(res)
+    res = json_clean(res)
     print(json.dumps(res) if args.json else json.dumps(res, indent=1))
     return 0

@@ -73,6 +73,7 @@ from synth.atomic import save_torch
 from synth.model.configio import JsonConfig
 
 SAMPLERS = ("euler", "heun")
+LAYER_NOISE = ("per_layer", "shared")  # FlowConfig.layer_noise
 
 
 @dataclass
@@ -107,6 +108,10 @@ class FlowConfig(JsonConfig):
     # renormalized to unit variance), so nearby points start from nearby noise and the timbre moves smoothly under a
     # drag. 0 = one independent noise per seed_step cell (session 5: neighbouring cells sounded unrelated).
     noise_lattice: float = 0.25
+    # "per_layer": each velocity layer of a point starts from its own noise; "shared": every layer starts from the
+    # noise of the layer nearest velocity 100, so soft and hard notes of a point are one instrument played at two
+    # dynamics (the velocity condition alone makes the difference; measured by ``synth eval velocity``)
+    layer_noise: str = "per_layer"
     noise_seed: int = 0
     context_frames: int = 75  # K of continue_ by default (1 s)
     # training
@@ -167,6 +172,14 @@ class FlowConfig(JsonConfig):
             raise ValueError("empty pitch range or no velocity layers")
         if not (math.isfinite(self.noise_lattice) and self.noise_lattice >= 0):
             raise ValueError(f"noise_lattice {self.noise_lattice}: a finite spacing >= 0 (0 = one noise per cell)")
+        if self.sample_steps < 1:
+            raise ValueError(f"sample_steps {self.sample_steps}: at least 1")
+        for name in ("guidance", "time_shift", "seed_step"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= (0 if name == "guidance" else 1e-9)):
+                raise ValueError(f"{name} {value}: a finite number{' >= 0' if name == 'guidance' else ' > 0'}")
+        if self.layer_noise not in LAYER_NOISE:
+            raise ValueError(f"layer_noise {self.layer_noise!r}: one of {', '.join(LAYER_NOISE)}")
 
 
 # -- conditioning helpers ------------------------------------------------------------------------------------------
@@ -186,10 +199,13 @@ def _seed_of(*parts: int) -> int:
 
 def point_noise(cfg: FlowConfig, points: torch.Tensor, layers: torch.Tensor, segment: int = 0) -> torch.Tensor:
     """The initial noise ``[B, T, D]`` (CPU, float32) of every row, a function of (point quantized to
-    ``seed_step``, velocity layer, segment): all pitches of a point share it and the same point always gets the same
-    noise. With ``noise_lattice`` > 0 it is a smooth function of the point (see FlowConfig.noise_lattice)."""
+    ``seed_step``, velocity layer unless ``cfg.layer_noise`` is "shared", segment): all pitches of a point share it
+    and the same point always gets the same noise. With ``noise_lattice`` > 0 it is a smooth function of the point (see FlowConfig.noise_lattice)."""
     pts = torch.round(points.detach().cpu().double() / cfg.seed_step) * cfg.seed_step
-    lay = [int(v) for v in layers.detach().cpu().tolist()]
+    # "shared": every layer takes the noise of the layer nearest velocity 100 (the most played one), so its notes are
+    # the same in both modes
+    shared = min(range(len(cfg.velocity_layers)), key=lambda i: abs(cfg.velocity_layers[i] - 100))
+    lay = [int(v) if cfg.layer_noise == "per_layer" else shared for v in layers.detach().cpu().tolist()]
     lattice: dict[tuple, torch.Tensor] = {}
 
     def node(ix: int, iy: int, layer: int) -> torch.Tensor:

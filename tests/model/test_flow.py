@@ -316,3 +316,23 @@ def test_the_noise_moves_smoothly_over_the_map_and_keeps_unit_variance():
     cells = replace(cfg, noise_lattice=0.0)
     assert abs(corr(point_noise(cells, torch.tensor([[0.31, -0.13]]), layer)[0],
                     point_noise(cells, torch.tensor([[0.33, -0.13]]), layer)[0])) < 0.2
+
+
+def test_shared_layer_noise_starts_every_velocity_layer_of_a_point_from_one_noise():
+    """layer_noise "shared": soft and hard notes of a point start from the same noise (one instrument at two
+    dynamics); "per_layer" (the default, older bundles) keeps one noise per layer; anything else is refused."""
+    from dataclasses import replace
+
+    pts = torch.tensor([[0.3, -0.1]] * 4)
+    layers = torch.arange(4)
+    shared = point_noise(replace(tiny_cfg(), layer_noise="shared"), pts, layers)
+    assert all(torch.equal(shared[0], shared[i]) for i in range(4))
+    per_layer = point_noise(tiny_cfg(), pts, layers)
+    assert not torch.equal(per_layer[0], per_layer[3])
+    hundred = tiny_cfg().velocity_layers.index(100)
+    assert torch.equal(per_layer[hundred], shared[0])  # velocity 100's noise is the shared one: its notes stay
+    net = tiny(layer_noise="shared")
+    soft, hard = net.generate(pts[:2], torch.tensor([60, 60]), torch.tensor([40, 127]))
+    assert not torch.allclose(soft, hard, atol=1e-4)  # the velocity condition still makes a difference
+    with pytest.raises(ValueError, match="layer_noise"):
+        tiny_cfg(layer_noise="per_note").validate()
