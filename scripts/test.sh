@@ -28,4 +28,8 @@ if ! jack_lsp >/dev/null 2>&1; then
     jack_lsp >/dev/null 2>&1 || { echo "test: jackd did not start, log:" >&2; cat "$JACK_LOG" >&2; exit 1; }
 fi
 
-"$PY" -m pytest "$@"
+# Two pytest-xdist workers where there are 2+ cores (the CI machine has 2): the tests on the JACK bus and in Qt run one
+# after the other on one worker (their xdist group, see tests/conftest.py) while the other takes the rest.
+# SYNTH_TEST_WORKERS=0 runs everything serially in one process (so does `-n 0` among the extra args).
+WORKERS=${SYNTH_TEST_WORKERS:-$(( $(nproc) >= 2 ? 2 : 0 ))}
+"$PY" -m pytest -n "$WORKERS" --dist loadgroup "$@"

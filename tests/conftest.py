@@ -14,6 +14,35 @@ import pytest
 from tests.jackbus import Recorder, VirtualKeyboard, jack_running
 
 _names = itertools.count()
+# pytest-xdist (scripts/test.sh runs the suite on 2 worker processes): JACK client names carry the worker's id, so two
+# workers never ask the one server for the same name. Empty in a serial run.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+# The tests on the JACK bus and the ones that time the app run in one xdist group: one after the other on a single
+# worker, as in a serial run. They look for the ports that appear on the one server (a second worker's clients would be
+# found too), start the app and the player as processes, and bound latencies and quitting times. The other worker
+# meanwhile takes the rest (training, models, codec, data, fuzzing, offline render and export, Qt widgets without audio:
+# they open no JACK client). Without xdist the mark does nothing.
+BUS_GROUP = "bus"
+_BUS_FIXTURES = {"jack_server", "recorder", "keyboard"}
+_BUS_FILES = (
+    "tests/test_install.py",                # the installed app's smoke test plays into the suite's server
+    "tests/gui/test_smoke_and_jobs.py",     # run_synth.py's smoke test: the same
+    "tests/gui/test_quit_and_startup.py",   # the app quits within 1 s
+    "tests/engine/test_cache_worker.py",    # grid latency < 0.15 s
+    "tests/engine/test_live_morph.py",      # previews while the exact notes are still being made
+    "tests/engine/test_hardening_engine.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it does so in this same hook)
+def pytest_collection_modifyitems(config, items) -> None:
+    root = str(config.rootpath)
+    for item in items:
+        path = str(item.path)[len(root) + 1:].replace(os.sep, "/")
+        if (path in _BUS_FILES or item.get_closest_marker("jack") is not None
+                or _BUS_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.xdist_group(BUS_GROUP))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,21 +68,21 @@ def jack_server() -> None:
 
 @pytest.fixture
 def recorder(jack_server):
-    rec = Recorder(name=f"recorder{next(_names)}")
+    rec = Recorder(name=unique_name("recorder"))
     yield rec
     rec.close()
 
 
 @pytest.fixture
 def keyboard(jack_server):
-    kbd = VirtualKeyboard(name=f"vkbd{next(_names)}")
+    kbd = VirtualKeyboard(name=unique_name("vkbd"))
     yield kbd
     kbd.close()
 
 
 def unique_name(prefix: str) -> str:
     """JACK client names must be unique on the server: tests that open several clients use this."""
-    return f"{prefix}{next(_names)}"
+    return f"{prefix}{_WORKER}{next(_names)}"
 
 
 @pytest.fixture

@@ -41,13 +41,16 @@ def test_play_runs_headless_and_reports(jack_server, tmp_path, keyboard):
     assert summary["bad_blocks"] == 0 and summary["latency_ms"] > 0
 
 
-def _wait_for_line(stream, pattern: "re.Pattern", timeout: float) -> bool:
+def _wait_for_line(stream, pattern: "re.Pattern", timeout: float, lines: list | None = None) -> bool:
     """Read ``stream`` line by line in a thread until a line matches ``pattern`` (True) or ``timeout`` passes;
-    the thread keeps draining the pipe afterwards so the process never blocks on a full stderr."""
+    the thread keeps draining the pipe afterwards (into ``lines`` when given) so the process never blocks on a full
+    stderr."""
     found = threading.Event()
 
     def pump() -> None:
         for line in stream:
+            if lines is not None:
+                lines.append(line)
             if pattern.search(line):
                 found.set()
 
@@ -100,8 +103,13 @@ def test_play_cc_options_move_the_timbre_point(jack_server, tmp_path, keyboard):
                              "--blocksize", "1024", "--duration", "3", "--midi-client", client,
                              "--cc-x", "74", "--cc-y", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
     try:
         keyboard.connect(f"{client}:midi_in", timeout=20)
+        # CCs that arrive before play's CC follower first looks are its starting state, not moves (cc_control):
+        # send them once play says it plays (the follower starts right after that line), not at a fixed time
+        # after the port appeared (under load 0.3 s was once not enough)
+        assert _wait_for_line(proc.stderr, re.compile(r"Ctrl-C to stop"), 30, lines), "play never started"
         time.sleep(0.3)
         for value in range(0, 128, 16):  # a knob turned up; the mod wheel sent down to 0
             keyboard.send(0xB0, 74, value)
@@ -109,10 +117,12 @@ def test_play_cc_options_move_the_timbre_point(jack_server, tmp_path, keyboard):
             time.sleep(0.02)
         keyboard.send(0xB0, 74, 127)
         keyboard.send(0xB0, 1, 0)
-        out, err = proc.communicate(timeout=60)
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(lines)
     assert proc.returncode == 0, err
     (x0, x1), (y0, y1) = source_bounds(SineNoteSource())
     x, y = json.loads(out.strip().splitlines()[-1])["point"]
