@@ -89,3 +89,25 @@ def test_pitch_feature_codec_dims():
     codec = BundledCodec(cfg)
     emb = codec.encode(0.1 * torch.randn(1, 6400))
     assert emb.shape == (1, 20, 16)
+
+
+def test_chunked_synthesis_gives_the_same_samples():
+    """Issue 18: on CPU without gradients ``synthesize`` makes the rows ``SYNTH_CHUNK`` at a time (fast for 88 notes);
+    the samples equal one batch's (made with gradients on, the path training takes), whatever the batch size, the v6
+    options (loudness-relative noise, fine envelope) included."""
+    from synth.codec import harmonic
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    for extra in ({}, {"loudness_dim": 0, "fine_env": 4}):
+        dec = harmonic.HarmonicDecoder(cfg.dim, cfg.hop_length, cfg.sample_rate, hidden=16, n_blocks=2,
+                                       n_harmonics=20, n_noise_bands=8, **extra).eval()
+        for batch in (1, harmonic.SYNTH_CHUNK, 2 * harmonic.SYNTH_CHUNK + 1):
+            emb = torch.randn(batch, 12, cfg.dim)
+            with torch.no_grad():
+                ctrl = dec.controls(emb)
+            whole = dec.synthesize(ctrl).detach()  # grad mode: one batch
+            with torch.inference_mode():
+                chunked = dec.synthesize(ctrl)
+            assert chunked.shape == whole.shape == (batch, 12 * cfg.hop_length)
+            assert float((chunked - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
