@@ -111,3 +111,25 @@ def test_chunked_synthesis_gives_the_same_samples():
                 chunked = dec.synthesize(ctrl)
             assert chunked.shape == whole.shape == (batch, 12 * cfg.hop_length)
             assert float((chunked - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+
+
+def test_decode_from_a_frame_gives_the_same_samples_as_the_whole_note():
+    """Issue 19: the live-morph preview synthesizes only from a frame on; the network reads every frame (the phase
+    is integrated from the note's start), so those samples are the whole decode's, harmonics, noise (its inverse
+    STFT from the frame before) and fine envelope included, in one batch or in chunks."""
+    from synth.codec import harmonic
+
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    for extra in ({}, {"loudness_dim": 0, "fine_env": 4}):
+        dec = harmonic.HarmonicDecoder(cfg.dim, cfg.hop_length, cfg.sample_rate, hidden=16, n_blocks=2,
+                                       n_harmonics=20, n_noise_bands=8, **extra).eval()
+        for batch in (2, 2 * harmonic.SYNTH_CHUNK + 1):
+            emb = torch.randn(batch, 12, cfg.dim)
+            with torch.inference_mode():
+                whole = dec(emb)[0]
+                for start in (1, 2, 7, 11):
+                    part = dec.decode_from(emb, start)
+                    assert part.shape == (batch, (12 - start) * cfg.hop_length)
+                    assert float((part - whole[:, start * cfg.hop_length:]).abs().max()) <= 1e-6
+                assert torch.equal(dec.decode_from(emb, 0), whole)
