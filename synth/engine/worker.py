@@ -20,7 +20,10 @@ point: a pad drag of 200 moves costs one generation, not 200):
   notes) and swaps them in. While previews answer, the generation thread waits until the point has rested for
   ``settle`` seconds, so it does not spend the CPU on exact notes for points the finger has already left. A preview
   computed for an older point still replaces anything older than it (it is nearer the finger than what plays),
-  never what a newer point put there.
+  never what a newer point put there. When the source has ``preview_tail`` and the held slots already play a note,
+  only the part from just before the sustain loop is made and spliced onto the start of what the slot plays
+  (``buffers.splice_note_buffer``): held voices play from the loop on, and the note's first 0.8 s were 30% of a
+  preview's decode.
 
 Stand-ins: until a layer's own note of a key is generated, its slot plays the nearest generated layer's note of
 that key (the same audio, shared, at the level ratio of the two layers: ``buffers.stand_in``), so a soft note
