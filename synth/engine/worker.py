@@ -330,15 +330,20 @@ class GenerationWorker:
             audio = np.asarray(audio, dtype=np.float32)
         else:
             offset, audio = 0, np.asarray(self._preview_fn((x, y), pitches, velocity), dtype=np.float32)
-        count = 0
+        count, whole = 0, []
         for row, p in enumerate(pitches):
             if offset > 0:
                 buffer = self.cache.prepare_tail(audio[row], offset, rate, p, heads[row])
-                if buffer is None:  # the slot's buffer changed meanwhile (an exact note, shorter): next round
+                if buffer is None:  # this slot's buffer cannot give the start (too short): the whole note below
+                    whole.append(p)
                     continue
             else:
                 buffer = self.cache.prepare(audio[row], rate, p)  # not kept in the LRU
             count += int(self.swap_in_preview(p, layer, buffer, serial))
+        if whole:
+            audio = np.asarray(self._preview_fn((x, y), whole, velocity), dtype=np.float32)
+            for row, p in enumerate(whole):
+                count += int(self.swap_in_preview(p, layer, self.cache.prepare(audio[row], rate, p), serial))
         return count
 
     def _settled(self) -> bool:

@@ -238,3 +238,21 @@ def test_the_worker_splices_previews_onto_what_the_held_slots_play():
         assert wait(lambda: all(slots[p].tag[1:] == ("exact",) for p in held), 20)
     finally:
         worker.stop()
+
+
+def test_a_slot_whose_buffer_cannot_give_the_start_gets_the_whole_preview():
+    from synth.engine.buffers import prepare_note_buffer
+
+    src = TailSource(pitch_range=(55, 70), duration=4.0)
+    worker, slots = _worker(src, [60, 64], preview=True, settle=10.0)
+    short = prepare_note_buffer(np.zeros(int(0.5 * src.sample_rate), np.float32), src.sample_rate, SR, 60)
+    full = prepare_note_buffer(src.generate((0.0, 0.0), [64])[0], src.sample_rate, SR, 64,
+                               held_seconds=src.held_seconds)
+    slots[60].buffer, slots[64].buffer = short, full  # 60 plays a note too short to keep its start
+    worker.request(0.5, 0.0)
+    layer = worker.default_layer
+    assert worker._preview_round(0.5, 0.0, worker.serial, layer, [60, 64], 100) == 2
+    assert src.tails == 1 and src.previews == 1  # 64 spliced, 60 made whole
+    whole = worker.cache.prepare(src.preview((0.5, 0.0), [60])[0], src.sample_rate, 60)
+    np.testing.assert_allclose(slots[60].buffer.data, whole.data, atol=1e-6)
+    np.testing.assert_array_equal(slots[64].buffer.data[: SR // 2], full.data[: SR // 2])
