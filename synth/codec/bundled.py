@@ -247,6 +247,15 @@ class BundledCodec(Codec):
         return self.model.decode(emb.to(self.device, torch.float32))[0]
 
     @torch.inference_mode()
+    def decode_from(self, emb: torch.Tensor, start: int) -> torch.Tensor:
+        """The samples of ``decode(emb)`` from frame ``start`` on (``[B, (T - start) * hop]``); the harmonic decoder
+        synthesizes only those (the same samples), other decoders decode everything and cut."""
+        emb = emb.to(self.device, torch.float32)
+        if self.config.arch == "harmonic":
+            return self.model.decoder.decode_from(emb, int(start))
+        return self.model.decode(emb)[0][:, int(start) * self.hop_length:]
+
+    @torch.inference_mode()
     def controls(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
         """Synthesis controls of the harmonic decoder (f0_midi, amp, harm, noise); for inspection and eval."""
         if self.config.arch != "harmonic":

@@ -31,6 +31,10 @@ def hz_to_midi(hz: torch.Tensor) -> torch.Tensor:
     return 69.0 + 12.0 * torch.log2(hz.clamp_min(1e-3) / 440.0)
 
 
+# Rows synthesized at a time on CPU for inference (HarmonicDecoder.synthesize): 4 measured fastest of 1, 2, 4, 8.
+SYNTH_CHUNK = 4
+
+
 def _frame_ramp(hop: int, device: torch.device) -> torch.Tensor:
     return torch.arange(hop, device=device, dtype=torch.float32) / hop
 
@@ -79,7 +83,7 @@ def _phase(f0_hz: torch.Tensor, hop: int, sample_rate: int) -> torch.Tensor:
 
 
 def harmonic_synth(f0_hz: torch.Tensor, amps: torch.Tensor, hop: int, sample_rate: int,
-                   table_size: int = 2048) -> torch.Tensor:
+                   table_size: int = 2048, start: int = 0) -> torch.Tensor:
     """Harmonic synthesis by per-frame wavetables. ``f0_hz[B, T]``, ``amps[B, T, H]`` -> ``[B, T*hop]``.
 
     Why: with the harmonic phases locked to one running phase (``sin(h * phi)``), the sum over harmonics at frame k
@@ -87,16 +91,36 @@ def harmonic_synth(f0_hz: torch.Tensor, amps: torch.Tensor, hop: int, sample_rat
     read at the running phase with linear interpolation: O(samples) instead of O(samples x harmonics). Amplitudes
     glide between frames exactly as in the oscillator bank (frame k and k+1 tables mixed by a ramp). The result equals
     ``harmonic_synth_bank`` to about -60 dB (table interpolation error) and is differentiable in ``amps``.
+
+    ``start`` > 0: only the samples from frame ``start`` on (``[B, (T - start) * hop]``, ``amps`` of those frames
+    ``[B, T - start, H]``, ``f0_hz`` still of every frame), the same as those of the whole note: the phase is
+    integrated from the note's start, only the tables and reads of earlier frames are skipped (the live-morph
+    preview: held voices play from the sustain loop on).
     """
+    if amps.shape[1] != f0_hz.shape[1] - start:
+        raise ValueError(f"amps has {amps.shape[1]} frames, f0 {f0_hz.shape[1]} from frame {start}")
+    pos_all = _phase(f0_hz, hop, sample_rate)
+    if start > 0:
+        pos_all = pos_all[:, start * hop:]
     batch, frames, n_harm = amps.shape
     if n_harm >= table_size // 2:
         raise ValueError("table_size must exceed twice the number of harmonics")
     spec = torch.zeros(batch, frames, table_size // 2 + 1, dtype=torch.complex64, device=amps.device)
     spec[..., 1:n_harm + 1] = torch.complex(torch.zeros_like(amps), -amps * (table_size / 2))
     tables = torch.fft.irfft(spec, n=table_size, dim=-1)  # [B, T, N]: sum_h a_h sin(2 pi h n / N)
-    tables = torch.cat([tables, tables[..., :1]], dim=-1).reshape(batch, -1)  # wrap column; [B, T * (N + 1)]
+    tables = torch.cat([tables, tables[..., :1]], dim=-1)  # wrap column; [B, T, N + 1]
+    if not torch.is_grad_enabled():
+        # Playing: the same reads as one bilinear grid_sample (column: the phase, row: frame k + the ramp, so row
+        # k and k + 1 are mixed by the ramp and the last row holds), ~30% faster on CPU than the four gathers below
+        # and equal to them to float rounding (3e-8 on the bundled codec's notes; tests/codec/test_harmonic_synth).
+        w = _frame_ramp(hop, amps.device)
+        rows = (torch.arange(frames, device=amps.device, dtype=torch.float32)[:, None] + w).reshape(1, -1)
+        grid = torch.stack([pos_all * 2.0 - 1.0, (rows * (2.0 / max(1, frames - 1)) - 1.0).expand(batch, -1)], -1)
+        return F.grid_sample(tables[:, None], grid[:, None], mode="bilinear", padding_mode="border",
+                             align_corners=True).reshape(batch, -1)
+    tables = tables.reshape(batch, -1)  # [B, T * (N + 1)]
     width = table_size + 1
-    pos = _phase(f0_hz, hop, sample_rate).view(batch, frames, hop) * table_size
+    pos = pos_all.reshape(batch, frames, hop) * table_size
     i0 = pos.long().clamp_(0, table_size - 1)
     frac = (pos - i0).reshape(batch, -1)
     base = torch.arange(frames, device=amps.device)[:, None] * width
@@ -149,17 +173,23 @@ class FilteredNoise(nn.Module):
         interp[hi, torch.arange(bins)] += frac
         self.register_buffer("interp", interp, persistent=False)
 
-    def forward(self, mags: torch.Tensor) -> torch.Tensor:
-        """``mags[B, T, n_bands]`` -> noise ``[B, T * hop]``."""
+    def forward(self, mags: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``mags[B, T, n_bands]`` -> noise ``[B, T * hop]``; ``start`` > 0: only the samples from frame ``start``
+        on, the same as the whole call's (STFT frame j spans samples (j - 1) * hop .. (j + 1) * hop, so the
+        samples from ``start * hop`` on are the overlap-add of frames ``start`` .. T alone: the inverse runs from
+        frame ``start - 1`` and drops its first hop)."""
         batch, frames, _ = mags.shape
         need = frames + 1
         spec = self.noise_spec
         while spec.shape[1] < need:
             spec = torch.cat([spec, self.noise_spec], dim=1)
-        bin_mags = mags @ self.interp  # [B, T, bins]
-        bin_mags = torch.cat([bin_mags, bin_mags[:, -1:]], dim=1).transpose(1, 2)  # [B, bins, T+1]
-        filtered = spec[None, :, :need] * bin_mags
-        return torch.istft(filtered, self.n_fft, self.hop, window=self.window, center=True, length=frames * self.hop)
+        first = max(0, start - 1)
+        bin_mags = mags[:, first:] @ self.interp  # [B, T - first, bins]
+        bin_mags = torch.cat([bin_mags, bin_mags[:, -1:]], dim=1).transpose(1, 2)  # [B, bins, T - first + 1]
+        filtered = spec[None, :, first:need] * bin_mags
+        out = torch.istft(filtered, self.n_fft, self.hop, window=self.window, center=True,
+                          length=(frames - first) * self.hop)
+        return out[:, (start - first) * self.hop:] if start > 0 else out
 
 
 class _ResBlock(nn.Module):
@@ -269,17 +299,45 @@ class HarmonicDecoder(nn.Module):
             dist = dist * (math.sqrt(2.0) / dist.square().sum(-1, keepdim=True).sqrt().clamp_min(1e-8))
         return dist * amp[..., None]
 
-    def synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor | None = None) -> torch.Tensor:
-        """Audio ``[B, T * hop]`` from controls; ``f0_hz`` overrides the predicted pitch (teacher forcing, tests)."""
+    def synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor | None = None,
+                   start: int = 0) -> torch.Tensor:
+        """Audio ``[B, T * hop]`` from controls; ``f0_hz`` overrides the predicted pitch (teacher forcing, tests).
+        ``start`` > 0: only the samples from frame ``start`` on, ``[B, (T - start) * hop]``, the same as the whole
+        note's (``decode_from``).
+
+        On CPU without gradients (playing, not training) the rows are synthesized ``SYNTH_CHUNK`` at a time: every
+        step is row-wise, so the samples are the same, but the per-sample temporaries (tables, indices, noise
+        spectra) of a few notes stay in cache. Measured (issue 18, bundled codec, 2 busy cores): 88 notes in one
+        batch 1.8-10.3 s, in chunks of 4 1.2-4.3 s (same run each; the one batch's temporaries are ~200 MB)."""
         if f0_hz is None:
             f0_hz = midi_to_hz(ctrl["f0_midi"])
         f0_hz = f0_hz.detach()
-        amps = self.harmonic_amps(f0_hz, ctrl["amp"], ctrl["harm"], energy_norm="energy_norm" in ctrl)
-        out = harmonic_synth(f0_hz, amps, self.hop, self.sample_rate) + self.noise(ctrl["noise"])
+        batch = f0_hz.shape[0]
+        if batch > SYNTH_CHUNK and f0_hz.device.type == "cpu" and not torch.is_grad_enabled():
+            return torch.cat([self._synthesize(self._rows(ctrl, i), f0_hz[i:i + SYNTH_CHUNK], start)
+                              for i in range(0, batch, SYNTH_CHUNK)])
+        return self._synthesize(ctrl, f0_hz, start)
+
+    @staticmethod
+    def _rows(ctrl: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i:i + SYNTH_CHUNK] for k, v in ctrl.items()}
+
+    def _synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor, start: int = 0) -> torch.Tensor:
+        start = min(max(0, int(start)), f0_hz.shape[1])
+        # the amplitudes of the frames synthesized only; f0 stays whole (the phase)
+        amps = self.harmonic_amps(f0_hz[:, start:], ctrl["amp"][:, start:], ctrl["harm"][:, start:],
+                                  energy_norm="energy_norm" in ctrl)
+        out = harmonic_synth(f0_hz, amps, self.hop, self.sample_rate, start=start) + self.noise(ctrl["noise"], start)
         if "fine_env" in ctrl:
-            out = out * fine_envelope(ctrl["fine_env"], self.hop)
+            env = fine_envelope(ctrl["fine_env"], self.hop)
+            out = out * (env[:, start * self.hop:] if start > 0 else env)
         return out
 
     def forward(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         ctrl = self.controls(emb)
         return self.synthesize(ctrl, f0_hz), ctrl
+
+    def decode_from(self, emb: torch.Tensor, start: int) -> torch.Tensor:
+        """The samples of ``forward(emb)[0]`` from frame ``start`` on, ``[B, (T - start) * hop]``: the network runs
+        on every frame (the pitch of earlier frames sets the phase), the synthesis only from ``start``."""
+        return self.synthesize(self.controls(emb), None, start)

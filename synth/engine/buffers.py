@@ -103,14 +103,67 @@ def prepare_note_buffer(
     ``loop_gain`` and the crossfade blends toward the loop start *scaled by it*, so the wrap continues the decay
     (the voice applies the gain). Without it (sample-pack export: SFZ players apply no such gain) the loop wraps
     back to its start level as before."""
-    loop_start_s = held_seconds / 3.0 if loop_start_s is None else loop_start_s
-    loop_end_s = held_seconds * 5.0 / 6.0 if loop_end_s is None else loop_end_s
-    crossfade_s = min(0.15, held_seconds / 10.0) if crossfade_s is None else crossfade_s
     data = resample(np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0),
                     source_rate, target_rate)
     length = int(data.shape[-1])
     padded = np.zeros(length + GUARD, dtype=np.float32)
     padded[:length] = data
+    return _bake_loop(padded, length, target_rate, pitch, held_seconds, loop_start_s, loop_end_s, crossfade_s, key,
+                      decay_loop)
+
+
+def loop_region(held_seconds: float = 3.0) -> tuple[float, float, float]:
+    """(loop start, loop end, crossfade) in seconds: ``prepare_note_buffer``'s defaults for a held part."""
+    return held_seconds / 3.0, held_seconds * 5.0 / 6.0, min(0.15, held_seconds / 10.0)
+
+
+# A preview spliced onto the start of the buffer it replaces (``splice_note_buffer``): the resampler's first samples
+# of a cut note differ from the whole note's (its filter sees silence before the cut), so the splice lies this far
+# after the cut, and the two are crossfaded over SPLICE_SEAM_S there.
+SPLICE_MARGIN_S = 0.02
+SPLICE_SEAM_S = 0.01
+
+
+def splice_note_buffer(tail: np.ndarray, offset: int, source_rate: int, target_rate: int, pitch: int,
+                       head: NoteBuffer | None, *, held_seconds: float = 3.0,
+                       key: Hashable | None = None) -> NoteBuffer | None:
+    """A note whose samples from ``offset`` (at ``source_rate``) on are ``tail`` and whose start is ``head``'s (the
+    buffer the slot plays now), loop baked as ``prepare_note_buffer`` does. From the splice point (``offset`` +
+    ``SPLICE_MARGIN_S`` + ``SPLICE_SEAM_S``) on the data equals ``prepare_note_buffer`` of the whole note (to the
+    resampler's rounding); before it, ``head``'s: a voice already past it (a held voice in its sustain loop) hears
+    exactly the new note, a voice struck meanwhile hears the old note's attack turning into the new one. The live
+    morph's previews (issue 19): the frames before the sustain loop need not be synthesized for held voices.
+    None when ``head`` cannot give the start (none, another rate or level, too short) or the splice would fall in
+    the loop's crossfade: the caller makes the whole note instead."""
+    ratio = float(target_rate) / float(source_rate)
+    cut = int(round(offset * ratio))
+    margin = int(round(SPLICE_MARGIN_S * target_rate))
+    seam = max(1, int(round(SPLICE_SEAM_S * target_rate)))
+    at = cut + margin  # the seam starts here
+    loop_start_s, _, crossfade_s = loop_region(held_seconds)
+    if (head is None or head.level != 1.0 or head.sample_rate != int(target_rate) or head.length < at + seam
+            or offset <= 0 or at + seam > int(round((loop_start_s - crossfade_s) * target_rate))):
+        return None
+    data = resample(np.nan_to_num(np.asarray(tail, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0),
+                    source_rate, target_rate)
+    if data.shape[-1] < margin + seam:
+        return None
+    length = cut + int(data.shape[-1])
+    padded = np.zeros(length + GUARD, dtype=np.float32)
+    padded[:at] = head.data[:at]
+    ramp = (np.arange(seam, dtype=np.float32) + 0.5) / seam
+    padded[at:at + seam] = head.data[at:at + seam] * (1.0 - ramp) + data[margin:margin + seam] * ramp
+    padded[at + seam:length] = data[margin + seam:]
+    return _bake_loop(padded, length, target_rate, pitch, held_seconds, None, None, None, key, True)
+
+
+def _bake_loop(padded: np.ndarray, length: int, target_rate: int, pitch: int, held_seconds: float,
+               loop_start_s: float | None, loop_end_s: float | None, crossfade_s: float | None,
+               key: Hashable | None, decay_loop: bool) -> NoteBuffer:
+    """The sustain loop of ``prepare_note_buffer`` baked into ``padded`` (``length`` samples + GUARD zeros)."""
+    loop_start_s = held_seconds / 3.0 if loop_start_s is None else loop_start_s
+    loop_end_s = held_seconds * 5.0 / 6.0 if loop_end_s is None else loop_end_s
+    crossfade_s = min(0.15, held_seconds / 10.0) if crossfade_s is None else crossfade_s
     ls = int(round(loop_start_s * target_rate))
     le = int(round(min(loop_end_s, held_seconds) * target_rate))
     xf = int(round(crossfade_s * target_rate))

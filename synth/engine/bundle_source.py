@@ -130,6 +130,14 @@ class BundleSource:
     def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self.backend.preview(xy, pitches, velocity)
 
+    def preview_tail(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                     start_s: float = 0.0) -> tuple[int, np.ndarray]:
+        """``preview`` from about ``start_s`` on: ``(offset, audio)`` (``ModelNoteSource.preview_tail``)."""
+        tail = getattr(self.backend, "preview_tail", None)
+        if tail is None:
+            return 0, self.backend.preview(xy, pitches, velocity)
+        return tail(xy, pitches, velocity, start_s)
+
     def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
         self.backend.add_anchors(xy, pitches, velocity, frames)
 

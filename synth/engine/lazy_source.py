@@ -150,6 +150,10 @@ class LazyModelSource:
     def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self.real().preview(xy, pitches, velocity)
 
+    def preview_tail(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                     start_s: float = 0.0) -> tuple[int, np.ndarray]:
+        return self.real().preview_tail(xy, pitches, velocity, start_s)
+
 
 def lazy_model_source(path: str | Path, device: str | None = None) -> LazyModelSource | None:
     """A lazy source for the bundle at ``path``, or None when bundle.json is not plainly sane (load it eagerly)."""

@@ -161,6 +161,36 @@ class ModelNoteSource:
         synth = self.synthesizer
         if not hasattr(synth, "vae_frames"):
             return self.generate(xy, pitches, velocity)
+        frames, keep = self._preview_frames(xy, pitches, velocity)
+        try:
+            audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
+        except Exception:  # a codec that cannot decode a shorter sequence: the whole note, as generate does
+            keep = frames.shape[1]
+            audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        return self._fade(audio, keep < frames.shape[1])
+
+    def preview_tail(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                     start_s: float = 0.0) -> tuple[int, np.ndarray]:
+        """``preview``'s notes from about ``start_s`` seconds on: ``(offset, audio)`` where ``audio[:, i]`` is sample
+        ``offset + i`` of what ``preview`` returns (the same samples, but a row is scaled to the peak limit by its
+        own peak only). ``offset`` is a whole codec frame at or before ``start_s``. Why: held voices play the
+        sustain loop (from 1 s of NSynth's 3 s held part), and the codec's synthesis of the frames before it is
+        30% of a preview's decode; the worker keeps the start of what the slot plays (issue 19)."""
+        synth = self.synthesizer
+        if not (hasattr(synth, "vae_frames") and hasattr(synth, "decode_frames_from")):
+            return 0, self.preview(xy, pitches, velocity)
+        frames, keep = self._preview_frames(xy, pitches, velocity)
+        hop = int(round(float(getattr(synth, "num_samples", 0) or 0) / max(1, int(getattr(synth, "num_frames", 1)))))
+        start = int(math.floor(max(0.0, float(start_s)) * self.sample_rate / hop)) if hop > 0 else 0
+        start = min(start, keep - 1)
+        if start <= 0:
+            return 0, self.preview(xy, pitches, velocity)
+        audio = np.asarray(synth.decode_frames_from(frames[:, :keep], start), dtype=np.float32)
+        return start * hop, self._fade(audio, keep < frames.shape[1])
+
+    def _preview_frames(self, xy: Sequence[float], pitches: Sequence[int], velocity: int):
+        """(the preview's frames ``[n, T, D]``, how many of them to decode)."""
+        synth = self.synthesizer
         x, y = float(xy[0]), float(xy[1])
         import torch
 
@@ -185,13 +215,11 @@ class ModelNoteSource:
         if rate > 0:
             seconds = self.held_seconds * 5.0 / 6.0 + PREVIEW_TAIL_S
             keep = min(keep, int(math.ceil(seconds * rate * self.sample_rate)))
-        try:
-            audio = np.asarray(synth.decode_frames(frames[:, :keep]), dtype=np.float32)
-        except Exception:  # a codec that cannot decode a shorter sequence: the whole note, as generate does
-            keep = frames.shape[1]
-            audio = np.asarray(synth.decode_frames(frames), dtype=np.float32)
+        return frames, keep
+
+    def _fade(self, audio: np.ndarray, cut: bool) -> np.ndarray:
         fade = min(audio.shape[1], int(PREVIEW_FADE_S * self.sample_rate))
-        if keep < frames.shape[1] and fade > 0:
+        if cut and fade > 0:
             audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         return audio
 

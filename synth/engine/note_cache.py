@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from synth.atomic import LEGACY_AGE_S, atomic_write, clean_stale, write_bytes
-from synth.engine.buffers import NoteBuffer, prepare_note_buffer
+from synth.engine.buffers import NoteBuffer, prepare_note_buffer, splice_note_buffer
 from synth.validate import InputError, finite_in_range, load_json_file
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,13 @@ class NoteCache:
         """Resample + loop-prepare one note (the costly part, done outside the lock)."""
         return prepare_note_buffer(audio, source_rate, self.sample_rate, pitch, held_seconds=self.held_seconds,
                                    key=key)
+
+    def prepare_tail(self, tail: np.ndarray, offset: int, source_rate: int, pitch: int,
+                     head: NoteBuffer | None) -> NoteBuffer | None:
+        """A note from ``offset`` on spliced onto ``head``'s start (``buffers.splice_note_buffer``; None when it
+        cannot be)."""
+        return splice_note_buffer(tail, offset, source_rate, self.sample_rate, pitch, head,
+                                  held_seconds=self.held_seconds)
 
     def put(self, key: NoteKey, buffer: NoteBuffer) -> NoteBuffer:
         with self._lock:

@@ -135,6 +135,12 @@ class RemoteModelSource:
     def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         return self._call("preview", "preview", (float(xy[0]), float(xy[1])), [int(p) for p in pitches], int(velocity))
 
+    def preview_tail(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                     start_s: float = 0.0) -> tuple[int, np.ndarray]:
+        offset, audio = self._call("preview", "preview_tail", (float(xy[0]), float(xy[1])),
+                                   [int(p) for p in pitches], int(velocity), float(start_s))
+        return int(offset), audio
+
     def add_anchors(self, xy, pitches, velocity: int, frames: np.ndarray) -> None:
         self._call("control", "add_anchors", (float(xy[0]), float(xy[1])), [int(p) for p in pitches], int(velocity),
                    np.asarray(frames, np.float32))
@@ -190,6 +196,9 @@ class _Handler:
 
     def preview(self, xy, pitches, velocity):
         return self.source.preview(xy, pitches, velocity)
+
+    def preview_tail(self, xy, pitches, velocity, start_s):
+        return self.source.preview_tail(xy, pitches, velocity, start_s)
 
     def add_anchors(self, xy, pitches, velocity, frames):
         return self.source.add_anchors(xy, pitches, velocity, frames)

@@ -166,6 +166,20 @@ class Synthesizer:
         with torch.inference_mode():
             return self.safe_audio(self.decode_standardized(frames.to(self.device)))
 
+    def decode_frames_from(self, frames: torch.Tensor, start: int) -> np.ndarray:
+        """The samples of ``decode_frames(frames)`` from frame ``start`` on, ``[n, (T - start) * hop]``: a codec with
+        ``decode_from`` (the bundled harmonic one) synthesizes only those; the network still reads every frame, so
+        they are the same samples. Peak safety (``safe_audio``) looks at these samples only."""
+        start = int(start)
+        with torch.inference_mode():
+            raw = frames.to(self.device).float() * self.std + self.mean
+            if hasattr(self.codec, "decode_from"):
+                wave = self.codec.decode_from(raw, start)
+            else:
+                hop = getattr(self.codec, "hop_length", None) or round(self.sample_rate / self.codec.frame_rate)
+                wave = self.codec.decode(raw)[:, start * int(hop):]
+            return self.safe_audio(wave)
+
     # -- the contract ----------------------------------------------------------------------------------------------
     @property
     def num_samples(self) -> int:

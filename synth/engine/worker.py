@@ -20,7 +20,10 @@ point: a pad drag of 200 moves costs one generation, not 200):
   notes) and swaps them in. While previews answer, the generation thread waits until the point has rested for
   ``settle`` seconds, so it does not spend the CPU on exact notes for points the finger has already left. A preview
   computed for an older point still replaces anything older than it (it is nearer the finger than what plays),
-  never what a newer point put there.
+  never what a newer point put there. When the source has ``preview_tail`` and the held slots already play a note,
+  only the part from just before the sustain loop is made and spliced onto the start of what the slot plays
+  (``buffers.splice_note_buffer``): held voices play from the loop on, and the note's first 0.8 s were 30% of a
+  preview's decode.
 
 Stand-ins: until a layer's own note of a key is generated, its slot plays the nearest generated layer's note of
 that key (the same audio, shared, at the level ratio of the two layers: ``buffers.stand_in``), so a soft note
@@ -48,7 +51,7 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from synth.engine.buffers import BufferSlot, stand_in
+from synth.engine.buffers import SPLICE_MARGIN_S, SPLICE_SEAM_S, BufferSlot, loop_region, stand_in
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, source_hash, velocity_layers_of
 from synth.engine.velocity import layer_index_table, nearest_layer
@@ -88,6 +91,10 @@ class GenerationWorker:
         self._gen_wake = threading.Event()
         self._grid_wake = threading.Event()
         self._preview_fn = getattr(source, "preview", None) if preview else None
+        # the preview from just before the sustain loop on, spliced onto what the slot plays (issue 19)
+        self._preview_tail_fn = getattr(source, "preview_tail", None) if self._preview_fn is not None else None
+        loop_start, _, crossfade = loop_region(float(getattr(cache, "held_seconds", 3.0)))
+        self.preview_start_s = loop_start - crossfade - SPLICE_MARGIN_S - SPLICE_SEAM_S - 0.01
         self.settle = max(0.0, float(settle)) if self._preview_fn is not None else 0.0
         self._preview_wake = threading.Event()
         # (started, finished, serial, notes) of each preview swap round, newest last: what ``bench morph`` reads
@@ -299,10 +306,7 @@ class GenerationWorker:
                 pitches = [p for p, li in todo if li == layer]
                 velocity = self.velocity if len(self.layers) == 1 else self.layers[layer]
                 try:
-                    audio = np.asarray(self._preview_fn((x, y), pitches, velocity), dtype=np.float32)
-                    for row, p in enumerate(pitches):
-                        buffer = self.cache.prepare(audio[row], self.source.sample_rate, p)  # not kept in the LRU
-                        count += int(self.swap_in_preview(p, layer, buffer, serial))
+                    count += self._preview_round(x, y, serial, layer, pitches, velocity)
                 except Exception as exc:  # the exact notes still follow; report it like a generation error
                     self.errors.append(f"{self._label} (preview): {type(exc).__name__}: {exc}")
                     del self.errors[:-20]
@@ -312,6 +316,35 @@ class GenerationWorker:
             if count:
                 self.preview_notes += count
                 self.preview_log.append((started, time.perf_counter(), serial, count))
+
+    def _preview_round(self, x: float, y: float, serial: int, layer: int, pitches: list[int], velocity: int) -> int:
+        """Previews of ``pitches`` (one layer) swapped in; returns how many swapped. When the source can (its
+        ``preview_tail``) and every slot plays a buffer whose start can stay (``splice_note_buffer``), only the part
+        from just before the sustain loop is made: the held voices play there, and the codec's synthesis of the note's
+        first 0.8 s (NSynth) is a third of a preview's cost."""
+        rate = self.source.sample_rate
+        heads = [self.layer_slots[layer][p].buffer for p in pitches]
+        usable = all(h is not None and h.level == 1.0 and h.sample_rate == self.cache.sample_rate for h in heads)
+        if self._preview_tail_fn is not None and self.preview_start_s > 0 and usable:
+            offset, audio = self._preview_tail_fn((x, y), pitches, velocity, self.preview_start_s)
+            audio = np.asarray(audio, dtype=np.float32)
+        else:
+            offset, audio = 0, np.asarray(self._preview_fn((x, y), pitches, velocity), dtype=np.float32)
+        count, whole = 0, []
+        for row, p in enumerate(pitches):
+            if offset > 0:
+                buffer = self.cache.prepare_tail(audio[row], offset, rate, p, heads[row])
+                if buffer is None:  # this slot's buffer cannot give the start (too short): the whole note below
+                    whole.append(p)
+                    continue
+            else:
+                buffer = self.cache.prepare(audio[row], rate, p)  # not kept in the LRU
+            count += int(self.swap_in_preview(p, layer, buffer, serial))
+        if whole:
+            audio = np.asarray(self._preview_fn((x, y), whole, velocity), dtype=np.float32)
+            for row, p in enumerate(whole):
+                count += int(self.swap_in_preview(p, layer, self.cache.prepare(audio[row], rate, p), serial))
+        return count
 
     def _settled(self) -> bool:
         """Wait (previews on) until the newest point has rested ``settle`` s; False when stopping."""

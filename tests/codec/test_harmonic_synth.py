@@ -89,3 +89,64 @@ def test_pitch_feature_codec_dims():
     codec = BundledCodec(cfg)
     emb = codec.encode(0.1 * torch.randn(1, 6400))
     assert emb.shape == (1, 20, 16)
+
+
+def test_chunked_synthesis_gives_the_same_samples():
+    """Issue 18: on CPU without gradients ``synthesize`` makes the rows ``SYNTH_CHUNK`` at a time (fast for 88 notes);
+    the samples equal one batch's (made with gradients on, the path training takes), whatever the batch size, the v6
+    options (loudness-relative noise, fine envelope) included."""
+    from synth.codec import harmonic
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    for extra in ({}, {"loudness_dim": 0, "fine_env": 4}):
+        dec = harmonic.HarmonicDecoder(cfg.dim, cfg.hop_length, cfg.sample_rate, hidden=16, n_blocks=2,
+                                       n_harmonics=20, n_noise_bands=8, **extra).eval()
+        for batch in (1, harmonic.SYNTH_CHUNK, 2 * harmonic.SYNTH_CHUNK + 1):
+            emb = torch.randn(batch, 12, cfg.dim)
+            with torch.no_grad():
+                ctrl = dec.controls(emb)
+            whole = dec.synthesize(ctrl).detach()  # grad mode: one batch
+            with torch.inference_mode():
+                chunked = dec.synthesize(ctrl)
+            assert chunked.shape == whole.shape == (batch, 12 * cfg.hop_length)
+            # (grad mode reads the tables by gathers, inference by grid_sample: equal to float rounding)
+            assert float((chunked - whole).abs().max()) <= 2e-6 * max(1.0, float(whole.abs().max()))
+
+
+def test_decode_from_a_frame_gives_the_same_samples_as_the_whole_note():
+    """Issue 19: the live-morph preview synthesizes only from a frame on; the network reads every frame (the phase
+    is integrated from the note's start), so those samples are the whole decode's (to float rounding: the table
+    reads' grid is normalized by the frame count), harmonics, noise (its inverse STFT from the frame before) and
+    fine envelope included, in one batch or in chunks."""
+    from synth.codec import harmonic
+
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    for extra in ({}, {"loudness_dim": 0, "fine_env": 4}):
+        dec = harmonic.HarmonicDecoder(cfg.dim, cfg.hop_length, cfg.sample_rate, hidden=16, n_blocks=2,
+                                       n_harmonics=20, n_noise_bands=8, **extra).eval()
+        for batch in (2, 2 * harmonic.SYNTH_CHUNK + 1):
+            emb = torch.randn(batch, 12, cfg.dim)
+            with torch.inference_mode():
+                whole = dec(emb)[0]
+                for start in (1, 2, 7, 11):
+                    part = dec.decode_from(emb, start)
+                    assert part.shape == (batch, (12 - start) * cfg.hop_length)
+                    err = float((part - whole[:, start * cfg.hop_length:]).abs().max())
+                    assert err <= 2e-6 * max(1.0, float(whole.abs().max()))  # float rounding (the frame count)
+                assert torch.equal(dec.decode_from(emb, 0), whole)
+
+
+def test_playing_reads_the_tables_as_training_does():
+    """Without gradients (playing) the wavetables are read by one bilinear ``grid_sample``; with them (training) by
+    gathers: the same samples to float rounding, from frame 0 or a later one, for one frame or many."""
+    torch.manual_seed(2)
+    for batch, frames, start in ((2, 30, 0), (3, 17, 5), (1, 1, 0), (2, 40, 39)):
+        f0 = midi_to_hz(torch.randint(30, 100, (batch, 1)).float() + 0.3 * torch.sin(torch.arange(frames) / 3.0))
+        amps = torch.rand(batch, frames - start, 40) / 40
+        train = harmonic_synth(f0, amps, 320, 24_000, start=start)  # grad mode on: the gathers
+        with torch.inference_mode():
+            play = harmonic_synth(f0, amps, 320, 24_000, start=start)
+        assert play.shape == train.shape == (batch, (frames - start) * 320)
+        assert float((play - train).abs().max()) <= 1e-6

@@ -149,3 +149,110 @@ def test_a_preview_never_replaces_a_newer_points_buffer():
     worker.request(0.9, 0.0)
     assert worker.swap_in_preview(60, worker.default_layer, old, newer + 1)  # an older point's exact gives way
     assert slots[60].tag == (newer + 1, "preview") and slots[60].buffer is old
+
+
+def test_preview_tail_is_the_preview_from_a_frame_at_or_before_its_start(model_source):
+    """``preview_tail``: the same samples as ``preview`` from a whole codec frame on (issue 19: held voices play
+    from the sustain loop on, so the frames before it are not synthesized)."""
+    synth = model_source.synthesizer
+    pitches = [50, 62]
+    model_source.generate((0.1, 0.1), pitches, 100)  # an anchor
+    hop = synth.num_samples // synth.num_frames
+    whole = model_source.preview((0.5, -0.3), pitches, 100)
+    for start_s in (0.02, 0.05):
+        offset, tail = model_source.preview_tail((0.5, -0.3), pitches, 100, start_s)
+        assert 0 < offset <= start_s * model_source.sample_rate and offset % hop == 0
+        assert tail.shape == (2, whole.shape[1] - offset) and tail.dtype == np.float32
+        np.testing.assert_allclose(tail, whole[:, offset:], atol=1e-6)
+    assert model_source.preview_tail((0.5, -0.3), pitches, 100, 0.0)[0] == 0  # from the start: the whole preview
+
+
+def test_a_spliced_preview_is_the_whole_preview_after_the_seam_and_keeps_the_old_start():
+    from synth.engine.buffers import (SPLICE_MARGIN_S, SPLICE_SEAM_S, loop_region, prepare_note_buffer,
+                                      splice_note_buffer, stand_in)
+
+    src = SineNoteSource(pitch_range=(48, 72), duration=4.0)
+    rate, held = src.sample_rate, src.held_seconds
+    old = prepare_note_buffer(src.generate((-0.8, 0.0), [60])[0], rate, SR, 60, held_seconds=held)
+    new = src.generate((0.8, 0.5), [60])[0] * 0.7
+    whole = prepare_note_buffer(new, rate, SR, 60, held_seconds=held)
+    offset = int(0.7 * rate)
+    spliced = splice_note_buffer(new[offset:], offset, rate, SR, 60, old, held_seconds=held)
+    seam = int(round((0.7 + SPLICE_MARGIN_S) * SR))
+    after = seam + int(round(SPLICE_SEAM_S * SR))
+    assert (spliced.length, spliced.loop_start, spliced.loop_end) == (whole.length, whole.loop_start, whole.loop_end)
+    assert spliced.loop_gain == pytest.approx(whole.loop_gain, abs=1e-6)
+    np.testing.assert_allclose(spliced.data[after:], whole.data[after:], atol=1e-5)  # loop and tail included
+    np.testing.assert_array_equal(spliced.data[:seam], old.data[:seam])
+    assert np.abs(spliced.data[after:] - old.data[after:]).max() > 0.01  # not vacuous: the notes differ
+    # no start to keep, a stand-in (another level), or a splice inside the loop's crossfade: the caller makes it all
+    assert splice_note_buffer(new[offset:], offset, rate, SR, 60, None, held_seconds=held) is None
+    assert splice_note_buffer(new[offset:], offset, rate, SR, 60, stand_in(old, 0.5), held_seconds=held) is None
+    loop_start, _, crossfade = loop_region(held)
+    late = int((loop_start - crossfade) * rate)
+    assert splice_note_buffer(new[late:], late, rate, SR, 60, old, held_seconds=held) is None
+
+
+class TailSource(SineNoteSource):
+    """The demo source with ``preview_tail`` (as the model sources have it), counting its calls."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.tails = 0
+        self.previews = 0
+
+    def preview(self, xy, pitches, velocity=100):
+        self.previews += 1
+        return super().preview(xy, pitches, velocity)
+
+    def preview_tail(self, xy, pitches, velocity=100, start_s=0.0):
+        self.tails += 1
+        offset = int(start_s * self.sample_rate)
+        return offset, super().preview(xy, pitches, velocity)[:, offset:]
+
+
+def test_the_worker_splices_previews_onto_what_the_held_slots_play():
+    from synth.engine.buffers import SPLICE_MARGIN_S, SPLICE_SEAM_S
+
+    src = TailSource(pitch_range=(55, 70), duration=4.0, delay_per_note=0.3)
+    held = [57, 60, 64]
+    worker, slots = _worker(src, held, preview=True, settle=0.1)
+    assert 0.7 < worker.preview_start_s < 0.85  # NSynth's held 3 s: just before the loop's crossfade at 0.85 s
+    worker.start()
+    try:
+        worker.request(-0.8, 0.0)  # empty slots: whole previews first
+        assert wait(lambda: all(slots[p].tag[1:] == ("preview",) for p in held), 5)
+        assert src.previews >= 1
+        assert wait(lambda: worker.exact_latency is not None, 20)
+        before = {p: slots[p].buffer for p in held}
+        worker.request(0.8, 0.0)
+        assert wait(lambda: all(slots[p].tag[1:] == ("preview",) and slots[p].tag[0] == worker.serial
+                                for p in held), 5)
+        assert src.tails >= 1
+        buf = slots[60].buffer
+        seam = int(round((worker.preview_start_s + SPLICE_MARGIN_S) * SR))
+        after = seam + int(round(SPLICE_SEAM_S * SR))
+        whole = worker.cache.prepare(src.preview((0.8, 0.0), [60])[0], src.sample_rate, 60)
+        np.testing.assert_allclose(buf.data[after:], whole.data[after:], atol=1e-5)
+        np.testing.assert_array_equal(buf.data[:seam], before[60].data[:seam])  # the exact note's start
+        assert wait(lambda: all(slots[p].tag[1:] == ("exact",) for p in held), 20)
+    finally:
+        worker.stop()
+
+
+def test_a_slot_whose_buffer_cannot_give_the_start_gets_the_whole_preview():
+    from synth.engine.buffers import prepare_note_buffer
+
+    src = TailSource(pitch_range=(55, 70), duration=4.0)
+    worker, slots = _worker(src, [60, 64], preview=True, settle=10.0)
+    short = prepare_note_buffer(np.zeros(int(0.5 * src.sample_rate), np.float32), src.sample_rate, SR, 60)
+    full = prepare_note_buffer(src.generate((0.0, 0.0), [64])[0], src.sample_rate, SR, 64,
+                               held_seconds=src.held_seconds)
+    slots[60].buffer, slots[64].buffer = short, full  # 60 plays a note too short to keep its start
+    worker.request(0.5, 0.0)
+    layer = worker.default_layer
+    assert worker._preview_round(0.5, 0.0, worker.serial, layer, [60, 64], 100) == 2
+    assert src.tails == 1 and src.previews == 1  # 64 spliced, 60 made whole
+    whole = worker.cache.prepare(src.preview((0.5, 0.0), [60])[0], src.sample_rate, 60)
+    np.testing.assert_allclose(slots[60].buffer.data, whole.data, atol=1e-6)
+    np.testing.assert_array_equal(slots[64].buffer.data[: SR // 2], full.data[: SR // 2])

@@ -31,6 +31,9 @@ def test_remote_notes_equal_in_process_notes_and_the_process_ends(flow_bundle, t
                                       local.generate((0.1, 0.2), [60, 62], 100))
         np.testing.assert_allclose(remote.preview((0.4, 0.2), [60], 100), local.preview((0.4, 0.2), [60], 100),
                                    atol=1e-6)
+        offset, tail = remote.preview_tail((0.4, 0.2), [60], 100, 0.05)  # the preview from a frame on
+        assert offset > 0 and (offset, tail.shape) == (local.preview_tail((0.4, 0.2), [60], 100, 0.05)[0], tail.shape)
+        np.testing.assert_allclose(tail, local.preview((0.4, 0.2), [60], 100)[:, offset:], atol=1e-6)
         remote.set_character(3.0)  # the window's "character" control reaches the model
         local.set_character(3.0)
         assert remote.character == local.character == 3.0

@@ -113,6 +113,25 @@ def test_guidance_through_the_sampler():
     assert not torch.allclose(g2, cond, atol=1e-3)
 
 
+def test_the_shared_first_unconditional_step_changes_nothing():
+    """Issue 18: rows of one point and layer start from the same noise, so the first step's unconditional velocity
+    is computed once; the notes equal those of the doubled batch at every step (and rows of different layers, whose
+    noise differs, take the doubled batch)."""
+    net = tiny()
+    pts, pitches = PTS.expand(4, 2), torch.tensor([48, 55, 60, 72])
+    for velocities in (None, torch.tensor([40, 100, 100, 127])):
+        layers = velocity_index(net.cfg, velocities, 4)
+        noise = point_noise(net.cfg, pts, layers)
+        pidx = pitches - 48
+        x = noise
+        for t0, t1 in zip(time_grid(4)[:-1], time_grid(4)[1:]):  # the reference: 2B rows at every step
+            x = x + (t1 - t0) * net.guided_velocity(x, torch.full((4,), t0), pts, pidx, layers, 2.0)
+        out = net.generate(pts, pitches, velocities, steps=4, guidance=2.0)
+        assert torch.allclose(out, x, atol=1e-6, rtol=0)
+    rows = point_noise(net.cfg, pts, velocity_index(net.cfg, None, 4))
+    assert all(torch.equal(rows[0], r) for r in rows)  # one point's rows: one noise (computed once)
+
+
 def _count(net):
     calls = []
     handle = net.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
@@ -129,7 +148,8 @@ def test_step_count_plumbing(sampler, steps):
         for guidance, rows in ((1.0, 5), (0.0, 5), (2.0, 10)):  # guidance other than 0/1: one doubled batch
             calls.clear()
             net.generate(PTS.expand(5, 2), torch.arange(50, 55), steps=steps, guidance=guidance, sampler=sampler)
-            assert calls == [rows] * expected
+            # the first step from one point's noise computes the shared unconditional velocity once (5 + 1 rows)
+            assert calls == ([6] + [rows] * (expected - 1) if guidance == 2.0 else [rows] * expected)
     finally:
         handle.remove()
     assert time_grid(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
