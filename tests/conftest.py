@@ -18,11 +18,11 @@ _names = itertools.count()
 # workers never ask the one server for the same name. Empty in a serial run.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
-# The tests on the JACK bus and the ones that time the app run in one xdist group: one after the other on a single
-# worker, as in a serial run. They look for the ports that appear on the one server (a second worker's clients would be
-# found too), start the app and the player as processes, and bound latencies and quitting times. The other worker
-# meanwhile takes the rest (training, models, codec, data, fuzzing, offline render and export, Qt widgets without audio:
-# they open no JACK client). Without xdist the mark does nothing.
+# The tests on the JACK bus and the ones that time the app are marked ``bus``: scripts/test.sh runs them on their own,
+# serially, after the rest has run on two xdist workers. They look for the ports that appear on the one server (a second
+# worker's clients would be found too), start the app and the player as processes, record audio and bound latencies and
+# quitting times: beside a second worker busy with training tests they glitched (a recorded C4 15 cents sharp, once).
+# They also form one xdist group, so a plain ``pytest -n 2`` keeps them on one worker, one after the other.
 BUS_GROUP = "bus"
 _BUS_FIXTURES = {"jack_server", "recorder", "keyboard"}
 _BUS_FILES = (
@@ -43,6 +43,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         if (path in _BUS_FILES or item.get_closest_marker("jack") is not None
                 or _BUS_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.xdist_group(BUS_GROUP))
+            item.add_marker(pytest.mark.bus)
 
 
 @pytest.fixture(scope="session", autouse=True)
