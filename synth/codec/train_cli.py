@@ -33,6 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stft-ffts", type=lambda t: tuple(int(x) for x in t.split(",")), default=t.stft_ffts,
                         help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,512,128,64)")
     parser.add_argument("--w-lin-mag", type=float, default=t.w_lin_mag, help="weight of the linear-magnitude term")
+    parser.add_argument("--w-mel", type=float, default=t.w_mel,
+                        help="weight of a log-mel magnitude L1 beside the MR-STFT (v6.2: 1; 0 = off)")
+    parser.add_argument("--mel-fft", type=int, default=t.mel_fft, help="FFT size of the log-mel loss (hop = size / 4)")
+    parser.add_argument("--mel-bins", type=int, default=t.mel_bins, help="mel bands of the log-mel loss")
     parser.add_argument("--emb-norm-eps", type=float, default=c.emb_norm_eps,
                         help="epsilon of the embedding BatchNorm (v6: 1e-12; 1e-5 let the learned dims shrink)")
     parser.add_argument("--loudness-feature", action="store_true",
@@ -87,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                       teacher_f0_steps=args.teacher_f0_steps, emb_noise=args.emb_noise, w_smooth=args.w_smooth, w_emb=args.w_emb, ckpt_minutes=args.ckpt_minutes,
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
                       notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag,
-                      init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob)
+                      init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob,
+                      w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins)
     if args.freeze_encoder and not args.init_codec:
         print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
         return 2
