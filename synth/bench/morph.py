@@ -19,7 +19,8 @@ chord generated there (``_drag_ends``; a source without families, the demo one, 
     their centroids and range: a drag whose exact notes barely change cannot show anything), and
   - what should be heard there (``expected_hz``, ``vs_expected``): the buffers the worker made for the point nearest
     each reference point (the previews during a drag), mixed as the voices read them at that moment (a note's
-    brightness changes along its sustain loop). This is the engine's part: it delivers what it computed, in time.
+    brightness changes along its sustain loop; ``median_error_pct``: the median |recorded - expected| / expected).
+    This is the engine's part: it delivers what it computed, in time.
     ``expected_vs_exact`` is the previews' part: how well a preview's brightness follows the exact note's.
 
 Why not as before (until issue 19's bench fix): the path swept the map's bounding box with a sine wiggle, where the
@@ -454,6 +455,11 @@ def _reference(source, ends, held, result: dict) -> dict:
         ref = [exact[int(round(u * (_REF_POINTS - 1)))] for u, _, _ in track]
         vs_exact = _correlations(heard, ref)
         vs_preview = _correlations(heard, expect)
+        both = [(h, e) for h, e in zip(heard, expect) if math.isfinite(h) and math.isfinite(e) and e > 0]
+        # robust where the previews barely change (r is then noise): one point the worker left at once (an exact
+        # note made mid-drag when the moves stalled, replaced by the next preview) cannot spoil it
+        vs_preview["median_error_pct"] = round(float(np.median([100 * abs(h - e) / e for h, e in both])), 1) \
+            if both else None
         result[phase]["centroid_follow"] = {
             "recorded_hz": [_finite_or_none(c) for c in heard],
             "pearson_r": vs_exact["pearson_r"], "spearman_r": vs_exact["spearman_r"],
