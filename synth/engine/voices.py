@@ -24,7 +24,8 @@ carries the level it loses per pass as ``buffer.loop_gain``, applied at every wr
 instead of jumping back up at each wrap, and its voice is freed once it has decayed below -80 dB. Once released it
 plays on into the note's own decay while the release envelope fades it out. When a ``BufferSlot`` gets a new buffer
 (the player moved the timbre point) every voice on that slot crossfades to it in ``timbre_crossfade`` seconds at the
-same read position.
+same read position; a buffer swapped in meanwhile waits until that crossfade ends, then the voice crossfades to the
+slot's newest buffer (during a drag the slot changes faster than a crossfade).
 
 Velocity: a voice's gain is ``velocity_gain_table(curve, layers)[velocity]`` (``synth.engine.velocity``). With one
 layer (models that ignore velocity) that is the curve itself. With several, the buffer the caller passes is the
@@ -311,7 +312,10 @@ class Mixer:
                     return  # still waiting for the note to be generated
                 v.buffer = newest
                 v.pos = 0.0
-            elif newest is not None and newest is not v.buffer and newest is not v.next_buffer:
+            elif newest is not None and newest is not v.buffer and v.next_buffer is None:
+                # a crossfade runs to its end before the next starts (from the slot's newest buffer then): one
+                # restarted at every swap kept the voice on its old buffer while the preview worker swapped faster
+                # than ``timbre_crossfade`` (a pad drag), and jumped back to it at each swap (issue 19)
                 v.next_buffer = newest
                 v.xfade_done = 0
         buf = v.buffer

@@ -203,6 +203,31 @@ def test_new_buffer_in_a_slot_crossfades_sounding_voices():
     assert max_d2(np.concatenate([a[-SR // 10:], b[: SR // 10]])) < 1.5 * own
 
 
+def test_a_slot_swapped_faster_than_the_crossfade_is_still_followed():
+    # a pad drag: the preview worker swaps the held slot every ~17 ms, the crossfade lasts 30 ms (3 blocks here).
+    # Each crossfade runs to its end, then the voice crossfades to the newest buffer: it never falls far behind and
+    # never jumps back to the buffer it started with (a restarted crossfade did both: issue 19)
+    src = SineNoteSource(sample_rate=24000)
+    buffers = [prepare_note_buffer(src.generate((-1 + 2 * k / 11, 0.0), [60])[0], 24000, SR, 60) for k in range(12)]
+    slot = BufferSlot(buffers[0])
+    m = Mixer(SR, BLOCK, 4, timbre_crossfade=0.03)
+    m.note_on(60, 100, slot)
+    before = run(m, 0.3)
+    voice = next(v for v in m.voices if v.state)
+    chunks, worst = [], 0
+    for k in range(1, 12 * 3):
+        slot.buffer = buffers[min(k // 2, 11)]  # a new buffer every second block
+        chunks.append(run(m, BLOCK / SR))
+        behind = min(k // 2, 11) - buffers.index(voice.buffer)
+        worst = max(worst, behind)
+    assert worst <= 2  # a crossfade (3 blocks) spans 1.5 swaps: the voice is at most 2 buffers behind
+    chunks.append(run(m, 0.1))
+    assert voice.buffer is buffers[-1] and voice.next_buffer is None
+    after = np.concatenate(chunks)
+    own = max(max_d2(before[SR // 10:]), max_d2(after[-SR // 20:]))
+    assert max_d2(np.concatenate([before[-SR // 10:], after])) < 1.5 * own  # no clicks
+
+
 def test_voice_waits_for_its_buffer_and_release_before_it_cancels():
     slot = BufferSlot()
     m = Mixer(SR, BLOCK, 4)
