@@ -7,7 +7,6 @@ centroid must rise along a left-to-right drag (the demo timbre brightens with x)
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 from synth.bench.morph import centroid
 from tests.conftest import unique_name
+from tests.engine.slow_source import SlowSineNoteSource
 from tests.jackbus import Recorder, jack_output_device, new_output_ports, output_ports
 
 pytestmark = pytest.mark.jack
@@ -27,31 +27,10 @@ def wait(pred, timeout):
     return pred()
 
 
-def slow_sine_source(delay_per_note: float, **kwargs):
-    """Like ``SineNoteSource(delay_per_note=...)``: each ``generate`` call costs ``delay_per_note`` seconds per note
-    (the notes and ``calls`` are the base class's), but the wait can be cut short once the test has what it needs
-    (``source.done.set()``): stopping the engine joins the worker, which would otherwise sit out the rest of a batch
-    it is "generating" (up to 4 x 1.5 s)."""
-    from synth.engine.sources import SineNoteSource
-
-    class SlowSineNoteSource(SineNoteSource):
-        def __init__(self) -> None:
-            super().__init__(**kwargs)
-            self.cost_per_note = delay_per_note
-            self.done = threading.Event()
-
-        def generate(self, xy, pitches, velocity=100):
-            notes = super().generate(xy, pitches, velocity)
-            self.done.wait(self.cost_per_note * len(pitches))
-            return notes
-
-    return SlowSineNoteSource()
-
-
 def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     from synth.engine.engine import Engine
 
-    source = slow_sine_source(pitch_range=(55, 59), delay_per_note=1.5)
+    source = SlowSineNoteSource(pitch_range=(55, 59), delay_per_note=1.5)
     before = output_ports()
     engine = Engine(source, sample_rate=48000, block_size=1024, device=jack_output_device(),
                     midi_client=unique_name("pgesam"), use_grid=False)
@@ -105,7 +84,7 @@ def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     finally:
         if rec is not None:
             rec.close()
-        source.done.set()
+        source.done.set()  # the worker's batch in progress ends now: stop() need not wait it out
         engine.stop()
 
 
