@@ -23,12 +23,15 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 # worker's clients would be found too), start the app and the player as processes, record audio and bound latencies and
 # quitting times: beside a second worker busy with training tests they glitched (a recorded C4 15 cents sharp, once).
 # They also form one xdist group, so a plain ``pytest -n 2`` keeps them on one worker, one after the other.
+# A test is a bus test when it uses the JACK fixtures or the ``jack`` marker, is in one of the files below, or is
+# marked ``bus`` itself (tests/gui/test_quit_and_startup.py: only its two quitting-time tests).
+# Not here, so in the parallel part: the app's smoke tests (tests/test_install.py, tests/gui/test_smoke_and_jobs.py).
+# They play one note into the server but record nothing from the bus and bound no time (they wait up to 90 s for a
+# note louder than -60 dBFS, measured inside the app), and no other test of the parallel part is on the bus whose
+# ports they could be confused with.
 BUS_GROUP = "bus"
 _BUS_FIXTURES = {"jack_server", "recorder", "keyboard"}
 _BUS_FILES = (
-    "tests/test_install.py",                # the installed app's smoke test plays into the suite's server
-    "tests/gui/test_smoke_and_jobs.py",     # run_synth.py's smoke test: the same
-    "tests/gui/test_quit_and_startup.py",   # the app quits within 1 s
     "tests/engine/test_cache_worker.py",    # grid latency < 0.15 s
     "tests/engine/test_live_morph.py",      # previews while the exact notes are still being made
     "tests/engine/test_hardening_engine.py",
@@ -41,6 +44,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         path = str(item.path)[len(root) + 1:].replace(os.sep, "/")
         if (path in _BUS_FILES or item.get_closest_marker("jack") is not None
+                or item.get_closest_marker("bus") is not None
                 or _BUS_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.xdist_group(BUS_GROUP))
             item.add_marker(pytest.mark.bus)

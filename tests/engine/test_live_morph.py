@@ -16,6 +16,7 @@ from synth.engine.buffers import BufferSlot
 from synth.engine.note_cache import NoteCache
 from synth.engine.sources import SineNoteSource
 from synth.engine.worker import GenerationWorker
+from tests.engine.slow_source import SlowSineNoteSource
 
 SR = 48000
 
@@ -91,7 +92,7 @@ def _worker(source, held, **kw):
 
 def test_held_notes_get_previews_long_before_the_exact_notes_and_exact_wins():
     # a slow "model": 0.4 s per note, so 4 held notes take 1.6 s to generate exactly
-    src = SineNoteSource(pitch_range=(55, 70), duration=1.0, delay_per_note=0.4)
+    src = SlowSineNoteSource(pitch_range=(55, 70), duration=1.0, delay_per_note=0.4)
     held = [57, 60, 64, 67]
     worker, slots = _worker(src, held, preview=True, settle=0.1)
     worker.start()
@@ -112,6 +113,7 @@ def test_held_notes_get_previews_long_before_the_exact_notes_and_exact_wins():
         assert all(slots[p].tag[1:] == ("exact",) for p in held)  # the exact notes replaced the previews
         assert worker.preview_notes >= 8 and len(worker.preview_log) >= 2
     finally:
+        src.done.set()  # the batch in progress (the other keys) ends now: stop() need not wait it out
         worker.stop()
 
 
@@ -197,7 +199,7 @@ def test_a_spliced_preview_is_the_whole_preview_after_the_seam_and_keeps_the_old
     assert splice_note_buffer(new[late:], late, rate, SR, 60, old, held_seconds=held) is None
 
 
-class TailSource(SineNoteSource):
+class TailSource(SlowSineNoteSource):
     """The demo source with ``preview_tail`` (as the model sources have it), counting its calls."""
 
     def __init__(self, **kw):
@@ -241,6 +243,7 @@ def test_the_worker_splices_previews_onto_what_the_held_slots_play():
         np.testing.assert_array_equal(buf.data[:seam], before[60].data[:seam])  # the exact note's start
         assert wait(lambda: all(slots[p].tag[1:] == ("exact",) for p in held), 20)
     finally:
+        src.done.set()  # the batch in progress (the other keys) ends now: stop() need not wait it out
         worker.stop()
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from synth.bench.morph import centroid
 from tests.conftest import unique_name
+from tests.engine.slow_source import SlowSineNoteSource
 from tests.jackbus import Recorder, jack_output_device, new_output_ports, output_ports
 
 pytestmark = pytest.mark.jack
@@ -28,9 +29,8 @@ def wait(pred, timeout):
 
 def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     from synth.engine.engine import Engine
-    from synth.engine.sources import SineNoteSource
 
-    source = SineNoteSource(pitch_range=(55, 59), delay_per_note=1.5)
+    source = SlowSineNoteSource(pitch_range=(55, 59), delay_per_note=1.5)
     before = output_ports()
     engine = Engine(source, sample_rate=48000, block_size=1024, device=jack_output_device(),
                     midi_client=unique_name("pgesam"), use_grid=False)
@@ -84,6 +84,7 @@ def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
     finally:
         if rec is not None:
             rec.close()
+        source.done.set()  # the worker's batch in progress ends now: stop() need not wait it out
         engine.stop()
 
 

@@ -83,6 +83,7 @@ def a_bundle(tiny_bundle, tmp_path):
     return shipped if (shipped / "bundle.json").is_file() else (tiny_bundle or tmp_path / "none")
 
 
+@pytest.mark.bus  # times the app's exit: alone, after the parallel part (tests/conftest.py)
 def test_closing_the_window_exits_within_a_second(tmp_path, tiny_bundle):
     app = App(tmp_path, a_bundle(tiny_bundle, tmp_path), "--close-after", "2")
     app.wait_for(READY)
@@ -94,6 +95,7 @@ def test_closing_the_window_exits_within_a_second(tmp_path, tiny_bundle):
     assert "Fatal Python error" not in output and "Traceback" not in output
 
 
+@pytest.mark.bus  # times the app's exit: alone, after the parallel part (tests/conftest.py)
 def test_ctrl_c_in_the_terminal_quits_within_a_second(tmp_path, tiny_bundle):
     app = App(tmp_path, a_bundle(tiny_bundle, tmp_path))
     app.wait_for(READY)
