@@ -19,8 +19,8 @@ def live(jack_server, qtbot, tmp_path, library):
     from synth.gui.engine_adapter import OpenOptions, open_engine
     from synth.gui.main_window import MainWindow
 
-    rec = Recorder(name=unique_name("guirec"))
     before = output_ports()
+    rec = None
     adapter = open_engine(OpenOptions(bundle=tmp_path / "no-model", device=jack_output_device(), use_grid=False,
                                       midi_client=unique_name("pgesamgui")))
     window = MainWindow(adapter, library)
@@ -29,6 +29,11 @@ def live(jack_server, qtbot, tmp_path, library):
     try:
         adapter.start()
         assert adapter.audio_error is None, adapter.audio_error
+        assert adapter.engine.midi_running, "the engine's MIDI input did not open"
+        # the recorder (a Python process callback) opens after the engine's MIDI clients: python-rtmidi opens its
+        # JACK clients holding the GIL, which an active Python-callback client can deadlock (once: "MIDI is not
+        # running" in this fixture; see test_live_morph_on_jack)
+        rec = Recorder(name=unique_name("guirec"))
         rec.connect_from(*new_output_ports(before)[:2])
         rec.start()
         window.pad.setFocus()
@@ -36,7 +41,8 @@ def live(jack_server, qtbot, tmp_path, library):
     finally:
         window.close()
         adapter.close()
-        rec.close()
+        if rec is not None:
+            rec.close()
 
 
 def hold(qtbot, adapter, pitch, press, release, rec, seconds=0.35):
