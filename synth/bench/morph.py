@@ -9,7 +9,8 @@ chord generated there (``_drag_ends``; a source without families, the demo one, 
 
 - timbre updates: every time the held notes got new buffers for a newer point during the drag (the worker's preview
   swaps; the voices crossfade to a new buffer at their next block), the interval between updates (p50, p95, max)
-  and from the drag's start to the first update;
+  and from the drag's start to the first update; ``refinements``: the refined previews (a few flow steps at the
+  newest point, which later previews move from) finished during the drag;
 - underruns: PortAudio underflows of the engine's stream and JACK xruns seen by a recorder client, during the drag;
 - callback load (callback time / block time): mean and max during the drag;
 - drag end to exact: from the last pad move until every held note plays its exact note for the resting point;
@@ -300,6 +301,7 @@ def _drag(engine, rec, ends, held, seconds, reverse: bool) -> dict:
     worker, audio, mixer = engine.worker, engine.audio, engine.mixer
     t_of = (lambda u: 1.0 - u) if reverse else (lambda u: u)
     xr0, jx0 = audio.xruns, rec.xruns
+    pieces0, skips0 = getattr(worker, "refine_steps", 0), getattr(worker, "refine_skips", 0)
     audio.max_load = 0.0
     loads = []
     frame0 = rec.now
@@ -326,6 +328,7 @@ def _drag(engine, rec, ends, held, seconds, reverse: bool) -> dict:
     engine.set_point(*_path(t_of(1.0), ends))
     serial_u[worker.serial] = t_of(1.0)
     end = time.perf_counter()
+    pieces, skips = getattr(worker, "refine_steps", 0) - pieces0, getattr(worker, "refine_skips", 0) - skips0
     frame_end = rec.now
     _capture(engine, held, serial_u, captured)
     ok = _wait_exact(engine, held)
@@ -335,12 +338,15 @@ def _drag(engine, rec, ends, held, seconds, reverse: bool) -> dict:
     swaps = [e[1] for e in log]
     intervals = 1000 * np.diff(swaps) if len(swaps) > 1 else np.zeros(0)
     computes = [1000 * (e[1] - e[0]) for e in log]
+    refines = [e for e in list(getattr(worker, "refine_log", ())) if start <= e[0] <= end]
     recorded = rec.audio(frame0, frame_end + int(0.3 * RATE))
     return {
         "moves": len(moves), "timbre_updates": len(swaps),
         "interval_ms": {"p50": _pct(intervals, 50), "p95": _pct(intervals, 95), "max": _pct(intervals, 100)},
         "first_update_ms": round(1000 * (swaps[0] - start), 1) if swaps else None,
         "preview_compute_ms": {"p50": _pct(computes, 50), "p95": _pct(computes, 95)},
+        # refined previews (a few flow steps) finished during the drag, their pieces run, and pieces left out
+        "refinements": len(refines), "refine_pieces": pieces, "refine_pieces_skipped": skips,
         "underflows": audio.xruns - xr0, "jack_xruns": rec.xruns - jx0,
         "callback_load": {"mean": round(float(np.mean(loads)), 4) if loads else None,
                           "max": round(audio.max_load, 4)},

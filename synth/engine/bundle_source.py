@@ -138,6 +138,13 @@ class BundleSource:
             return 0, self.backend.preview(xy, pitches, velocity)
         return tail(xy, pitches, velocity, start_s)
 
+    def refine_preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100, tag=None,
+                       fresh: bool = False):
+        """One step of a refined preview: ``(tag, finished)``, or None when the model has none
+        (``ModelNoteSource.refine_preview``)."""
+        refine = getattr(self.backend, "refine_preview", None)
+        return None if refine is None else refine(xy, pitches, velocity, tag, fresh)
+
     def add_anchors(self, xy: Sequence[float], pitches: Sequence[int], velocity: int, frames: np.ndarray) -> None:
         self.backend.add_anchors(xy, pitches, velocity, frames)
 

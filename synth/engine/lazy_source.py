@@ -154,6 +154,10 @@ class LazyModelSource:
                      start_s: float = 0.0) -> tuple[int, np.ndarray]:
         return self.real().preview_tail(xy, pitches, velocity, start_s)
 
+    def refine_preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100, tag=None,
+                       fresh: bool = False):
+        return self.real().refine_preview(xy, pitches, velocity, tag, fresh)
+
 
 def lazy_model_source(path: str | Path, device: str | None = None) -> LazyModelSource | None:
     """A lazy source for the bundle at ``path``, or None when bundle.json is not plainly sane (load it eagerly)."""

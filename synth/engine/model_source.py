@@ -34,6 +34,22 @@ def settings_of(play_path: str, guidance: float | None = None, steps: int | None
 
 
 PREVIEW_TAIL_S = 0.3  # seconds of a preview note decoded after its held part (the default release is 0.25 s)
+# Refined previews (``refine_preview``, issue 19). Measured on models/default, organ -> mallet drag, 13 points (centroid
+# of the 4-note chord against the exact 8-step notes, Pearson r and median error; 4 notes on this 2-core CPU, one
+# thread): the VAE shift from the start point r 0.69; the flow sampler in 1 step 0.29, 2 steps 0.99 / 38 % (27-29 ms),
+# 2 steps with guidance in the first only 0.99 / 41 % (22 ms), 3 steps 1.00 / 7 % (43 ms); 2 steps at guidance 1
+# 0.66. A larger guidance in the first step (2.5-3 at character 2) got the level right on this path but made silent
+# chords (no centroid) at 1 of 16 random points at character 2 and 3-6 of 16 at character 4: not used.
+REFINE_STEPS = 2
+# Flow steps of a refinement with classifier-free guidance (2 passes); the others are plain conditional (1 pass)
+REFINE_GUIDED_STEPS = 1
+# Pitches per refinement call: a call runs one flow step for this many of the held notes, so a preview round plus a
+# call stays short (one step for 4 notes takes 12-14 ms here, for 2 of them 5-8 ms; a round's decode ~20 ms)
+REFINE_CHUNK = 2
+# A refined preview is moved from only when it is nearer the asked point than this share of the nearest exact note's
+# distance (the exact notes are exact, a refinement a few-step sample). bench morph, the drag back between two exact
+# notes: r 0.56-0.61 with the nearest of all (1.0), 0.72-0.84 with 0.5 (0.80-0.92 without refinement)
+REFINE_NEARER = 0.5
 PREVIEW_FADE_S = 0.05  # fade at the end of a preview note
 
 
@@ -58,6 +74,12 @@ class ModelNoteSource:
         # (pitch, velocity, generation settings) -> [(x, y, exact frames, VAE frames)], the most recent last
         self._anchors: dict[tuple[int, int, str], list] = {}
         self._anchor_lock = threading.Lock()  # generation and preview worker threads; never the audio callback
+        # (pitch, velocity, generation settings) -> (x, y, frames, VAE frames) of the newest refined preview
+        # (``refine_preview``): a few-step flow sample near the finger that previews are moved from when it is nearer
+        # than every exact note
+        self._refined: dict[tuple[int, int, str], tuple] = {}
+        self._refine_job: dict | None = None  # the refinement under way (preview thread only)
+        self.refines = 0  # refinements finished
 
     # ------------------------------------------------------------------- what BundleSource reads (all backends)
     @property
@@ -151,13 +173,70 @@ class ModelNoteSource:
         return min(max(int(pitch), lo), hi)
 
     def anchor_count(self) -> int:
+        """Exact notes remembered as preview anchors (refined previews are not counted)."""
         with self._anchor_lock:
             return sum(len(v) for v in self._anchors.values())
 
+    def refined_points(self) -> dict[tuple[int, int], tuple[float, float]]:
+        """(pitch, velocity) -> the point of its newest refined preview, for the current generation settings."""
+        settings = self.generation_settings
+        with self._anchor_lock:
+            return {(k[0], k[1]): (v[0], v[1]) for k, v in self._refined.items() if k[2] == settings}
+
+    def refine_preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100,
+                       tag=None, fresh: bool = False) -> tuple[object, bool] | None:
+        """One piece of a refined preview (issue 19): the flow sampler's notes in ``REFINE_STEPS`` steps from the same
+        point-seeded noise as the exact notes, made one step of ``REFINE_CHUNK`` pitches per call, so the preview
+        thread can spread it over its rounds (4 notes, 2 steps: 4 calls). A call continues the refinement under way
+        when it is for the same pitches, velocity and settings and not ``fresh`` (``xy`` and ``tag`` are then
+        ignored), else starts one at ``xy`` with ``tag`` (the worker passes its point's serial, and ``fresh`` when it
+        left one unfinished: the drag ended and the exact notes came). Returns ``(tag of the refinement, finished)``;
+        when finished, its frames become the pitches' refined anchor, replacing the older one: later previews are
+        moved from it by the VAE's change where it is nearer the asked point than ``REFINE_NEARER`` of the nearest
+        exact note's distance (at its own point, with no exact note there, the preview is the refined notes). None: this source has nothing better than ``preview`` (play
+        paths other than the flow sampler)."""
+        synth = self.synthesizer
+        if self.play_path != "flow" or not (hasattr(synth, "flow_frame_steps") and hasattr(synth, "vae_frames")):
+            return None
+        pitches = [int(p) for p in pitches]
+        settings = self.generation_settings
+        job = self._refine_job
+        if fresh or job is None or (job["pitches"], job["velocity"], job["settings"]) != (pitches, int(velocity),
+                                                                                           settings):
+            xy = (float(xy[0]), float(xy[1]))
+            chunks = [pitches[i:i + REFINE_CHUNK] for i in range(0, len(pitches), REFINE_CHUNK)]
+            job = {"pitches": pitches, "velocity": int(velocity), "settings": settings, "tag": tag, "xy": xy,
+                   "calls": 0, "steps": [synth.flow_frame_steps(xy, c, velocity, REFINE_STEPS, REFINE_GUIDED_STEPS)
+                                         for c in chunks],
+                   "frames": [None] * len(chunks)}
+            self._refine_job = job
+        chunk = job["calls"] % len(job["steps"])  # step 1 of every chunk, then step 2 of every chunk...
+        try:
+            job["frames"][chunk] = next(job["steps"][chunk])
+        except BaseException:
+            self._refine_job = None  # a failed step starts afresh next time
+            raise
+        job["calls"] += 1
+        if job["calls"] < REFINE_STEPS * len(job["steps"]):
+            return job["tag"], False
+        self._refine_job = None
+        import torch
+
+        x, y = job["xy"]
+        frames = torch.cat(job["frames"])
+        vae = synth.vae_frames((x, y), pitches, velocity)
+        with self._anchor_lock:
+            for row, pitch in enumerate(pitches):
+                key = (self._clamp(pitch), int(velocity), settings)
+                self._refined[key] = (x, y, frames[row].detach().clone(), vae[row].detach().clone())
+        self.refines += 1
+        return job["tag"], True
+
     def preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100) -> np.ndarray:
         """Fast approximate notes at ``xy`` for a drag (no generation): the nearest exact note of each pitch generated
-        so far, moved by the VAE decoder's change of frames between its point and ``xy``; the VAE's own frames where
-        no exact note exists yet. Then the codec decodes them (~13 ms a note here). float32 ``[n, samples]``."""
+        so far (or the newest refined preview, ``refine_preview``, where that is clearly nearer), moved by the VAE's
+        change of frames between its point and ``xy``; the VAE's own frames where neither exists yet. Then the codec
+        decodes them (~13 ms a note here). float32 ``[n, samples]``."""
         synth = self.synthesizer
         if not hasattr(synth, "vae_frames"):
             return self.generate(xy, pitches, velocity)
@@ -199,9 +278,15 @@ class ModelNoteSource:
         with self._anchor_lock, torch.inference_mode():
             rows = []
             for row, pitch in enumerate(pitches):
-                kept = self._anchors.get((self._clamp(pitch), int(velocity), settings))
-                if kept:
-                    ax, ay, exact, vae = min(kept, key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2)
+                key = (self._clamp(pitch), int(velocity), settings)
+                kept = list(self._anchors.get(key, ()))
+                refined = self._refined.get(key)
+                # the nearest exact note, or the newest refined preview where it is REFINE_NEARER times as near
+                scale = {0: 1.0, 1: 1.0 / (REFINE_NEARER ** 2)}  # squared distances
+                candidates = [(a, 0) for a in kept] + ([(refined, 1)] if refined is not None else [])
+                if candidates:
+                    (ax, ay, exact, vae), _ = min(
+                        candidates, key=lambda c: (scale[c[1]] * ((c[0][0] - x) ** 2 + (c[0][1] - y) ** 2), c[1]))
                     rows.append(exact + (frames[row] - vae))
                 else:
                     rows.append(frames[row])

@@ -141,6 +141,14 @@ class RemoteModelSource:
                                    [int(p) for p in pitches], int(velocity), float(start_s))
         return int(offset), audio
 
+    def refine_preview(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100, tag=None,
+                       fresh: bool = False):
+        """One step of a refined preview in the model's process (``ModelNoteSource.refine_preview``); ``tag`` must
+        pickle (the worker's serial, an int)."""
+        out = self._call("preview", "refine_preview", (float(xy[0]), float(xy[1])), [int(p) for p in pitches],
+                         int(velocity), tag, bool(fresh))
+        return None if out is None else (out[0], bool(out[1]))
+
     def add_anchors(self, xy, pitches, velocity: int, frames: np.ndarray) -> None:
         self._call("control", "add_anchors", (float(xy[0]), float(xy[1])), [int(p) for p in pitches], int(velocity),
                    np.asarray(frames, np.float32))
@@ -199,6 +207,9 @@ class _Handler:
 
     def preview_tail(self, xy, pitches, velocity, start_s):
         return self.source.preview_tail(xy, pitches, velocity, start_s)
+
+    def refine_preview(self, xy, pitches, velocity, tag, fresh):
+        return self.source.refine_preview(xy, pitches, velocity, tag, fresh)
 
     def add_anchors(self, xy, pitches, velocity, frames):
         return self.source.add_anchors(xy, pitches, velocity, frames)

@@ -29,7 +29,9 @@ class NoteSource(Protocol):
     for another velocity it plays the nearest layer, ties to the lower one; default ``(100,)``: the model ignores
     velocity and the voices' velocity curve is the only loudness cue; read it with ``velocity_layers_of``),
     ``preview(xy, pitches, velocity) -> float32[n, samples]`` (a fast approximation of ``generate``, tens of ms for a
-    few notes: what held notes play while the pad is dragged, until the exact notes for the resting point follow).
+    few notes: what held notes play while the pad is dragged, until the exact notes for the resting point follow),
+    ``refine_preview(xy, pitches, velocity, tag, fresh) -> (tag, finished) | None`` (one piece of a better preview
+    that later previews start from: ``synth.engine.model_source.ModelNoteSource.refine_preview``).
     """
 
     sample_rate: int

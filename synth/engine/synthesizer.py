@@ -161,6 +161,33 @@ class Synthesizer:
         on this CPU), the cheap estimate the live-morph preview moves exact frames by."""
         return self._frames_of(lambda z, p, v: self.vae.decode(z, p, v), xy, pitches, velocity)
 
+    def flow_frame_steps(self, xy: Sequence[float], pitches: Sequence[int], velocity: int = 100, steps: int = 2,
+                         guided_steps: int | None = None):
+        """The flow sampler's standardized, pitch-locked frames ``[n, T, D]`` at ``xy`` in ``steps`` steps, one step
+        per ``next()``: a generator of the frames after each step (the last is ``frames`` with ``steps`` steps). The
+        same point-seeded noise and guidance ("character") as the exact notes, so the result lands near them.
+        ``guided_steps``: only the first so many steps use the guidance above 1, the others the plain conditional
+        model (one pass instead of two; None: every step). Each step runs under inference mode; nothing stays
+        switched on between steps. The live-morph preview's refinement (issue 19) spreads one over its rounds."""
+        if self.flow is None:
+            raise ValueError("this bundle has no flow model (bundle.json has no flow_config)")
+        n = int(steps)
+        if not STEPS_RANGE[0] <= n <= STEPS_RANGE[1]:
+            raise ValueError(f"steps must be in {STEPS_RANGE}, not {steps!r}")
+        z, p = self.model_inputs(xy, pitches)
+        v = torch.full((len(p),), self._velocity(velocity), dtype=torch.long, device=self.device)
+        g = self.guidance
+        scales = [g if guided_steps is None or i < guided_steps or g < 1.0 else 1.0 for i in range(n)]
+        sampler = self.flow.generate_steps(z, p, v, steps=n, guidance=scales)
+        while True:
+            with torch.inference_mode():
+                try:
+                    x = next(sampler)
+                except StopIteration:
+                    return
+                out = self.lock_pitch(x, p).float()
+            yield out
+
     def decode_frames(self, frames: torch.Tensor) -> np.ndarray:
         """Standardized frames ``[n, T, D]`` -> float32 audio ``[n, samples]`` (finite, peak-safe), as ``generate``."""
         with torch.inference_mode():

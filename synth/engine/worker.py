@@ -23,7 +23,14 @@ point: a pad drag of 200 moves costs one generation, not 200):
   never what a newer point put there. When the source has ``preview_tail`` and the held slots already play a note,
   only the part from just before the sustain loop is made and spliced onto the start of what the slot plays
   (``buffers.splice_note_buffer``): held voices play from the loop on, and the note's first 0.8 s were 30% of a
-  preview's decode.
+  preview's decode. Between rounds, when the source has ``refine_preview`` (the flow sampler), the thread runs one
+  piece of a refined preview: the flow sampler's notes in a few steps at the newest point, from the same seeded
+  noise as the exact notes, spread over several rounds so each interval between updates grows by one piece only.
+  A finished refinement becomes the source's refined anchor: later previews are moved from it (near the finger)
+  instead of from the exact notes where the drag started, whose moved frames hardly change brightness on the flow
+  bundle. One made for the point the finger rests on is swapped in itself (kind "refined": above a preview of that
+  point, below its exact note); refinements follow one another, each started at the newest point, so the anchor
+  never goes back to an older point.
 
 Stand-ins: until a layer's own note of a key is generated, its slot plays the nearest generated layer's note of
 that key (the same audio, shared, at the level ratio of the two layers: ``buffers.stand_in``), so a soft note
@@ -60,8 +67,15 @@ PriorityItem = Union[int, tuple[int, int]]  # a pitch (default layer) or (pitch,
 Priority = Callable[[], tuple[Sequence[PriorityItem], Sequence[PriorityItem]]]  # -> (held, recently played)
 Item = tuple[int, int]  # (pitch in the model's range, layer index)
 # What a slot holds for the current point, best first (see the module docstring).
-_RANK = {"exact": 3, "stand-in": 2, "preview": 1.5, "grid": 1}
+_RANK = {"exact": 3, "stand-in": 2, "refined": 1.75, "preview": 1.5, "grid": 1}
 MAX_PREVIEW_NOTES = 8  # held (pitch, layer) pairs a preview follows; more held keys wait for their exact notes
+# During a drag a piece of a refined preview runs after a preview round only when that round plus a piece (the least
+# of the latest) took at most this long, so the interval between updates keeps to its target (p95 <= 50 ms with 4
+# held notes). bench morph on the 2-core CPU under load (rounds 19-31 ms at p50, a piece 5-10 ms), medians of 3 runs:
+# a piece after every round: interval p95 45-68 ms (4 configurations, mostly above 50); 40 ms: 46-57; 35 ms: 43-47
+# (6 runs, every one <= 48), fresh-drag r 0.74; 30 ms: the pieces hardly ran in the fresh drag (r 0.31). At rest
+# every piece runs.
+REFINE_BUDGET_S = 0.035
 
 
 class GenerationWorker:
@@ -93,6 +107,8 @@ class GenerationWorker:
         self._preview_fn = getattr(source, "preview", None) if preview else None
         # the preview from just before the sustain loop on, spliced onto what the slot plays (issue 19)
         self._preview_tail_fn = getattr(source, "preview_tail", None) if self._preview_fn is not None else None
+        # the source's refined previews: a few flow steps, one per preview round (None: it has none)
+        self._refine_fn = getattr(source, "refine_preview", None) if self._preview_fn is not None else None
         loop_start, _, crossfade = loop_region(float(getattr(cache, "held_seconds", 3.0)))
         self.preview_start_s = loop_start - crossfade - SPLICE_MARGIN_S - SPLICE_SEAM_S - 0.01
         self.settle = max(0.0, float(settle)) if self._preview_fn is not None else 0.0
@@ -100,6 +116,12 @@ class GenerationWorker:
         # (started, finished, serial, notes) of each preview swap round, newest last: what ``bench morph`` reads
         self.preview_log: deque[tuple[float, float, int, int]] = deque(maxlen=4096)
         self.preview_notes = 0
+        self.refine_steps = 0  # refinement steps run (``refine_preview`` calls)
+        # (finished, serial of the point it was made for) of each refinement finished, newest last
+        self.refine_log: deque[tuple[float, int]] = deque(maxlen=4096)
+        self.refined_notes = 0  # refined previews swapped in (at the point they were made for)
+        self.refine_skips = 0  # pieces left out after a round that used the time (``REFINE_BUDGET_S``)
+        self.refine_budget_s = REFINE_BUDGET_S
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._done: set[Item] = set()  # (pitch, layer index) exact for the current serial
@@ -270,27 +292,43 @@ class GenerationWorker:
                 self._done.add((pitch, layer))
             return True
 
-    def swap_in_preview(self, pitch: int, layer: int, buffer, serial: int) -> bool:
-        """Put a preview of ``serial`` into the slots of (pitch, layer) unless they hold something of a newer point or
-        something better of the same point (no stand-ins: a preview is made for held notes, in their own layer).
-        Returns whether it swapped. Any thread."""
+    def swap_in_preview(self, pitch: int, layer: int, buffer, serial: int, kind: str = "preview") -> bool:
+        """Put a preview of ``serial`` (``kind`` "preview", or "refined": the refined preview made at that point) into
+        the slots of (pitch, layer) unless they hold something of a newer point or something as good or better of the
+        same point (no stand-ins: a preview is made for held notes, in their own layer). Returns whether it swapped.
+        Any thread."""
         swapped = False
         with self._lock:
             for q in self._slot_pitches(pitch):
                 slot = self.layer_slots[layer][q]
                 tag = slot.tag
-                if len(tag) >= 2 and (tag[0] > serial or (tag[0] == serial and _RANK[tag[1]] >= _RANK["preview"])):
+                if len(tag) >= 2 and (tag[0] > serial or (tag[0] == serial and _RANK[tag[1]] >= _RANK[kind])):
                     continue
                 slot.buffer = buffer  # the atomic hand-over to the audio thread
-                slot.tag = (serial, "preview")
+                slot.tag = (serial, kind)
                 swapped = True
         return swapped
 
     # --------------------------------------------------------------------------------------------- threads
     def _preview_loop(self) -> None:
+        """Rounds of previews, each for the newest point, and between them one step of a refinement (the source's
+        ``refine_preview``: a few-step flow sample at the newest point when it started). A finished refinement becomes
+        the source's refined anchor, so the next rounds move from it instead of from the far exact notes; one made at
+        the point the finger rests on is swapped in itself, as kind "refined" (above a preview of the same point). A
+        round runs only for a point not yet previewed (or a refined preview not yet swapped in): while the finger
+        rests, the thread only steps the refinement."""
+        previewed = None  # (serial, kind) of the latest round
+        refined = None  # (serial, layer, pitches) of the newest finished refinement
+        busy = False  # a refinement is under way, or finished and not swapped in: go on without waiting
+        underway = False  # the source's refinement under way is one this loop continues (not left behind)
+        # a refinement piece's time: the least of the latest 8 (what it costs when nothing else runs; a mean would be
+        # poisoned by pieces that ran beside the exact notes' generation, and a piece left out is never measured)
+        pieces: deque[float] = deque(maxlen=8)
         while not self._stop.is_set():
-            self._preview_wake.wait()
+            if not busy:
+                self._preview_wake.wait()
             self._preview_wake.clear()
+            busy = False
             target = self._target
             if self._stop.is_set() or target is None:
                 continue
@@ -299,25 +337,69 @@ class GenerationWorker:
             done = self._done
             todo = [item for item in held if item not in done][:MAX_PREVIEW_NOTES]
             if not todo:
+                underway = False  # a refinement left unfinished (the exact notes came) is not continued later
                 continue
+            groups = [(layer, [p for p, li in todo if li == layer]) for layer in dict.fromkeys(li for _, li in todo)]
+            first = (serial, groups[0][0], tuple(groups[0][1]))
+            kind = "refined" if refined == first else "preview"
+            round_s = None
+            if previewed != (serial, kind):
+                # a refined round swaps the refined group only: the others' previews of this point are as they were
+                started = time.perf_counter()
+                self._preview_rounds(x, y, serial, groups[:1] if kind == "refined" else groups, kind)
+                previewed = (serial, kind)
+                round_s = time.perf_counter() - started
+            if self._refine_fn is None or refined == first or self._stop.is_set():
+                continue
+            if kind == "preview" and round_s is not None and round_s + min(pieces, default=0.0) > self.refine_budget_s:
+                self.refine_skips += 1  # no time left before the next update: the next round first
+                busy = True  # (at once if the finger rests)
+                continue
+            layer, pitches = groups[0]
+            velocity = self.velocity if len(self.layers) == 1 else self.layers[layer]
             started = time.perf_counter()
-            count = 0
-            for layer in dict.fromkeys(li for _, li in todo):
-                pitches = [p for p, li in todo if li == layer]
-                velocity = self.velocity if len(self.layers) == 1 else self.layers[layer]
-                try:
-                    count += self._preview_round(x, y, serial, layer, pitches, velocity)
-                except Exception as exc:  # the exact notes still follow; report it like a generation error
-                    self.errors.append(f"{self._label} (preview): {type(exc).__name__}: {exc}")
-                    del self.errors[:-20]
-                    self.error_count += 1
-                    self._stop.wait(0.5)
-                    break
-            if count:
-                self.preview_notes += count
-                self.preview_log.append((started, time.perf_counter(), serial, count))
+            try:
+                out = self._refine_fn((x, y), pitches, velocity, serial, not underway)
+            except Exception as exc:  # the cheap previews still follow; report it like a generation error
+                underway = False
+                self.errors.append(f"{self._label} (refined preview): {type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+                self.error_count += 1
+                self._stop.wait(0.5)
+                continue
+            if out is None:  # the source has nothing better than its previews
+                self._refine_fn = None
+                continue
+            pieces.append(time.perf_counter() - started)
+            tag, finished = out
+            self.refine_steps += 1
+            underway = not finished
+            if finished:
+                self.refine_log.append((time.perf_counter(), int(tag)))
+                refined = (int(tag), layer, tuple(pitches))
+            busy = True
 
-    def _preview_round(self, x: float, y: float, serial: int, layer: int, pitches: list[int], velocity: int) -> int:
+    def _preview_rounds(self, x: float, y: float, serial: int, groups, kind: str) -> None:
+        started = time.perf_counter()
+        count = 0
+        for layer, pitches in groups:
+            velocity = self.velocity if len(self.layers) == 1 else self.layers[layer]
+            try:
+                count += self._preview_round(x, y, serial, layer, pitches, velocity, kind)
+            except Exception as exc:  # the exact notes still follow; report it like a generation error
+                self.errors.append(f"{self._label} (preview): {type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+                self.error_count += 1
+                self._stop.wait(0.5)
+                break
+        if count:
+            self.preview_notes += count
+            if kind == "refined":
+                self.refined_notes += count
+            self.preview_log.append((started, time.perf_counter(), serial, count))
+
+    def _preview_round(self, x: float, y: float, serial: int, layer: int, pitches: list[int], velocity: int,
+                       kind: str = "preview") -> int:
         """Previews of ``pitches`` (one layer) swapped in; returns how many swapped. When the source can (its
         ``preview_tail``) and every slot plays a buffer whose start can stay (``splice_note_buffer``), only the part
         from just before the sustain loop is made: the held voices play there, and the codec's synthesis of the note's
@@ -339,11 +421,11 @@ class GenerationWorker:
                     continue
             else:
                 buffer = self.cache.prepare(audio[row], rate, p)  # not kept in the LRU
-            count += int(self.swap_in_preview(p, layer, buffer, serial))
+            count += int(self.swap_in_preview(p, layer, buffer, serial, kind))
         if whole:
             audio = np.asarray(self._preview_fn((x, y), whole, velocity), dtype=np.float32)
             for row, p in enumerate(whole):
-                count += int(self.swap_in_preview(p, layer, self.cache.prepare(audio[row], rate, p), serial))
+                count += int(self.swap_in_preview(p, layer, self.cache.prepare(audio[row], rate, p), serial, kind))
         return count
 
     def _settled(self) -> bool:

@@ -424,6 +424,28 @@ class FlowNet(nn.Module):
         """Integrate from ``noise`` (t=0) to data (t=1). Euler: ``steps`` evaluations; Heun: ``2 * steps - 1`` (the
         last step is Euler, as in EDM). ``context`` ``[B, T, D]`` with ``ctx_mask`` ``[B, T]``: the masked frames are
         held at the clean context throughout (and so come out exactly)."""
+        x = noise
+        for x in self.sample_steps(noise, points, pitch_idx, vel_idx, steps, guidance, sampler, context, ctx_mask):
+            pass
+        return x
+
+    def sample_steps(
+        self,
+        noise: torch.Tensor,
+        points: torch.Tensor,
+        pitch_idx: torch.Tensor,
+        vel_idx: torch.Tensor,
+        steps: int,
+        guidance: float,
+        sampler: str = "euler",
+        context: torch.Tensor | None = None,
+        ctx_mask: torch.Tensor | None = None,
+    ):
+        """``sample`` one step at a time: a generator of ``x`` after each of the ``steps`` steps (the last is what
+        ``sample`` returns). ``guidance`` may also be one scale per step. Not decorated: the caller runs each
+        ``next()`` under ``torch.no_grad()`` or ``torch.inference_mode()`` (a grad mode entered inside a generator
+        would stay on in the caller's thread while it is suspended). The engine's live-morph preview spreads a
+        few-step sample over its preview rounds."""
         if steps < 1:
             raise ValueError("steps must be >= 1")
         if sampler not in SAMPLERS:
@@ -435,9 +457,13 @@ class FlowNet(nn.Module):
         def clamp(x: torch.Tensor) -> torch.Tensor:
             return x if keep is None else torch.where(keep, context, x)
 
-        def v(x: torch.Tensor, t: float, shared: bool = False) -> torch.Tensor:
+        scales = [float(g) for g in guidance] if isinstance(guidance, (list, tuple)) else [float(guidance)] * steps
+        if len(scales) != steps:
+            raise ValueError(f"{len(scales)} guidance scales for {steps} steps")
+
+        def v(x: torch.Tensor, t: float, shared: bool = False, i: int = 0) -> torch.Tensor:
             tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
-            return self.guided_velocity(x, tt, points, pitch_idx, vel_idx, guidance, ctx_mask, shared)
+            return self.guided_velocity(x, tt, points, pitch_idx, vel_idx, scales[i], ctx_mask, shared)
 
         x = clamp(noise)
         # rows of one point and velocity layer start from the same noise (point_noise): their first unconditional
@@ -446,13 +472,13 @@ class FlowNet(nn.Module):
         ts = time_grid(steps, self.cfg.time_shift)
         for i in range(steps):
             t0, t1 = ts[i], ts[i + 1]
-            d0 = v(x, t0, same_start and i == 0)
+            d0 = v(x, t0, same_start and i == 0, i)
             x_next = clamp(x + (t1 - t0) * d0)
             if sampler == "heun" and i < steps - 1:
-                d1 = v(x_next, t1)
+                d1 = v(x_next, t1, False, i)
                 x_next = clamp(x + (t1 - t0) * 0.5 * (d0 + d1))
             x = x_next
-        return x
+            yield x
 
     def _prepare(self, points, pitches, velocities):
         p = next(self.parameters())
@@ -494,6 +520,20 @@ class FlowNet(nn.Module):
                                cfg.guidance if guidance is None else float(guidance), sampler or cfg.sampler).float()
         finally:
             self.train(was)
+
+    def generate_steps(self, points, pitches, velocities=None, steps: int | None = None, guidance=None,
+                       sampler: str | None = None):
+        """``generate`` (point-seeded noise) one sampler step at a time: a generator of the frames ``[B, T, D]`` after
+        each step; the last equals ``generate``'s result with the same arguments. ``guidance``: one scale, or one per
+        step. The model must be in eval mode; run each ``next()`` under ``torch.inference_mode()`` (see
+        ``sample_steps``)."""
+        cfg = self.cfg
+        points_cpu, layers, pts, pidx, vidx = self._prepare(points, pitches, velocities)
+        p = next(self.parameters())
+        noise = self._noise(points_cpu, layers, True, None, 0).to(p.device, p.dtype)
+        for x in self.sample_steps(noise, pts, pidx, vidx, steps or cfg.sample_steps,
+                                   cfg.guidance if guidance is None else guidance, sampler or cfg.sampler):
+            yield x.float()
 
     @torch.no_grad()
     def continue_(

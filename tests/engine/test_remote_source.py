@@ -34,6 +34,13 @@ def test_remote_notes_equal_in_process_notes_and_the_process_ends(flow_bundle, t
         offset, tail = remote.preview_tail((0.4, 0.2), [60], 100, 0.05)  # the preview from a frame on
         assert offset > 0 and (offset, tail.shape) == (local.preview_tail((0.4, 0.2), [60], 100, 0.05)[0], tail.shape)
         np.testing.assert_allclose(tail, local.preview((0.4, 0.2), [60], 100)[:, offset:], atol=1e-6)
+        for source in (remote, local):  # a refined preview (issue 19) is made in the model's process as here
+            out = [source.refine_preview((0.5, 0.3), [60, 62], 100, 5)]
+            while not out[-1][1]:
+                out.append(source.refine_preview((0.5, 0.3), [60, 62], 100, 6))
+            assert out[-1] == (5, True) and len(out) > 1
+        np.testing.assert_allclose(remote.preview((0.5, 0.3), [60, 62], 100),
+                                   local.preview((0.5, 0.3), [60, 62], 100), atol=1e-5)
         remote.set_character(3.0)  # the window's "character" control reaches the model
         local.set_character(3.0)
         assert remote.character == local.character == 3.0
