@@ -17,11 +17,10 @@ step() { [ "$1" -ge "$FROM_STEP" ] && [ "$1" -le "$TO_STEP" ]; }
 
 # 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~10 min here)
 step 1 && $PY -m synth dataset build --recipe $R:dataset_build
-# 2. the bundled harmonic-plus-noise codec v6 (CODEC_CARD.md says why each option), then v6.1 and v6.2: its decoder
+# 2. the bundled harmonic-plus-noise codec v6 (CODEC_CARD.md says why each option), then v6.1: its decoder
 #    trained on behind the frozen v6 encoder, exported to models/default/codec. The embedding is v6's throughout.
 step 2 && $PY -m synth codec train --recipe $R:codec_train $(opt --minutes "${MINUTES_CODEC:-}")
 step 2 && $PY -m synth codec train --recipe $R:codec_decoder $(opt --minutes "${MINUTES_CODEC_DECODER:-}")
-step 2 && $PY -m synth codec train --recipe $R:codec_decoder_2 $(opt --minutes "${MINUTES_CODEC_DECODER:-}")
 # 3. embedding cache (fp16 memmaps + train statistics); two shards in parallel on two cores
 step 3 && $PY -m synth codec encode --recipe $R:codec_encode --shard 0/2 &
 step 3 && $PY -m synth codec encode --recipe $R:codec_encode --shard 1/2

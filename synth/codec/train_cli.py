@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="spectral loss FFT sizes, comma list (default 2048,512,128; v6: 2048,512,128,64)")
     parser.add_argument("--w-lin-mag", type=float, default=t.w_lin_mag, help="weight of the linear-magnitude term")
     parser.add_argument("--w-mel", type=float, default=t.w_mel,
-                        help="weight of a log-mel magnitude L1 beside the MR-STFT (v6.2: 1; 0 = off)")
+                        help="weight of a log-mel magnitude L1 beside the MR-STFT (0 = off; the v6.2 experiment: 1, not shipped)")
     parser.add_argument("--mel-fft", type=int, default=t.mel_fft, help="FFT size of the log-mel loss (hop = size / 4)")
     parser.add_argument("--mel-bins", type=int, default=t.mel_bins, help="mel bands of the log-mel loss")
     parser.add_argument("--emb-norm-eps", type=float, default=c.emb_norm_eps,

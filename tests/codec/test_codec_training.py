@@ -143,7 +143,7 @@ def test_decoder_fine_tune_keeps_the_embedding(tiny_notes, tmp_path):
 
 
 def test_log_mel_loss_is_logged_validated_and_counted(tiny_notes, tmp_path):
-    """w_mel > 0 (codec v6.2): the log-mel L1 is a logged loss of its own, enters the total with its weight and is in
+    """w_mel > 0 (the codec v6.2 experiment): the log-mel L1 is a logged loss of its own, enters the total with its weight and is in
     the validation record; a zero log-mel distance for identical audio, a positive one for a duller copy."""
     from synth.codec.train import spectral_loss
 
