@@ -279,14 +279,15 @@ class ModelNoteSource:
             rows = []
             for row, pitch in enumerate(pitches):
                 key = (self._clamp(pitch), int(velocity), settings)
-                kept = list(self._anchors.get(key, ()))
-                refined = self._refined.get(key)
                 # the nearest exact note, or the newest refined preview where it is REFINE_NEARER times as near
-                scale = {0: 1.0, 1: 1.0 / (REFINE_NEARER ** 2)}  # squared distances
-                candidates = [(a, 0) for a in kept] + ([(refined, 1)] if refined is not None else [])
-                if candidates:
-                    (ax, ay, exact, vae), _ = min(
-                        candidates, key=lambda c: (scale[c[1]] * ((c[0][0] - x) ** 2 + (c[0][1] - y) ** 2), c[1]))
+                # (squared distances; a tie keeps the exact note)
+                best = min(self._anchors.get(key, ()), key=lambda a: (a[0] - x) ** 2 + (a[1] - y) ** 2, default=None)
+                refined = self._refined.get(key)
+                if refined is not None and (best is None or ((refined[0] - x) ** 2 + (refined[1] - y) ** 2)
+                                            < REFINE_NEARER ** 2 * ((best[0] - x) ** 2 + (best[1] - y) ** 2)):
+                    best = refined
+                if best is not None:
+                    _, _, exact, vae = best
                     rows.append(exact + (frames[row] - vae))
                 else:
                     rows.append(frames[row])
