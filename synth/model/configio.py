@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from synth import atomic
+
 _C = TypeVar("_C", bound="JsonConfig")
 
 RETIRED_RECORD = 'models/default/MODEL_CARD.md, section "Retired experiments"'
@@ -76,7 +78,8 @@ class JsonConfig:
         return cls(**{k: _json_value(v) for k, v in data.items() if k in names})
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
+        # atomic: under torchrun rank 0 rewrites a resumed run's config while the other ranks may still be reading it
+        atomic.write_text(path, self.to_json(), file_mode=atomic.UMASK)
 
     @classmethod
     def load(cls: type[_C], path: str | Path) -> _C:

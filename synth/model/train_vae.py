@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from synth import atomic
 from synth.atomic import save_torch
 from synth import distributed
 from synth.model.data import NoteSet, instrument_batches
@@ -108,7 +109,7 @@ def train_vae(
         _set_rng_state(ck["rng"])
     if dd.is_main():
         cfg.save(out / "vae.json")
-        (out / "instruments.json").write_text(json.dumps(instruments, indent=1))
+        atomic.write_text(out / "instruments.json", json.dumps(instruments, indent=1), file_mode=atomic.UMASK)
     forward = dd.wrap(model, TimbreVAE.__call__)  # the model itself in a world of one, else DDP (after the resume)
     bar = None
     if progress and dd.is_main():
