@@ -37,6 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="weight of a log-mel magnitude L1 beside the MR-STFT (0 = off; the v6.2 experiment: 1, not shipped)")
     parser.add_argument("--mel-fft", type=int, default=t.mel_fft, help="FFT size of the log-mel loss (hop = size / 4)")
     parser.add_argument("--mel-bins", type=int, default=t.mel_bins, help="mel bands of the log-mel loss")
+    parser.add_argument("--w-band", type=float, default=t.w_band,
+                        help="weight of the energy-true band loss: L1 of log mel band powers averaged over a few "
+                             "frames (0 = off)")
+    parser.add_argument("--band-fft", type=int, default=t.band_fft, help="FFT size of the band loss (hop = size / 4)")
+    parser.add_argument("--band-bins", type=int, default=t.band_bins, help="mel bands of the band loss")
+    parser.add_argument("--band-pool", type=int, default=t.band_pool, help="STFT frames averaged per band energy")
     parser.add_argument("--emb-norm-eps", type=float, default=c.emb_norm_eps,
                         help="epsilon of the embedding BatchNorm (v6: 1e-12; 1e-5 let the learned dims shrink)")
     parser.add_argument("--loudness-feature", action="store_true",
@@ -92,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, seed=args.seed, audio_cache=args.audio_cache,
                       notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag,
                       init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob,
-                      w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins)
+                      w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins, w_band=args.w_band,
+                      band_fft=args.band_fft, band_bins=args.band_bins, band_pool=args.band_pool)
     if args.freeze_encoder and not args.init_codec:
         print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
         return 2
