@@ -23,7 +23,7 @@ Validated completely at load (issue 16), because bundle.json is not signed and m
   is opened; the weights the loader reads are all listed, each with a well-formed sha256; ``num_frames``,
   ``sample_rate``, ``pitch_range``, ``play_path`` and every instrument's name, family, x and y are sane.
 - the weights: every tensor finite; stats have a finite mean and a finite, positive std of the codec's dim; the
-  configs build networks whose shapes are those of the weight files (built on the meta device first, under a
+  configs build networks whose shapes are those of the weight files (built first as an uninitialised shell, under a
   tensor budget from the file, so a config asking for 10^12 parameters costs nothing); a retired experiment
   option (``VAEConfig.RETIRED``, ...) loads only at its off value (``synth.model.configio``);
 - a probe: one short note (a quarter second, the map's centre, the middle pitch) through the play path; silent or
@@ -440,12 +440,50 @@ def _tensor_budget(limit: int, what: str):
             h.remove()
 
 
+class _Shell(torch.overrides.TorchFunctionMode):
+    """Builds a network's shell for the shape check: weights are never initialised (random and constant factories
+    become ``empty``, ``torch.nn.init`` and in-place initialisers do nothing) and any tensor of more than ``max_numel``
+    elements is refused at once (BundleError), before anything computes on it. Thread-local, like every torch
+    function mode.
+
+    Why not the meta device (used before): torch runs many meta ops (``x * 0.02``, ``normal_``) through its Python
+    reference implementations, which import ``torch._dynamo`` on first use: 1.0-1.2 s of a cold ``synth render``'s
+    ~4 s (measured, issue 19). ``empty`` leaves untouched pages unallocated, so a config asking for a huge tensor
+    costs nothing before it is refused; a tensor larger than all the weights together cannot match them."""
+
+    INIT_METHODS = frozenset({"normal_", "uniform_", "zero_", "fill_", "random_", "bernoulli_", "exponential_",
+                              "log_normal_", "cauchy_", "geometric_", "copy_"})
+    AS_EMPTY = {torch.randn: torch.empty, torch.rand: torch.empty, torch.zeros: torch.empty, torch.ones: torch.empty,
+                torch.randn_like: torch.empty_like, torch.rand_like: torch.empty_like,
+                torch.zeros_like: torch.empty_like, torch.ones_like: torch.empty_like}
+
+    def __init__(self, max_numel: int, what: str):
+        super().__init__()
+        self.max_numel, self.what = max_numel, what
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" or getattr(func, "__name__", "") in self.INIT_METHODS:
+            return args[0] if args else kwargs["tensor"]
+        if func in self.AS_EMPTY:
+            kwargs.pop("generator", None)
+            func = self.AS_EMPTY[func]
+        elif func in (torch.full, torch.full_like):
+            func, args = (torch.empty if func is torch.full else torch.empty_like), args[:1]
+            kwargs.pop("fill_value", None)
+        out = func(*args, **kwargs)
+        if isinstance(out, torch.Tensor) and out.numel() > self.max_numel:
+            raise BundleError(self.what)
+        return out
+
+
 def _build(cls, cfg_cls, info: dict, field_name: str, state: dict, path: Path, jpath: Path):
-    """The network ``field_name`` describes, checked against its weights first on the meta device (free)."""
+    """The network ``field_name`` describes, checked against its weights first as an uninitialised shell (cheap)."""
     too_big = f"{jpath}: field {field_name!r} describes a network larger than {path.name} holds"
     try:
         cfg = cfg_cls.from_json(json.dumps(info[field_name]))
-        with _tensor_budget(4 * len(state) + 64, too_big), torch.device("meta"):
+        numel = sum(int(v.numel()) for v in state.values())
+        with _tensor_budget(4 * len(state) + 64, too_big), _Shell(numel + (1 << 20), too_big):
             shell = cls(cfg)
     except BundleError:
         raise

@@ -196,6 +196,19 @@ def test_config_that_does_not_fit_the_weights_is_refused_without_building_it(bun
     refused(bundle, "generator", "generator_config")
 
 
+@pytest.mark.parametrize("model", ["generator_config", "vae_config"])
+def test_one_huge_layer_is_refused_before_it_is_filled(bundle, model):
+    """A config asking for one 17 GB layer (d_model or hidden 65536: few tensors, so the tensor budget lets it
+    through) is refused as soon as the shell creates that tensor, before any weight is initialised or computed on."""
+    def huge(info):
+        cfg = info[model]
+        key = next(k for k in ("d_model", "hidden") if k in cfg)
+        cfg[key] = 1 << 16
+
+    edit_json(bundle, huge)
+    refused(bundle, model.removesuffix("_config"), model)
+
+
 def test_a_bundle_that_renders_silence_is_refused_by_the_probe_note(bundle):
     def silence(state):
         for key, value in state.items():
