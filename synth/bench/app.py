@@ -3,7 +3,7 @@ engine's underruns, callback load and the callback's GIL wait read from the engi
 
 A child process opens the app as ``run_synth.py`` does (``open_engine`` + ``MainWindow``; MIDI port, audio stream on a
 private JACK server at ``--period`` frames, dummy backend, realtime), waits until the first point is generated, then
-runs three phases of ``--seconds`` each:
+runs four phases of ``--seconds`` each (``--phases`` picks some, e.g. ``play_drag`` alone for the issue's 10 minutes):
 
 1. ``idle``: the window open, nothing played;
 2. ``play_drag``: a 4-note chord held (a new chord every 2 s) while the pad is dragged in circles at 60 moves a second
@@ -33,6 +33,15 @@ from synth.resources import default_bundle
 
 RATE = 48000
 CHORDS = ((48, 55, 60, 64), (45, 52, 57, 60), (41, 48, 53, 57), (43, 50, 55, 59))
+PHASES = ("idle", "play_drag", "drag_only", "play_drag_hidden")
+
+
+def _phase_list(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [n for n in names if n not in PHASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown phase {', '.join(unknown) or '(none)'}; choose from {', '.join(PHASES)}")
+    return names
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", type=int, default=512, help="JACK period in frames")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase (the issue asks 10 min)")
     parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle (the demo source if missing)")
+    parser.add_argument("--phases", type=_phase_list, default=PHASES,
+                        help=f"comma list of the phases to run, in this order (default all: {','.join(PHASES)})")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -59,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
         env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name, QT_QPA_PLATFORM="offscreen",
                    XDG_CONFIG_HOME=str(Path(tmp) / "config"), SYNTH_NOTE_CACHE=str(Path(tmp) / "notes"))
         cmd = [sys.executable, "-m", "synth", "bench", "app", "--child", "--period", str(args.period), "--seconds",
-               str(args.seconds), "--bundle", args.bundle]
+               str(args.seconds), "--bundle", args.bundle, "--phases", ",".join(args.phases)]
         try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=4 * args.seconds + 300)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                  timeout=len(args.phases) * args.seconds + 300)
         except subprocess.TimeoutExpired as exc:
             print(f"bench app: the app did not finish in {exc.timeout:.0f} s", file=sys.stderr)
             return 1
@@ -73,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result = json.loads(lines[-1])
     if not args.json:
-        for phase in ("idle", "play_drag", "drag_only", "play_drag_hidden"):
+        for phase in args.phases:
             r = result.get(phase, {})
             print(f"{phase}: underflows {r.get('underflows')}, max load {r.get('callback_load', {}).get('max')}, "
                   f"GIL wait p99 {r.get('gil_wait', {}).get('p99_ms')} ms", file=sys.stderr)
@@ -112,7 +124,7 @@ def _child(args: argparse.Namespace) -> dict:
     (x0, x1), (y0, y1) = getattr(engine.source, "map_bounds", None) or ((-1.0, 1.0), (-1.0, 1.0))
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, 0.35 * (x1 - x0), 0.35 * (y1 - y0)
     state = {"phase": 0, "start": 0.0, "chord": None, "loads": [], "marks": {}}
-    phases = ("idle", "play_drag", "drag_only", "play_drag_hidden")
+    phases = tuple(args.phases)
 
     def mark() -> dict:
         audio = engine.audio
