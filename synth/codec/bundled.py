@@ -64,6 +64,9 @@ class CodecConfig:
     fine_env: int = 0  # v6: sub-frame gain points per frame (sharper attacks); 0 = off
     noise_init_db: float = -65.0  # v6: the noise bands' initial level relative to the amplitude
     amp_correction_db: float = 12.0  # v6: bound of the decoder's correction to the loudness channel
+    # v6.3: a note's first frame plays at the level of the frame after it (see harmonic.fill_onsets); off for older
+    # folders, whose decoders were trained without it
+    onset_fill: bool = False
     # harmonic decoder
     hidden: int = 128
     n_blocks: int = 4
@@ -163,7 +166,8 @@ class CodecModel(nn.Module):
                                                feature_dims=config.pitch_feature_dims,
                                                loudness_dim=config.loudness_dim, fine_env=config.fine_env,
                                                noise_init_db=config.noise_init_db,
-                                               amp_correction_db=config.amp_correction_db)
+                                               amp_correction_db=config.amp_correction_db,
+                                               onset_fill=config.onset_fill)
             elif config.arch == "seanet":
                 self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
                                              ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)

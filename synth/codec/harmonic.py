@@ -145,6 +145,27 @@ def fine_envelope(points: torch.Tensor, hop: int) -> torch.Tensor:
     return upsample_frames(points.reshape(batch, frames * k), hop // k)
 
 
+ONSET_GAP = 0.01  # the frame before a note's first frame is silent: 40 dB under the frame after it (or gated)
+ONSET_SHARE = 0.25  # and the first frame already holds a quarter of the next frame's level (-12 dB)
+
+
+def fill_onsets(amp: torch.Tensor) -> torch.Tensor:
+    """``amp[B, T]`` with each note's first frame raised to the level of the frame after it.
+
+    Why: the loudness channel is an RMS over a window two frames wide centred on the frame, so at a note's first
+    frame half the window still hears the silence before it and the level reads 6-12 dB low; linear interpolation
+    from there to the next frame then makes a 13 ms ramp of every attack. Measured on 120 held-out notes (codec
+    v6.1): 10-90% attack p50 bass 12.6 -> 3.1 ms (real 2.7), guitar 12.8 -> 4.5 (4.1), keyboard 13.9 -> 4.8 (7.2),
+    mallet 10.8 -> 4.2 (6.2), held level unchanged. A first frame: the frame before it (zero before the first) is
+    under ``ONSET_GAP`` times the next frame, and it holds at least ``ONSET_SHARE`` of the next frame (a frame whose
+    window only grazes an onset in the frame after it stays as it is: raising it would start the note a frame
+    early). Only such frames change, and only upwards."""
+    prev = F.pad(amp[:, :-1], (1, 0))
+    nxt = torch.cat([amp[:, 1:], amp[:, -1:]], dim=1)
+    first = (prev < ONSET_GAP * nxt) & (amp >= ONSET_SHARE * nxt)
+    return torch.where(first, torch.maximum(amp, nxt), amp)
+
+
 class FilteredNoise(nn.Module):
     """Time-varying filtered noise by frequency sampling in the STFT domain.
 
@@ -209,7 +230,8 @@ class HarmonicDecoder(nn.Module):
                  n_harmonics: int = 80, n_noise_bands: int = 64, midi_min: float = 20.0, midi_max: float = 110.0,
                  noise_seed: int = 0, f0_bins_per_semitone: int = 5, f0_from_feature: bool = False,
                  f0_correction: float = 1.0, feature_dims: int = 2, loudness_dim: int | None = None,
-                 fine_env: int = 0, noise_init_db: float = -65.0, amp_correction_db: float = 12.0):
+                 fine_env: int = 0, noise_init_db: float = -65.0, amp_correction_db: float = 12.0,
+                 onset_fill: bool = False):
         super().__init__()
         # v6 options (all off by default, so v1-v5 folders load unchanged):
         # - loudness_dim: index of the embedding's loudness channel (synth.codec.loudness); the amplitude is that
@@ -220,7 +242,7 @@ class HarmonicDecoder(nn.Module):
         #   without changing the frame's level.
         # - noise_init_db: the noise bands' level at initialization relative to the amplitude (v1-v5: about -65 dB,
         #   where the branch got no useful gradient and carried 2e-5 of the output energy).
-        self.loudness_dim, self.fine_env = loudness_dim, fine_env
+        self.loudness_dim, self.fine_env, self.onset_fill = loudness_dim, fine_env, onset_fill
         self.amp_log_range = amp_correction_db / 20.0 * math.log(10.0)
         # white noise uniform in [-1, 1] has RMS 1/sqrt(3); the offset puts band magnitude 1 at noise_init_db
         self.noise_offset = math.log(1 / math.sqrt(3)) - noise_init_db / 20.0 * math.log(10.0)
@@ -260,6 +282,8 @@ class HarmonicDecoder(nn.Module):
 
             level = amplitude(emb[..., self.loudness_dim])
             amp = level * torch.exp(self.amp_log_range * torch.tanh(raw[..., 0]))
+            if self.onset_fill:
+                amp = fill_onsets(amp)
             noise = level[..., None] * torch.exp((raw[..., 1 + self.n_harmonics:k] - self.noise_offset).clamp(max=4.0))
             extra["energy_norm"] = torch.ones_like(amp)  # marks energy-normalized harmonics (see harmonic_amps)
         if self.fine_env:

@@ -338,8 +338,10 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
     init_state = None
     if cfg.init_codec and not resume:
         init = load_bundled(cfg.init_codec)
-        # the folder's architecture and weights; the name given (if any) marks the fine-tuned codec
-        codec_cfg = dataclasses.replace(init.config, name=codec_cfg.name or init.config.name)
+        # the folder's architecture and weights; the name given (if any) marks the fine-tuned codec, and onset fill
+        # (a decoding rule, no weights) may be switched on for it
+        codec_cfg = dataclasses.replace(init.config, name=codec_cfg.name or init.config.name,
+                                        onset_fill=init.config.onset_fill or codec_cfg.onset_fill)
         init_state = init.model.state_dict()
     model = CodecModel(codec_cfg)
     if init_state is not None:

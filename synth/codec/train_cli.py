@@ -48,6 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loudness-feature", action="store_true",
                         help="v6: one embedding dim carries the frame level and drives the decoder's amplitude")
     parser.add_argument("--fine-env", type=int, default=c.fine_env, help="v6: sub-frame gain points per frame (0 = off)")
+    parser.add_argument("--onset-fill", action="store_true",
+                        help="v6.3: a note's first frame plays at the next frame's level (sharp attacks); with "
+                             "--init-codec it switches the fine-tuned decoder to it")
     parser.add_argument("--noise-init-db", type=float, default=c.noise_init_db,
                         help="v6: initial noise level relative to the amplitude")
     parser.add_argument("--yin-win", type=int, default=c.yin_win, help="YIN window for the pitch dim (v6: 2048)")
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                             pitch_feature_dims=args.pitch_feature_dims, hidden=args.hidden,
                             n_blocks=args.n_blocks, n_harmonics=args.n_harmonics, n_noise_bands=args.n_noise_bands,
                             dec_filters=args.dec_filters, dec_lstm=args.dec_lstm,
-                            loudness_feature=args.loudness_feature, fine_env=args.fine_env,
+                            loudness_feature=args.loudness_feature, fine_env=args.fine_env, onset_fill=args.onset_fill,
                             emb_norm_eps=args.emb_norm_eps,
                             noise_init_db=args.noise_init_db, yin_win=args.yin_win, yin_fmin=args.yin_fmin,
                             yin_fmax=args.yin_fmax)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from synth.codec.bundled import CodecModel
@@ -130,3 +131,40 @@ def test_v6_trains_and_resumes(tiny_notes, tmp_path):
     assert summary["steps"] == 10 and np.isfinite(summary["final_running_losses"]["stft"])
     more = train(dataclasses.replace(cfg, steps=12), v6_config(), tmp_path / "run", progress=False)
     assert more["steps"] == 12
+
+
+def test_onset_fill_raises_only_a_notes_first_frame_to_the_next_frames_level():
+    from synth.codec.harmonic import fill_onsets
+
+    amp = torch.tensor([[0.0, 0.0, 0.3, 1.0, 0.9, 0.5, 0.0, 0.3, 0.8],   # two notes, the second after a silence
+                        [0.5, 0.6, 0.7, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4],   # one that starts at the first frame
+                        [0.0, 0.05, 0.6, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])  # frame 1's window only grazes the onset
+    out = fill_onsets(amp)
+    assert out[0].tolist() == pytest.approx([0.0, 0.0, 1.0, 1.0, 0.9, 0.5, 0.0, 0.8, 0.8])
+    assert out[1].tolist() == pytest.approx([0.6, 0.6, 0.7, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4])
+    assert out[2].tolist() == pytest.approx(amp[2].tolist())  # no frame raised before the note starts
+    assert bool((out >= amp).all())
+    slow = torch.tensor([[0.0, 0.005, 0.01, 0.02, 0.04, 0.08]])  # a slow swell: only its very first frame changes
+    assert fill_onsets(slow)[0, 2:].tolist() == pytest.approx(slow[0, 2:].tolist())
+
+
+@torch.no_grad()
+def test_onset_fill_sharpens_the_attack_of_a_struck_note_and_nothing_else():
+    """Off by default (older folders decode as they always did); on, the first frame of a note that starts at full
+    level decodes near the level of the frames after it instead of ramping up from a level read half in silence."""
+    torch.manual_seed(0)
+    plain = CodecModel(v6_config()).eval()
+    filled = CodecModel(v6_config(onset_fill=True)).eval()
+    filled.load_state_dict(plain.state_dict())
+    assert v6_config().onset_fill is False
+    wave = torch.from_numpy(tone(60, 1.0, 1.0))[None]  # full level from the first sample
+    emb = plain.encode(wave)
+    a, _ = plain.decode(emb)
+    b, _ = filled.decode(emb)
+
+    def frame_db(x, k):
+        return 20 * np.log10(float(x[0, k * 320:(k + 1) * 320].square().mean().sqrt()) + 1e-12)
+
+    assert frame_db(b, 0) - frame_db(a, 0) > 2.0
+    assert abs(frame_db(b, 0) - frame_db(b, 2)) < abs(frame_db(a, 0) - frame_db(a, 2))
+    assert torch.equal(a[:, 2 * 320:], b[:, 2 * 320:])  # from the frame after the first on, the same samples
