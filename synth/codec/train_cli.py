@@ -43,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--band-fft", type=int, default=t.band_fft, help="FFT size of the band loss (hop = size / 4)")
     parser.add_argument("--band-bins", type=int, default=t.band_bins, help="mel bands of the band loss")
     parser.add_argument("--band-pool", type=int, default=t.band_pool, help="STFT frames averaged per band energy")
+    parser.add_argument("--w-env", type=float, default=t.w_env,
+                        help="weight of the level-envelope loss: L1 of log RMS levels of short windows (0 = off)")
+    parser.add_argument("--env-window", type=int, default=t.env_window, help="samples per level of the envelope loss")
     parser.add_argument("--emb-norm-eps", type=float, default=c.emb_norm_eps,
                         help="epsilon of the embedding BatchNorm (v6: 1e-12; 1e-5 let the learned dims shrink)")
     parser.add_argument("--loudness-feature", action="store_true",
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                       notes_file=args.notes_file, stft_ffts=args.stft_ffts, w_lin_mag=args.w_lin_mag,
                       init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob,
                       w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins, w_band=args.w_band,
-                      band_fft=args.band_fft, band_bins=args.band_bins, band_pool=args.band_pool)
+                      band_fft=args.band_fft, band_bins=args.band_bins, band_pool=args.band_pool, w_env=args.w_env,
+                      env_window=args.env_window)
     if args.freeze_encoder and not args.init_codec:
         print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
         return 2

@@ -127,11 +127,13 @@ def test_decoder_fine_tune_keeps_the_embedding(tiny_notes, tmp_path):
     start = load_codec(tmp_path / "start")
     fine = TrainConfig(steps=5, init_codec=str(tmp_path / "start"), freeze_encoder=True, **base)
     # the network flags given are ignored in favour of the folder's (a different hidden size would not load)
-    ignored = dataclasses.replace(tiny_config("harmonic"), hidden=8, name="tiny-fine")
+    # ... except onset fill, a decoding rule the fine-tune may switch on (no weights change shape)
+    ignored = dataclasses.replace(tiny_config("harmonic"), hidden=8, name="tiny-fine", onset_fill=True)
     train(fine, ignored, tmp_path / "fine", progress=False)
     train(dataclasses.replace(fine, steps=7), ignored, tmp_path / "fine", progress=False, export=tmp_path / "tuned")
     tuned = load_codec(tmp_path / "tuned")
     assert tuned.config.hidden == start.config.hidden and tuned.config.name == "tiny-fine"
+    assert tuned.config.onset_fill and not start.config.onset_fill
     wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 24_000)).astype(np.float32) * 0.1)
     with torch.no_grad():
         assert torch.equal(start.encode(wave), tuned.encode(wave))
@@ -180,3 +182,24 @@ def test_band_energy_loss_is_true_to_energy_and_trains(tiny_notes, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len([r for r in rows if r.get("band", 0) > 0]) == 3
     assert summary["valid"]["band"] > 0
+
+
+def test_envelope_loss_reads_level_in_short_windows_and_trains(tiny_notes, tmp_path):
+    """w_env > 0 (the codec v6.4 run): a copy 6 dB quieter costs 6/20 everywhere, the same level with another
+    waveform costs ~nothing, a 10 ms later onset costs more than a 1 ms later one; logged, validated, trains."""
+    from synth.codec.train import EnvelopeLoss
+
+    env = EnvelopeLoss(160)
+    rng = np.random.default_rng(3)
+    a, b = (torch.from_numpy(rng.uniform(-0.1, 0.1, (2, 24_000)).astype(np.float32)) for _ in range(2))
+    assert abs(float(env(0.5 * a, a)) - np.log10(2)) < 1e-4
+    assert float(env(a, b)) < 0.05
+    late = [torch.nn.functional.pad(a[:, : 24_000 - k], (k, 0)) for k in (24, 240)]
+    assert float(env(late[1], a)) > float(env(late[0], a))
+    cfg = TrainConfig(data=str(tiny_notes), steps=3, batch_size=2, crop_seconds=0.5, note_seconds=1.0, warmup_steps=1,
+                      teacher_f0_steps=1, ckpt_minutes=100, log_every=1, threads=1, valid_notes=1,
+                      audio_cache=str(tmp_path / "audio"), w_env=1.0)
+    summary = train(cfg, tiny_config("harmonic"), tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if r.get("env", 0) > 0]) == 3
+    assert summary["valid"]["env"] > 0
