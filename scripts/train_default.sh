@@ -3,7 +3,7 @@
 # after an interruption and finished steps are skipped (dataset and caches are incremental, training runs resume
 # from their checkpoints and count their time budget across resumes). The options of every step live in
 # recipes/default.json (one section per step); budgets are sized for a 2-core CPU: on a GPU set MINUTES_CODEC,
-# MINUTES_CODEC_DECODER, EPOCHS_VAE, MINUTES_FLOW, MINUTES_GEN to override them (every training command also
+# MINUTES_CODEC_DECODER(_2), EPOCHS_VAE, MINUTES_FLOW, MINUTES_GEN to override them (every training command also
 # takes --device cuda, and torchrun for several GPUs: README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +17,12 @@ step() { [ "$1" -ge "$FROM_STEP" ] && [ "$1" -le "$TO_STEP" ]; }
 
 # 1. notes from the Debian GM SoundFonts, NSynth layout, pitch-gated, instrument-disjoint splits (~10 min here)
 step 1 && $PY -m synth dataset build --recipe $R:dataset_build
-# 2. the bundled harmonic-plus-noise codec v6 (CODEC_CARD.md says why each option), then v6.1: its decoder
-#    trained on behind the frozen v6 encoder, exported to models/default/codec. The embedding is v6's throughout.
+# 2. the bundled harmonic-plus-noise codec v6 (CODEC_CARD.md says why each option), then two rounds of its decoder
+#    trained on behind the frozen v6 encoder: v6.1, and v6.3 (a band-energy loss) exported to models/default/codec.
+#    The embedding is v6's throughout.
 step 2 && $PY -m synth codec train --recipe $R:codec_train $(opt --minutes "${MINUTES_CODEC:-}")
 step 2 && $PY -m synth codec train --recipe $R:codec_decoder $(opt --minutes "${MINUTES_CODEC_DECODER:-}")
+step 2 && $PY -m synth codec train --recipe $R:codec_decoder_2 $(opt --minutes "${MINUTES_CODEC_DECODER_2:-}")
 # 3. embedding cache (fp16 memmaps + train statistics); two shards in parallel on two cores
 step 3 && $PY -m synth codec encode --recipe $R:codec_encode --shard 0/2 &
 step 3 && $PY -m synth codec encode --recipe $R:codec_encode --shard 1/2
@@ -34,6 +36,8 @@ step 5 && $PY -m synth train generator --recipe $R:train_generator $(opt --minut
 step 5 && wait
 # 6. the bundle the app loads (the flow sampler plays; the card says why, with numbers)
 step 6 && $PY -m synth bundle build --recipe $R:bundle_build
+#    the codec plays with onset fill (a decoding rule the v6.3 decoder was not trained with; CODEC_CARD.md)
+step 6 && $PY -m synth bundle codec --recipe $R:bundle_codec
 # 7. the numbers for the cards
 step 7 && $PY -m synth codec eval --codec models/default/codec --data data/notes --split test --max-notes 200 --threads 1 --json
 step 7 && $PY -m synth eval latent --vae runs/vae/default --emb data/emb/default --split test --json

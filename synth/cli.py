@@ -46,7 +46,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 
 # The training pipeline's steps: they take --recipe FILE[:SECTION] (synth/recipe.py, recipes/default.json).
 RECIPE_COMMANDS = {("dataset", "build"), ("codec", "train"), ("codec", "encode"), ("train", "vae"),
-                   ("train", "generator"), ("train", "flow"), ("bundle", "build")}
+                   ("train", "generator"), ("train", "flow"), ("bundle", "build"), ("bundle", "codec")}
 
 
 def _available() -> dict[tuple[str, ...], tuple[str, str]]:

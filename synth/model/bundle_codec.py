@@ -25,7 +25,7 @@ DECODER_PREFIX = "decoder."
 # Codec settings that only the decoder reads: they may differ between the two folders.
 DECODER_FIELDS = {"name", "hidden", "n_blocks", "n_harmonics", "n_noise_bands", "noise_seed", "noise_init_db",
                   "amp_correction_db", "fine_env", "dec_filters", "dec_lstm", "midi_min", "midi_max",
-                  "f0_bins_per_semitone"}
+                  "f0_bins_per_semitone", "onset_fill"}
 
 
 def encoder_difference(old_dir: Path, new_dir: Path) -> str | None:
@@ -48,8 +48,10 @@ def encoder_difference(old_dir: Path, new_dir: Path) -> str | None:
     return None
 
 
-def replace_codec(bundle_dir: str | Path, codec_dir: str | Path) -> dict:
-    """Swap ``bundle_dir``'s codec files for ``codec_dir``'s (same encoder); returns {old_hash, hash, codec}."""
+def replace_codec(bundle_dir: str | Path, codec_dir: str | Path, onset_fill: bool | None = None) -> dict:
+    """Swap ``bundle_dir``'s codec files for ``codec_dir``'s (same encoder); returns {old_hash, hash, codec}.
+    ``onset_fill`` True/False sets the copied codec's decoding rule (``CodecConfig.onset_fill``: no weights change;
+    None keeps the folder's): the shipped v6.3 decoder was trained without it and plays with it (CODEC_CARD.md)."""
     bundle_dir, codec_dir = Path(bundle_dir), Path(codec_dir)
     info = read_bundle_info(bundle_dir)
     current = bundle_dir / info.get("codec", {}).get("folder", CODEC_FOLDER)
@@ -73,6 +75,10 @@ def replace_codec(bundle_dir: str | Path, codec_dir: str | Path) -> dict:
         for path in sorted(codec_dir.iterdir()):
             if path.is_file() and not path.name.endswith(".tmp"):
                 shutil.copy2(path, current / path.name)
+        if onset_fill is not None:
+            cfg = json.loads((current / "config.json").read_text())
+            write_text(current / "config.json", json.dumps({**cfg, "onset_fill": bool(onset_fill)}, indent=2) + "\n",
+                       file_mode=UMASK)
         files = {k: v for k, v in info["files"].items() if not k.startswith(CODEC_FOLDER + "/")}
         for path in sorted(p for p in current.iterdir() if p.is_file()):
             name = f"{CODEC_FOLDER}/{path.name}"

@@ -11,6 +11,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default="models/default", help="bundle folder to update in place")
     parser.add_argument("--codec", required=True,
                         help="codec folder whose encoder equals the bundle's (e.g. runs/codec/v6ft/codec)")
+    parser.add_argument("--onset-fill", choices=("on", "off"), default=None,
+                        help="set the codec's onset fill (a note's first frame at the next frame's level; no weights "
+                             "change); default: as the folder has it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from synth.model.bundle_codec import replace_codec
 
     try:
-        print(json.dumps(replace_codec(args.bundle, args.codec)))
+        fill = None if args.onset_fill is None else args.onset_fill == "on"
+        print(json.dumps(replace_codec(args.bundle, args.codec, onset_fill=fill)))
     except (BundleError, OSError) as exc:
         print(f"synth bundle codec: {exc}", file=sys.stderr)
         return 2

@@ -52,6 +52,17 @@ def test_a_fine_tuned_decoder_replaces_the_codec(bundle, tmp_path):
     assert (bundle / "codec" / "examples" / "a.png").read_bytes() == b"kept"
 
 
+def test_onset_fill_is_set_on_the_swapped_codec_and_rehashed(bundle, tmp_path):
+    new = retrained(bundle, tmp_path, "decoder.", "tiny-tuned")
+    assert load_bundled(new).config.onset_fill is False
+    result = replace_codec(bundle, new, onset_fill=True)
+    after = load_bundle(bundle, device="cpu")
+    assert after.codec.config.onset_fill is True and after.hash == result["hash"]
+    assert json.loads((new / "config.json").read_text()).get("onset_fill", False) is False  # the source is untouched
+    again = replace_codec(bundle, new)  # None keeps the folder's setting: off
+    assert load_bundle(bundle, device="cpu").codec.config.onset_fill is False and again["hash"] != result["hash"]
+
+
 def test_another_encoder_is_refused_and_nothing_changes(bundle, tmp_path):
     new = retrained(bundle, tmp_path, "encoder.", "tiny-other")
     before = tree_bytes(bundle)
