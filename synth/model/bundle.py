@@ -447,8 +447,8 @@ class _Shell(torch.overrides.TorchFunctionMode):
     function mode.
 
     Why not the meta device (used before): torch runs many meta ops (``x * 0.02``, ``normal_``) through its Python
-    reference implementations, which import ``torch._dynamo`` on first use: 1.0-1.2 s of a cold ``synth render``'s
-    ~4 s (measured, issue 19). ``empty`` leaves untouched pages unallocated, so a config asking for a huge tensor
+    reference implementations, which import ``torch._dynamo`` on first use: a cold ``synth render`` of the bench
+    file took 4.05-4.31 s with it, 3.72-3.76 s without (issue 19). ``empty`` leaves untouched pages unallocated, so a config asking for a huge tensor
     costs nothing before it is refused; a tensor larger than all the weights together cannot match them."""
 
     INIT_METHODS = frozenset({"normal_", "uniform_", "zero_", "fill_", "random_", "bernoulli_", "exponential_",
