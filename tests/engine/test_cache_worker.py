@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -13,6 +12,7 @@ from synth.engine.note_cache import GridSpec, GridStore, NoteCache
 from synth.engine.prerender_cli import prerender
 from synth.engine.sources import SineNoteSource
 from synth.engine.worker import GenerationWorker
+from tests.engine.helpers import wait
 
 SR = 48000
 
@@ -27,13 +27,6 @@ class RecordingSource(SineNoteSource):
     def generate(self, xy, pitches, velocity=100):
         self.log.append(((float(xy[0]), float(xy[1])), list(pitches)))
         return super().generate(xy, pitches, velocity)
-
-
-def wait(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return pred()
 
 
 def test_cache_keys_resampling_and_lru():

@@ -16,25 +16,15 @@ from synth.engine.buffers import BufferSlot
 from synth.engine.note_cache import NoteCache
 from synth.engine.sources import SineNoteSource
 from synth.engine.worker import GenerationWorker
+from tests.engine.helpers import open_tiny_bundle, wait
 from tests.engine.slow_source import SlowSineNoteSource
 
 SR = 48000
 
 
-def wait(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return pred()
-
-
 @pytest.fixture(params=[False, True], ids=["generator", "flow"])
 def model_source(request, tmp_path_factory, one_torch_thread):
-    from synth.engine.bundle_source import open_bundle
-    from synth.model.bundle import build_tiny_bundle
-
-    path = build_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", seed=3, flow=request.param)
-    source = open_bundle(path, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
+    source = open_tiny_bundle(tmp_path_factory, request.param)
     assert source.play_path == ("flow" if request.param else "generator")
     return source
 

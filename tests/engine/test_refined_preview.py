@@ -20,28 +20,14 @@ from synth.engine.model_source import REFINE_CHUNK, REFINE_GUIDED_STEPS, REFINE_
 from synth.engine.note_cache import NoteCache
 from synth.engine.sources import SineNoteSource
 from synth.engine.worker import GenerationWorker
+from tests.engine.helpers import open_tiny_bundle, wait
 
 SR = 48000
 
 
-def wait(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return pred()
-
-
-def _open(tmp_path_factory, flow: bool):
-    from synth.engine.bundle_source import open_bundle
-    from synth.model.bundle import build_tiny_bundle
-
-    path = build_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", seed=3, flow=flow)
-    return open_bundle(path, device="cpu", disk_cache=False, separate_process=False, spare_core=False)
-
-
 @pytest.fixture
 def flow_source(tmp_path_factory, one_torch_thread):
-    source = _open(tmp_path_factory, True)
+    source = open_tiny_bundle(tmp_path_factory, True)
     assert source.play_path == "flow"
     return source
 
@@ -129,7 +115,7 @@ def test_a_refinement_under_way_is_continued_and_never_goes_back_to_an_older_poi
 
 
 def test_only_the_flow_sampler_refines(tmp_path_factory, one_torch_thread):
-    source = _open(tmp_path_factory, False)
+    source = open_tiny_bundle(tmp_path_factory, False)
     assert source.refine_preview((0.1, 0.1), [60], 100, 1) is None
     assert SineNoteSource().preview is not None and not hasattr(SineNoteSource(), "refine_preview")
 
