@@ -133,6 +133,17 @@ class FlowConfig(JsonConfig):
     t_std: float = 1.0
     t_uniform_share: float = 0.2
     cond_noise: float = 0.02  # N(0, sigma) on the training points: nearby points must give nearby notes
+    # Onset weighting (session 11): the loss of a note's first ``onset_frames`` frames counts ``onset_weight`` times.
+    # Why: plain MSE spreads the loss over 300 frames, and the 1-2 frames of a strike carried too little of it: the
+    # flow wrote plucked and struck onsets as a ramp (loudness channel at frames 0/1 -16/-8 dB re frame 7 against the
+    # real notes' -3/+1; independent of sampler, steps and guidance, so learned), which the codec plays as a 60-70 ms
+    # swell where the real note rises in 3-7 ms. 1.0 = off.
+    onset_frames: int = 0
+    onset_weight: float = 1.0
+    # Velocity balance (session 11): a training note is drawn with weight (notes in its velocity layer) ** -balance.
+    # The wide dataset holds 13.5k notes at velocity 100 and ~2.1k in each other layer; 0 = uniform over notes (the
+    # layers seen in proportion), 1 = every layer equally often.
+    velocity_balance: float = 0.0
     lr: float = 3e-4
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -178,6 +189,11 @@ class FlowConfig(JsonConfig):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= (0 if name == "guidance" else 1e-9)):
                 raise ValueError(f"{name} {value}: a finite number{' >= 0' if name == 'guidance' else ' > 0'}")
+        if self.onset_frames < 0 or not (math.isfinite(self.onset_weight) and self.onset_weight > 0):
+            raise ValueError(f"onset_frames {self.onset_frames} / onset_weight {self.onset_weight}: frames >= 0, "
+                             "a finite weight > 0")
+        if not (math.isfinite(self.velocity_balance) and 0 <= self.velocity_balance <= 1):
+            raise ValueError(f"velocity_balance {self.velocity_balance}: a number in [0, 1]")
         if self.layer_noise not in LAYER_NOISE:
             raise ValueError(f"layer_noise {self.layer_noise!r}: one of {', '.join(LAYER_NOISE)}")
 

@@ -120,7 +120,27 @@ def flow_loss(net: FlowNet, x: torch.Tensor, points: torch.Tensor, pitch: torch.
     v = net(x_in, t, points, pidx, vidx, drop, mask)
     err = (v - (x - noise)).square().mean(dim=2)  # [B, T]
     free = 1 - mask
+    if train:  # validation stays the plain MSE: comparable across runs with and without onset weighting
+        free = free * frame_weights(cfg, x.shape[1], dev)[None]
     return (err * free).sum() / free.sum().clamp(min=1)
+
+
+def frame_weights(cfg: FlowConfig, num_frames: int, device=None) -> torch.Tensor:
+    """Loss weight per frame ``[T]``: ``onset_weight`` on the first ``onset_frames`` frames, 1 elsewhere (see
+    FlowConfig). A continuation row's first frames are given context, so its weights fall on masked frames."""
+    w = torch.ones(num_frames, device=device)
+    w[: cfg.onset_frames] = cfg.onset_weight
+    return w
+
+
+def note_weights(cfg: FlowConfig, velocity: torch.Tensor) -> torch.Tensor | None:
+    """Sampling weight per training note ``[N]`` (``velocity_balance``; None = uniform): the share of a velocity
+    layer in the batches goes from its share of notes (balance 0) to an equal share per layer (balance 1)."""
+    if cfg.velocity_balance <= 0 or not len(velocity):
+        return None
+    layer = velocity_index(cfg, velocity, len(velocity))
+    counts = torch.bincount(layer, minlength=len(cfg.velocity_layers)).double()
+    return counts[layer].pow(-cfg.velocity_balance)
 
 
 @torch.no_grad()
@@ -219,6 +239,7 @@ def train_flow(
     running, n_run = 0.0, 0
     # on a GPU the whole split lives there (the default cache is ~0.3 GB in float16); batches are indexed in place
     data_x = train.x.to(device) if str(device).startswith("cuda") else train.x
+    weights = note_weights(cfg, train.velocity)
 
     def save_ckpt() -> None:
         nonlocal last_ckpt
@@ -258,7 +279,11 @@ def train_flow(
     net.train()
     while step < end_step and not dd.agree(deadline is not None and time.time() >= deadline):
         dd.seed_step(cfg.seed, step)
-        idx = dd.shard(torch.randint(0, len(train), (cfg.batch_size,), generator=gen))
+        if weights is None:
+            idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen)
+        else:
+            idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
+        idx = dd.shard(idx)
         xb = data_x[idx.to(data_x.device)].to(device).float()
         loss = loss_of(xb, train_points[idx], train.pitch[idx], train.velocity[idx],
                        dd.step_generator(gen, cfg.seed, step))

@@ -277,6 +277,41 @@ def test_training_batch_pieces():
     assert torch.allclose(pts, torch.tensor([[0.5, 0.5]] * 3 + [[5.0, 5.0]]))
 
 
+def test_onset_weighting_and_velocity_balance():
+    from synth.model.train_flow import flow_loss, frame_weights, note_weights
+
+    cfg = tiny_cfg(onset_frames=3, onset_weight=8.0, velocity_balance=1.0, velocity_layers=(40, 100))
+    w = frame_weights(cfg, T)
+    assert w.tolist() == [8.0] * 3 + [1.0] * (T - 3)
+    # a note whose error sits only in its first frames costs more in training; validation stays the plain MSE.
+    # A fresh net is adaLN-Zero (it predicts v = 0), so the error is (x - noise)^2, the same draws in every call.
+    x = torch.zeros(4, T, D)
+    x[:, :3] = 3.0
+    cond = (PTS.expand(4, 2), torch.full((4,), 60), torch.full((4,), 100))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = dict(velocity_layers=(40, 100), p_context=0.0, p_uncond=0.0)
+    net_off, net_on = FlowNet(tiny_cfg(**plain)).eval(), FlowNet(tiny_cfg(**plain, onset_frames=3, onset_weight=8.0))
+    with torch.no_grad():
+        off = flow_loss(net_off, x, *cond, g(), train=True).item()
+        on = flow_loss(net_on.eval(), x, *cond, g(), train=True).item()
+        valid_on = flow_loss(net_on, x, *cond, g(), train=False).item()
+    assert on > 1.5 * off
+    assert valid_on == pytest.approx(flow_loss(net_off, x, *cond, g(), train=False).item())
+    # balance 1: each layer drawn equally often although velocity 40 has 1 note in 10
+    vel = torch.tensor([40] + [100] * 9)
+    weights = note_weights(cfg, vel)
+    picks = torch.multinomial(weights, 20000, replacement=True, generator=torch.Generator().manual_seed(0))
+    share_soft = float((vel[picks] == 40).float().mean())
+    assert 0.47 < share_soft < 0.53
+    assert note_weights(tiny_cfg(), vel) is None  # balance 0: uniform over notes (the old sampler, bit for bit)
+    half = note_weights(tiny_cfg(velocity_layers=(40, 100), velocity_balance=0.5), vel)
+    assert abs(float(half[vel == 40].sum() / half.sum()) - 1 / (1 + 3)) < 1e-6  # sqrt(1) : sqrt(9)
+    with pytest.raises(ValueError, match="velocity_balance"):
+        tiny_cfg(velocity_balance=2.0).validate()
+    with pytest.raises(ValueError, match="onset_weight"):
+        tiny_cfg(onset_weight=0.0).validate()
+
+
 def test_cli_trains_resumes_and_benches(tmp_path, capsys):
     from synth.cli import main
     from tests.model.fakecache import write_fake_cache
