@@ -14,7 +14,10 @@ runs four phases of ``--seconds`` each (``--phases`` picks some, e.g. ``play_dra
 Per phase: PortAudio underflows, callbacks, callback load (mean, max), GIL wait (p50, p99, max ms: PortAudio's stream
 time at the start of our Python callback minus the time PortAudio invoked it; see ``AudioOutput``) and how many
 callbacks waited more than half a block for the interpreter, timbre updates (previews) and exact notes generated.
-If underflows come with long GIL waits, the interpreter is the cause; if the waits stay short, it is not.
+If underflows come with long GIL waits, the interpreter is the cause; if the waits stay short, it is not: each
+underflow is listed with the longest GIL wait and load of the 4 callbacks before it and a ``cause`` ("interpreter":
+over half a block; "outside": our callback was on time, see ``AudioOutput.xrun_context``), and ``max_ms_phase`` is
+the longest GIL wait of the whole phase (the percentiles cover only the last 8192 callbacks).
 """
 
 from __future__ import annotations
@@ -143,13 +146,16 @@ def _child(args: argparse.Namespace) -> dict:
             "callbacks": m1["callbacks"] - m0["callbacks"],
             "callback_load": {"mean": round(float(np.mean(loads)), 4) if loads else None,
                               "max": round(audio.max_load, 4)},
-            "gil_wait": {**gil, "over_half_block": int((ring > 0.5 * block_ms).sum())},
+            "gil_wait": {**gil, "over_half_block": int((ring > 0.5 * block_ms).sum()),
+                         "max_ms_phase": round(1000 * audio.max_gil_wait, 3)},
+            "underflow_causes": audio.xrun_context(m0["xruns"]),
             "timbre_updates": m1["previews"] - m0["previews"], "notes_generated": m1["generated"] - m0["generated"],
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
     def begin(index: int) -> None:
         state["phase"], state["start"], state["loads"] = index, time.perf_counter(), []
         engine.audio.max_load = 0.0
+        engine.audio.max_gil_wait = 0.0  # the ring keeps only the last 8192 callbacks; this covers the whole phase
         if phases[index] == "play_drag_hidden":
             window.hide()
         state["marks"] = mark()

@@ -26,6 +26,10 @@ class AudioDeviceError(RuntimeError):
     """The requested output device or setting does not exist or cannot be opened (message lists alternatives)."""
 
 
+# underflow records kept per stream, and how many callbacks before each underflow are searched for its cause
+XRUN_RECORDS = 256
+XRUN_WINDOW = 4
+
 # streams whose server died: kept referenced so that nothing (no finalizer, no GC) ever calls into them again
 _ABANDONED: list = []
 
@@ -100,6 +104,11 @@ class AudioOutput:
         self.max_gil_wait = 0.0
         self._gil_ring = np.zeros(8192, dtype=np.float64)
         self._gil_count = 0
+        # each underflow's context (to tell the interpreter from the machine as its cause): the callback number, the
+        # longest GIL wait and the highest load of the XRUN_WINDOW callbacks up to the flagged one (PortAudio flags
+        # the callback after the late one). Preallocated; the first XRUN_RECORDS underflows are kept.
+        self._load_ring = np.zeros(8192, dtype=np.float64)
+        self._xrun_records = np.zeros((XRUN_RECORDS, 3), dtype=np.float64)
         self._block_seconds = self.block_size / self.sample_rate
         try:
             self.stream = sd.OutputStream(device=self.device, samplerate=self.sample_rate,
@@ -126,17 +135,47 @@ class AudioOutput:
         self._gil_ring[self._gil_count & 8191] = wait
         self._gil_count += 1
         if status.output_underflow:
+            if self.xruns < XRUN_RECORDS:
+                self._record_xrun(self.xruns)
             self.xruns += 1
         try:
             self._render(outdata)
         except Exception:  # a bug must cost one silent block, not the stream (sounddevice would abort it)
             outdata.fill(0.0)
             self.errors += 1
-        self.callbacks += 1
         load = (time.perf_counter() - t0) / self._block_seconds
+        self._load_ring[self.callbacks & 8191] = load
+        self.callbacks += 1
         self.load = load
         if load > self.max_load:
             self.max_load = load
+
+    def _record_xrun(self, row: int) -> None:
+        """Called in the callback on an underflow: fills one preallocated row (no arrays made)."""
+        wait, load = 0.0, 0.0
+        for back in range(XRUN_WINDOW):
+            if back < self._gil_count:
+                wait = max(wait, float(self._gil_ring[(self._gil_count - 1 - back) & 8191]))
+            if back < self.callbacks:
+                load = max(load, float(self._load_ring[(self.callbacks - 1 - back) & 8191]))
+        record = self._xrun_records[row]
+        record[0] = self.callbacks
+        record[1] = wait
+        record[2] = load
+
+    def xrun_context(self, since: int = 0) -> list[dict]:
+        """The recorded underflows from number ``since`` on (at most the first XRUN_RECORDS of the stream): callback
+        number, the longest GIL wait (ms) and the highest callback load of the XRUN_WINDOW callbacks before each, and
+        ``cause``: "interpreter" when that wait or the callback itself took over half a block, else "outside" (our
+        callback was on time: the server, the scheduler or the machine was late)."""
+        out = []
+        half = 0.5 * self._block_seconds
+        for row in range(since, min(self.xruns, XRUN_RECORDS)):
+            callback, wait, load = (float(v) for v in self._xrun_records[row])
+            late = wait > half or load > 0.5
+            out.append({"callback": int(callback), "gil_wait_ms": round(1000 * wait, 3), "load": round(load, 3),
+                        "cause": "interpreter" if late else "outside"})
+        return out
 
     @property
     def gil_count(self) -> int:

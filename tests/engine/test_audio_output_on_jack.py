@@ -1,0 +1,42 @@
+"""AudioOutput on the real JACK bus: every underflow is recorded with its context, so a bench can tell a late callback
+(ours: the interpreter or the mixer) from a late machine."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.jackbus import jack_output_device
+
+pytestmark = pytest.mark.jack
+
+
+def test_underflows_are_recorded_with_the_late_callback_as_their_cause(jack_server):
+    from synth.engine.audio_io import AudioOutput
+
+    late_at = {40}  # callback numbers that overrun: each sleeps 3 blocks
+    calls = [0]
+
+    def render(out: np.ndarray) -> None:
+        out.fill(0.0)
+        if calls[0] in late_at:
+            time.sleep(3 * out.shape[0] / 48000)
+        calls[0] += 1
+
+    audio = AudioOutput(render, device=jack_output_device(), sample_rate=48000, block_size=1024)
+    audio.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (audio.callbacks < 120 or audio.xruns == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        audio.stop()
+    assert audio.xruns >= 1, "a callback three blocks late must underflow"
+    records = audio.xrun_context()
+    assert len(records) == audio.xruns
+    first = records[0]
+    # PortAudio flags a callback after the late one: the record looks back over the last few callbacks
+    assert 40 < first["callback"] <= 40 + 6 and first["load"] > 2.0 and first["cause"] == "interpreter", records
+    assert audio.xrun_context(since=audio.xruns) == []
