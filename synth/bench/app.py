@@ -54,6 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle (the demo source if missing)")
     parser.add_argument("--phases", type=_phase_list, default=PHASES,
                         help=f"comma list of the phases to run, in this order (default all: {','.join(PHASES)})")
+    parser.add_argument("--gil-probe", action="store_true",
+                        help="sample which lines other threads are on when the interpreter was held over 3 ms "
+                             "(synth.bench.gil_probe; a diagnostic that costs a little itself)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
                    XDG_CONFIG_HOME=str(Path(tmp) / "config"), SYNTH_NOTE_CACHE=str(Path(tmp) / "notes"))
         cmd = [sys.executable, "-m", "synth", "bench", "app", "--child", "--period", str(args.period), "--seconds",
                str(args.seconds), "--bundle", args.bundle, "--phases", ",".join(args.phases)]
+        if args.gil_probe:
+            cmd.append("--gil-probe")
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                   timeout=len(args.phases) * args.seconds + 300)
@@ -186,12 +191,20 @@ def _child(args: argparse.Namespace) -> dict:
                 timer.stop()
                 app.quit()
 
+    probe = None
+    if args.gil_probe:
+        from synth.bench.gil_probe import GilProbe
+
+        probe = GilProbe().start()
     timer = QTimer()
     timer.setInterval(16)
     timer.timeout.connect(step)
     begin(0)
     timer.start()
     app.exec()
+    if probe is not None:
+        probe.stop()
+        result["gil_probe"] = probe.report()
     result["worker_errors"] = engine.worker.errors[-3:]
     result["targets"] = {"underflows": 0}
     adapter.close()

@@ -40,3 +40,22 @@ def test_underflows_are_recorded_with_the_late_callback_as_their_cause(jack_serv
     # PortAudio flags a callback after the late one: the record looks back over the last few callbacks
     assert 40 < first["callback"] <= 40 + 6 and first["load"] > 2.0 and first["cause"] == "interpreter", records
     assert audio.xrun_context(since=audio.xruns) == []
+
+
+def test_a_running_engine_keeps_the_collector_off_its_long_lived_objects(jack_server):
+    """A full collection walks every tracked object holding the GIL (115 ms in the app, an underflow at any block
+    size): the engine freezes what exists when it starts and unfreezes when it stops."""
+    import gc
+
+    from synth.engine.engine import Engine
+    from synth.engine.sources import SineNoteSource
+    from tests.conftest import unique_name
+
+    engine = Engine(SineNoteSource(pitch_range=(60, 62)), sample_rate=48000, block_size=1024,
+                    device=jack_output_device(), midi_client=unique_name("gcfreeze"), use_grid=False)
+    try:
+        engine.start()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        engine.stop()
+    assert gc.get_freeze_count() == 0
