@@ -158,10 +158,9 @@ class AudioOutput:
                 wait = max(wait, float(self._gil_ring[(self._gil_count - 1 - back) & 8191]))
             if back < self.callbacks:
                 load = max(load, float(self._load_ring[(self.callbacks - 1 - back) & 8191]))
-        record = self._xrun_records[row]
-        record[0] = self.callbacks
-        record[1] = wait
-        record[2] = load
+        self._xrun_records[row, 0] = self.callbacks  # element stores: no view object made in the callback
+        self._xrun_records[row, 1] = wait
+        self._xrun_records[row, 2] = load
 
     def xrun_context(self, since: int = 0) -> list[dict]:
         """The recorded underflows from number ``since`` on (at most the first XRUN_RECORDS of the stream): callback
