@@ -448,8 +448,9 @@ class _Shell(torch.overrides.TorchFunctionMode):
 
     Why not the meta device (used before): torch runs many meta ops (``x * 0.02``, ``normal_``) through its Python
     reference implementations, which import ``torch._dynamo`` on first use: a cold ``synth render`` of the bench
-    file took 4.05-4.31 s with it, 3.72-3.76 s without (issue 19). ``empty`` leaves untouched pages unallocated, so a config asking for a huge tensor
-    costs nothing before it is refused; a tensor larger than all the weights together cannot match them."""
+    file took 4.05-4.31 s with it, 3.72-3.76 s without (issue 19). ``empty`` leaves untouched pages unallocated, so a
+    config asking for a huge tensor costs nothing before it is refused; a tensor larger than all the weights together
+    cannot match them."""
 
     INIT_METHODS = frozenset({"normal_", "uniform_", "zero_", "fill_", "random_", "bernoulli_", "exponential_",
                               "log_normal_", "cauchy_", "geometric_", "copy_"})
