@@ -30,16 +30,14 @@ import numpy as np
 
 from synth.engine.buffers import BufferSlot
 from synth.engine.bundle_source import BundleSource, open_bundle
+from synth.engine.audio_host import AudioHost, MirroredSlot, RemoteMidi, audio_process_default
+from synth.engine.block import PANIC, BlockRenderer
 from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
-from synth.engine.midi_io import (ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, SUSTAIN,
-                                  Event,
-                                  MidiInput)
+from synth.engine.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event, MidiInput
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
 from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
-
-PANIC = 100  # the engine's own event kind (``panic()``): all sound off + all notes off
 
 
 @dataclass
@@ -69,7 +67,7 @@ class Engine:
                  device: int | str | None = None, channels: int = 2, max_voices: int = 32, midi: bool = True,
                  midi_client: str = "pgesam", grid_root: Path | str | None = None, use_grid: bool = True,
                  cache_bytes: int = 512 << 20, settings: EngineSettings | None = None,
-                 batch_size: int = 4, preview: bool = True) -> None:
+                 batch_size: int = 4, preview: bool = True, audio_process: bool | None = None) -> None:
         # Import the resampler now, not in a worker thread while audio runs: a big import holds the GIL in long
         # stretches (extension-module init), which stalled the first callbacks by seconds in the bench.
         import soxr  # noqa: F401  (synth.engine.buffers resamples with it)
@@ -89,7 +87,12 @@ class Engine:
         self.velocity_layers = velocity_layers_of(source)
         self.mixer.set_velocity_layers(self.velocity_layers)
         # one list of 128 slots per velocity layer; ``slots`` is the velocity-100 layer's (the only one mostly)
-        self.layer_slots = [[BufferSlot() for _ in range(128)] for _ in self.velocity_layers]
+        # audio_process: the callback, MIDI input, mixer and limiter run in the audio host (synth.engine.audio_host),
+        # where the app's other threads cannot hold its interpreter; the slots then mirror their buffers there
+        self.audio_process = audio_process_default(False) if audio_process is None else bool(audio_process)
+        self._host: AudioHost | None = None
+        self.layer_slots = [[MirroredSlot(layer=layer, pitch=pitch) if self.audio_process else BufferSlot()
+                             for pitch in range(128)] for layer in range(len(self.velocity_layers))]
         self.cache = NoteCache(self.sample_rate, max_bytes=cache_bytes, velocity_layers=self.velocity_layers,
                                held_seconds=float(getattr(source, "held_seconds", 3.0)))
         grid = GridStore(source_hash(source), Path(grid_root) if grid_root else None) if use_grid else None
@@ -97,18 +100,19 @@ class Engine:
         self._pedal_held: dict[int, int] = {}  # released keys the pedal holds, same
         self._pedal = False
         self._recent: deque[tuple[int, int]] = deque(maxlen=12)  # (pitch, velocity), oldest first
-        self._seen: deque[Event] = deque(maxlen=4096)  # MIDI events the callback applied, for the bookkeeping
         self._track_lock = threading.Lock()  # bookkeeping between GUI/API and worker threads; never the callback
         # preview: held notes follow a pad drag with the source's fast approximation (issue 19), no grid needed
         self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self.priority,
                                        batch_size=batch_size, preview=preview)
-        self._events: deque[Event] = deque()
-        # the last value of each CC and program change, with a wrapping count per slot: the callback only stores
-        # small ints (no allocation), the GUI/CLI polls them (synth.engine.cc_control) and smooths off this thread
-        self.cc_values = bytearray(128)
-        self.cc_counts = bytearray(129)  # index 128: program changes
-        self.program = 0
-        self.midi: MidiInput | None = None
+        # the audio thread's side: mixer, limiter, event deque, the MIDI events it played and the CC stores
+        # (with an audio host, the host's reports fill the last two here)
+        self.block = BlockRenderer(self.mixer, self.limiter, self.layer_slots)
+        self._events: deque[Event] = self.block.events
+        self._seen: deque[Event] = self.block.seen
+        self.cc_values = self.block.cc_values
+        self.cc_counts = self.block.cc_counts
+        self.midi: MidiInput | RemoteMidi | None = None
+        self._midi_opened = False  # the host opened MIDI before its audio failed (``midi_running`` says so)
         self.audio = None
         (x0, x1), (y0, y1) = source_bounds(source)
         self._point = ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -158,6 +162,8 @@ class Engine:
 
         if self._running:
             return self
+        if self.audio_process:
+            return self._start_host()
         # The callback competes for the GIL with the worker threads' Python code: a short switch interval bounds
         # how long it can wait (default 5 ms, a quarter of a 1024-frame block).
         sys.setswitchinterval(0.001)
@@ -174,9 +180,32 @@ class Engine:
             # pull mode: the callback itself reads rtmidi's queue at the start of each block (see MidiInput.drain)
             self.midi = MidiInput(client_name=self.midi_client, channel=self.settings.midi_channel,
                                   bend_range=self.settings.bend_range)
+            self.block.midi = self.midi
         self.audio = AudioOutput(self.process_block, device=self.device, sample_rate=self.sample_rate,
                                  block_size=self.block_size, channels=self.channels)
         self.audio.start()
+        self._running = True
+        return self
+
+    def _start_host(self) -> "Engine":
+        """``start`` with the audio host: the worker here, MIDI and audio in the host (raises what failed there:
+        AudioDeviceError for the device, the MIDI error for MIDI)."""
+        self.worker.start()
+        self.worker.request(*self._point)
+        s = self.settings
+        config = {"sample_rate": self.sample_rate, "block_size": self.block_size, "device": self.device,
+                  "channels": self.channels, "max_voices": self.mixer.max_voices,
+                  "velocity_layers": list(self.velocity_layers), "midi": bool(self.midi_enabled),
+                  "midi_client": self.midi_client, "settings": asdict(s)}
+        self._midi_opened = False
+        try:
+            host = AudioHost(config, self.layer_slots, self.block)
+        except Exception as exc:
+            self._midi_opened = getattr(exc, "audio_host_stage", None) == "audio"
+            raise
+        self._host, self.audio, self.midi = host, host.audio, host.midi
+        while self._events:  # what was posted before the start plays now, as in the app's own process
+            host.post(self._events.popleft())
         self._running = True
         return self
 
@@ -185,12 +214,16 @@ class Engine:
         if self.midi is not None:
             self.midi.close(wait=self.audio is not None)
             self.midi = None
+            self.block.midi = None
         if self.audio is not None:
             self.audio.stop()
             self.audio = None
+        self._host = None
+        self._midi_opened = False
         self.worker.stop()
-        gc.unfreeze()
-        sys.setswitchinterval(self._prev_switch)
+        if not self.audio_process:
+            gc.unfreeze()
+            sys.setswitchinterval(self._prev_switch)
         self._running = False
 
     def start_generation(self) -> None:
@@ -229,11 +262,14 @@ class Engine:
         """Drop a dead stream without calling into it and close MIDI without waiting for the callback; the worker
         keeps running. ``stop()`` afterwards only stops the worker."""
         if self.audio is not None:
-            self.audio.abandon()
+            self.audio.abandon()  # with an audio host: the host drops its stream and MIDI and exits
             self.audio = None
         if self.midi is not None:
-            self.midi.close(wait=False)
+            if self._host is None:
+                self.midi.close(wait=False)
             self.midi = None
+            self.block.midi = None
+        self._host = None
 
     def __enter__(self) -> "Engine":
         return self.start()
@@ -276,16 +312,25 @@ class Engine:
     def _post(self, event: Event) -> None:
         with self._track_lock:
             self._track(event)
-        self._events.append(event)
+        self._play(event)
+
+    def _play(self, event: Event) -> None:
+        """Hand ``event`` to the audio thread: the deque its block drains, or the audio host's feed."""
+        host = self._host
+        if host is not None:
+            host.post(event)
+        else:
+            self._events.append(event)
 
     def receive_midi(self, event: Event) -> None:
         """An event as if it came from a MIDI keyboard: the next audio block plays it and the held notes count it,
         exactly as for a key on the keyboard (for tools and tests without a MIDI port)."""
-        self._events.append(event)
+        self._play(event)
         self._seen.append(event)
 
     def pending_events(self) -> list[Event]:
-        """Events posted (``note_on``, ``panic``...) that the audio callback has not applied yet, oldest first."""
+        """Events posted (``note_on``, ``panic``...) that the audio callback has not applied yet, oldest first (with
+        an audio host: the ones posted before ``start``; later ones go to the host at once)."""
         return list(self._events)
 
     def _track(self, event: Event, poke: bool = True) -> None:
@@ -338,47 +383,19 @@ class Engine:
     def process_block(self, out: np.ndarray) -> None:
         """One audio block: apply queued events, mix the voices, master gain + limiter. Real-time safe.
 
-        Used as the sounddevice callback body; tests and offline tools may call it directly."""
-        midi = self.midi
-        if midi is not None:
-            midi.drain(self._from_midi)
-        events = self._events
-        while events:
-            try:
-                kind, a, b = events.popleft()
-            except IndexError:
-                break
-            self._apply(kind, a, b)
-        self.mixer.render(out)
-        self.limiter.process(out)
+        Used as the sounddevice callback body (without an audio host); tests and offline tools may call it directly."""
+        self.block.process_block(out)
 
-    def _from_midi(self, event: Event) -> None:
-        kind, a, b = event
-        if kind == CONTROL:
-            self.cc_values[a] = b
-            self.cc_counts[a] = (self.cc_counts[a] + 1) & 0xFF
-            return
-        if kind == PROGRAM:
-            self.program = a
-            self.cc_counts[128] = (self.cc_counts[128] + 1) & 0xFF
-            return
-        self._apply(kind, a, b)
-        self._seen.append(event)  # for the worker's priorities (folded in by priority(), off the audio thread)
+    @property
+    def program(self) -> int:
+        """The last MIDI program change received (see ``cc_counts[128]`` for whether one arrived)."""
+        return self.block.program
 
-    def _apply(self, kind: int, a, b) -> None:
-        mixer = self.mixer
-        if kind == NOTE_ON:  # the slot of the velocity's layer: velocity selects the timbre
-            mixer.note_on(a, b, self.layer_slots[mixer.layer_index(b)][a])
-        elif kind == NOTE_OFF:
-            mixer.note_off(a)
-        elif kind == SUSTAIN:
-            mixer.sustain(bool(a))
-        elif kind == BEND:
-            mixer.pitch_bend(a)
-        elif kind == ALL_NOTES_OFF:
-            mixer.all_notes_off()
-        elif kind == ALL_SOUND_OFF or kind == PANIC:
-            mixer.all_sound_off()
+    @property
+    def midi_running(self) -> bool:
+        """MIDI input is open (``start()`` with ``midi=True`` opened it; with an audio host whose audio failed
+        afterwards, it had opened)."""
+        return self.midi is not None or self._midi_opened
 
     # ------------------------------------------------------------------------------------------ the model
     @property
@@ -418,12 +435,11 @@ class Engine:
                 raise TypeError(f"unknown engine setting {name!r}; known: {list(asdict(self.settings))}")
             setattr(self.settings, name, value)
         s = self.settings
-        # plain float stores: the callback reads them at its next block
-        self.mixer.attack, self.mixer.release, self.mixer.bend_range = float(s.attack), float(s.release), float(
-            s.bend_range)
-        if "velocity_curve" in changes:
-            self.mixer.set_velocity_curve(s.velocity_curve)
-        self.limiter.set_master_gain_db(float(s.master_gain_db))
+        levels = {"attack": float(s.attack), "release": float(s.release), "bend_range": float(s.bend_range),
+                  "velocity_curve": s.velocity_curve, "master_gain_db": float(s.master_gain_db)}
+        self.block.apply_settings(**levels)  # plain stores: the callback reads them at its next block
+        if self._host is not None:
+            self._host.call("settings", levels)
         if self.midi is not None:
             self.midi.set_channel(s.midi_channel)
             self.midi.set_bend_range(s.bend_range)
@@ -446,11 +462,6 @@ class Engine:
         if self.midi is not None:
             self.midi.set_virtual_enabled(enabled)
 
-    @property
-    def midi_running(self) -> bool:
-        """MIDI input is open (``start()`` with ``midi=True`` succeeded)."""
-        return self.midi is not None
-
     def midi_ports(self) -> list[str]:
         if self.midi is not None:
             return self.midi.ports()
@@ -471,7 +482,19 @@ class Engine:
     @property
     def peak(self) -> float:
         """Output peak (linear) since the last ``meters()`` call."""
-        return self.limiter.peak
+        return float(self._levels(reset=False)["peak"])
+
+    def _levels(self, reset: bool) -> dict:
+        """Peak (reset when asked), limiter reduction, voices sounding, bad blocks: the host's when it plays."""
+        host = self._host
+        if host is not None:
+            try:
+                return host.call("levels", reset)
+            except Exception:  # noqa: BLE001 - a host that died reads as silence; audio_lost() reports it
+                return {"peak": 0.0, "reduction": 1.0, "voices": 0, "bad_blocks": 0}
+        peak, reduction = self.limiter.reset_peak() if reset else (self.limiter.peak, 1.0)
+        return {"peak": peak, "reduction": reduction, "voices": self.mixer.active_voices,
+                "bad_blocks": self.limiter.bad_blocks}
 
     @property
     def latency(self) -> float:
@@ -484,14 +507,15 @@ class Engine:
 
     def meters(self) -> dict:
         """Meter readings; resets the peak hold."""
-        peak, reduction = self.limiter.reset_peak()
+        levels = self._levels(reset=True)
+        peak, reduction = levels["peak"], levels["reduction"]
         done, total = self.cache_progress()
         audio = self.audio
         return {
             "peak": peak, "peak_db": gain_to_db(peak), "limiter_reduction_db": gain_to_db(reduction),
             "xruns": audio.xruns if audio else 0, "load": audio.load if audio else 0.0,
-            "max_load": audio.max_load if audio else 0.0, "voices": self.mixer.active_voices,
-            "latency_ms": 1000.0 * self.latency, "bad_blocks": self.limiter.bad_blocks,
+            "max_load": audio.max_load if audio else 0.0, "voices": levels["voices"],
+            "latency_ms": 1000.0 * self.latency, "bad_blocks": levels["bad_blocks"],
             "callback_errors": audio.errors if audio else 0,
             "cache_done": done, "cache_total": total, "worker_errors": list(self.worker.errors[-3:]),
             "worker_error_count": self.worker.error_count,

@@ -22,15 +22,18 @@ pytestmark = pytest.mark.jack
 SETTLE = 0.3
 
 
-@pytest.fixture(scope="module")
-def bus(jack_server):
+@pytest.fixture(scope="module", params=[False, True], ids=["in_process", "audio_host"])
+def bus(jack_server, request):
+    """The engine with its callback in this process, then with the audio host (synth.engine.audio_host): every
+    test below must pass both ways."""
     from synth.engine.engine import Engine
     from synth.engine.sources import SineNoteSource
 
     rec = Recorder(name=unique_name("engrec"))
     before = output_ports()
     engine = Engine(SineNoteSource(pitch_range=(48, 84)), sample_rate=48000, block_size=1024,
-                    device=jack_output_device(), midi_client=unique_name("pgesam"), use_grid=False)
+                    device=jack_output_device(), midi_client=unique_name("pgesam"), use_grid=False,
+                    audio_process=request.param)
     try:
         engine.start()
         rec.connect_from(*new_output_ports(before)[:2])
