@@ -72,12 +72,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _make_engine(args: argparse.Namespace):
+    from synth.engine.audio_host import audio_process_default
     from synth.engine.engine import Engine, EngineSettings
 
     settings = EngineSettings(master_gain_db=args.gain_db,
                               midi_channel=None if args.channel is None else args.channel - 1)
+    # the audio callback in a process of its own (synth.engine.audio_host); SYNTH_AUDIO_PROCESS=0 keeps it here
     kw = dict(sample_rate=args.samplerate, block_size=args.blocksize, device=args.device, settings=settings,
-              midi_client=args.midi_client)
+              midi_client=args.midi_client, audio_process=audio_process_default(True))
     if not args.demo and (Path(args.bundle) / "bundle.json").exists():
         return Engine.from_bundle(args.bundle, **kw), f"model {args.bundle}"
     if not args.demo:

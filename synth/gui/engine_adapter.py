@@ -35,13 +35,19 @@ class OpenOptions:
     block_size: int = DEFAULT_BLOCK_SIZE
     use_grid: bool = True
     grid_root: str | Path | None = None  # None: the user cache folder
+    audio_process: bool | None = None  # None: SYNTH_AUDIO_PROCESS, else on (the audio host)
 
 
 def open_engine(options: OpenOptions) -> "EngineAdapter":
     """The engine on the bundle, or on the demo source with the reason in ``fallback_reason``."""
+    from synth.engine.audio_host import audio_process_default
+
+    # the audio callback runs in the audio host (synth.engine.audio_host): the window, the worker and the preview
+    # decoder then never hold its interpreter (issue 19); SYNTH_AUDIO_PROCESS=0 keeps it in this process
+    audio_process = audio_process_default(True) if options.audio_process is None else options.audio_process
     kwargs = dict(sample_rate=options.sample_rate, block_size=options.block_size, device=options.device,
                   midi=options.audio and options.midi, midi_client=options.midi_client, use_grid=options.use_grid,
-                  grid_root=options.grid_root)
+                  grid_root=options.grid_root, audio_process=audio_process)
     try:
         if not Path(options.bundle).is_dir():
             raise FileNotFoundError("the folder does not exist")
@@ -257,7 +263,7 @@ class EngineAdapter:
         new = Engine(old.source, sample_rate=int(audio["samplerate"]), block_size=int(audio["blocksize"]),
                      device=audio["device"], midi=old.midi_enabled, midi_client=old.midi_client,
                      settings=type(old.settings)(**asdict(old.settings)), use_grid=self.grid_enabled,
-                     grid_root=self.grid_root)
+                     grid_root=self.grid_root, audio_process=old.audio_process)
         new.set_point(*old.point)
         old.stop()
         self.engine = new

@@ -1,7 +1,7 @@
 """``run_synth.py --smoke-test``: the window is open; play one note through the engine and check it is not silent.
 
 With a JACK server running the note goes out through the real audio stream (a tap on the engine's block function
-measures what the callback hands to PortAudio); without one, blocks are pulled from the engine directly (a null
+measures what the callback hands to PortAudio; with the audio host, the host's callback measures it); without one, blocks are pulled from the engine directly (a null
 output). Either way the sound comes from the same engine path a player hears.
 """
 
@@ -33,6 +33,21 @@ class BlockTap:
             self.max_rms = rms
 
 
+class HostTap:
+    """The same readings from the audio host (synth.engine.audio_host): its callback keeps the loudest block RMS."""
+
+    def __init__(self, audio) -> None:
+        self._audio = audio
+
+    @property
+    def blocks(self) -> int:
+        return self._audio.blocks_heard
+
+    @property
+    def max_rms(self) -> float:
+        return self._audio.max_rms
+
+
 def rms_db(rms: float) -> float:
     return 20.0 * math.log10(rms) if rms > 1e-9 else -180.0
 
@@ -44,6 +59,8 @@ def run_smoke_test(app, window, adapter, through_jack: bool, timeout: float = TI
     adapter.start()
     if adapter.audio_error:
         return _fail(f"the audio output did not open: {adapter.audio_error}")
+    if engine.audio_process and engine.audio is not None:  # the blocks are mixed in the audio host: ask it
+        tap = HostTap(engine.audio)
     app.processEvents()
     if not window.isVisible():
         return _fail("the main window did not open")
