@@ -45,6 +45,7 @@ from synth.engine.buffers import BufferSlot, NoteBuffer
 
 CHANNELS = ("control", "feed", "report")
 REPORT_INTERVAL = 0.005  # s between the host's reports of played MIDI events and CC changes
+RETIRE_SECONDS = 0.25  # s a replaced note buffer stays referenced here (see _Host.retired)
 SNAPSHOT_TTL = 0.005  # s a counter snapshot answers property reads (one call serves a meter refresh's reads)
 ENV = "SYNTH_AUDIO_PROCESS"
 
@@ -454,6 +455,10 @@ class _Host:
         slots = [[BufferSlot() for _ in range(128)] for _ in config["velocity_layers"]]
         self.block = BlockRenderer(self.mixer, self.limiter, slots)
         self.audio_data: dict[int, np.ndarray] = {}
+        # Buffers a slot no longer plays, kept RETIRE_SECONDS (voices move to the newest within a 30 ms crossfade) and
+        # let go by the report thread: otherwise a voice dropping the last reference would free the audio (an munmap
+        # of ~0.8 MB, which waits for the process's memory lock) inside the callback.
+        self.retired: deque[tuple[float, NoteBuffer]] = deque()
         self.midi = None
         self.audio = None
         self.blocks = 0
@@ -496,6 +501,8 @@ class _Host:
         elif kind == "slot":
             _, layer, pitch, token, meta = message
             slot = self.block.layer_slots[layer][pitch]
+            if slot.buffer is not None:
+                self.retired.append((time.monotonic(), slot.buffer))
             if token is None:
                 slot.buffer = None
                 return
@@ -543,6 +550,16 @@ class _Host:
             return None
         raise ValueError(f"unknown audio host call {method!r}")
 
+    def release_retired(self) -> None:
+        """Let go of the buffers retired over RETIRE_SECONDS ago (in the report thread)."""
+        limit = time.monotonic() - RETIRE_SECONDS
+        retired = self.retired
+        while retired and retired[0][0] < limit:
+            try:
+                retired.popleft()
+            except IndexError:
+                break
+
     def close_midi(self, wait: bool) -> None:
         midi, self.midi = self.midi, None
         if midi is not None:
@@ -568,6 +585,7 @@ def _report_loop(conn, host: _Host) -> None:
     counts = bytes(block.cc_counts)
     while True:
         time.sleep(REPORT_INTERVAL)
+        host.release_retired()
         seen = []
         while block.seen:
             try:
