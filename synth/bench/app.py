@@ -101,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stamped(cause: dict, mark: dict, block_ms: float) -> dict:
+    """An underflow record with its wall-clock time (``at_unix``: the phase's start plus its callbacks' duration), so
+    that it can be set beside another JACK server's xruns (a C client's) to tell the machine from the app."""
+    return {**cause, "at_unix": round(mark["wall"] + (cause["callback"] - mark["callbacks"]) * block_ms / 1000, 2)}
+
+
 def _child(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
@@ -121,6 +127,8 @@ def _child(args: argparse.Namespace) -> dict:
     result: dict = {"bench": "app", "period": int(args.period), "period_ms": round(1000 * args.period / RATE, 2),
                     "model": adapter.model_name, "fallback": adapter.fallback_reason, "audio_error": adapter.audio_error,
                     "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                    "audio_process": bool(engine.audio_process),
+                    "host_realtime": bool(getattr(engine.audio, "realtime", False)),
                     "phase_seconds": args.seconds}
     if engine.audio is None:
         result["error"] = "no audio stream"
@@ -138,7 +146,7 @@ def _child(args: argparse.Namespace) -> dict:
         audio = engine.audio
         return {"xruns": audio.xruns, "callbacks": audio.callbacks, "gil": audio.gil_count,
                 "previews": engine.worker.preview_notes, "generated": engine.worker.generated_notes,
-                "t": time.perf_counter()}
+                "t": time.perf_counter(), "wall": time.time()}
 
     def finish(name: str) -> None:
         m0, m1, audio = state["marks"], mark(), engine.audio
@@ -153,7 +161,7 @@ def _child(args: argparse.Namespace) -> dict:
                               "max": round(audio.max_load, 4)},
             "gil_wait": {**gil, "over_half_block": int((ring > 0.5 * block_ms).sum()),
                          "max_ms_phase": round(1000 * audio.max_gil_wait, 3)},
-            "underflow_causes": audio.xrun_context(m0["xruns"]),
+            "underflow_causes": [_stamped(cause, m0, block_ms) for cause in audio.xrun_context(m0["xruns"])],
             "timbre_updates": m1["previews"] - m0["previews"], "notes_generated": m1["generated"] - m0["generated"],
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 

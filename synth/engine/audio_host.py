@@ -222,14 +222,16 @@ class AudioHost:
             del self._sent[token]
             self._feed(("drop", token))
 
-    def call(self, method: str, *args):
-        """A call answered by the host (HostError when it is gone)."""
+    def call(self, method: str, *args, timeout: float | None = None):
+        """A call answered by the host (HostError when it is gone, or gives no answer within ``timeout`` s)."""
         conn = self._conns.get("control")
         if conn is None:
             raise HostError("the audio host is closed")
         with self._call_lock:
             try:
                 conn.send((method, args))
+                if timeout is not None and not conn.poll(timeout):
+                    raise HostError(f"the audio host did not answer {method!r} in {timeout:.0f} s")
                 reply = conn.recv()
             except (EOFError, OSError, ValueError) as exc:
                 raise HostError(f"the audio host went away ({exc})") from None
@@ -261,7 +263,7 @@ class AudioHost:
         """Stop the host's audio and MIDI (it closes them in order) and wait for it to exit."""
         if self._conns.get("control") is not None and self._proc.poll() is None:
             try:
-                self.call("stop")
+                self.call("stop", timeout=10.0)
             except Exception:  # noqa: BLE001 - a host that cannot stop cleanly is killed below
                 pass
         self._disconnect()
@@ -274,7 +276,7 @@ class AudioHost:
         """The host's server died: it drops its stream without calling into it and exits (see audio_io)."""
         if self._conns.get("control") is not None and self._proc.poll() is None:
             try:
-                self.call("abandon")
+                self.call("abandon", timeout=5.0)
             except Exception:  # noqa: BLE001 - it exits right after replying, or is gone already
                 pass
         self._disconnect()
@@ -319,6 +321,7 @@ class RemoteAudio:
         self.block_size = int(info["block_size"])
         self.channels = int(info["channels"])
         self._latency = float(info["latency"])
+        self.realtime = bool(info.get("realtime", False))  # the host's other threads run real-time (see the host)
         self._hostapi = str(info["hostapi"])
         self.stream = SimpleNamespace(device=info["device"])
         self._snap: dict = {}
@@ -567,6 +570,21 @@ class _Host:
         self.block.midi = None
 
 
+def _promote_to_realtime(priority: int = 1) -> bool:
+    """Run this thread, and every thread it starts from now on (they inherit it), at the lowest real-time priority
+    where the system allows it (where JACK may run real-time, e.g. the audio group's rtprio limit). Why: the callback
+    (JACK's own real-time thread, a higher priority) needs this process's interpreter lock; when one of our other
+    threads holds it for a moment and ordinary work preempts that thread, the callback waits for the preemption
+    to end. ``bench app`` saw 10 ms once at 512 frames beside a training run. False where not allowed (then as before)."""
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        return False
+    return True
+
+
 def _reply_error(conn, stage: str, exc: BaseException) -> None:
     conn.send(("err", stage, type(exc).__name__, str(exc)[:2000]))
 
@@ -610,8 +628,12 @@ def _serve(conn, host: _Host) -> None:
         except (EOFError, OSError):
             os._exit(0)
         if method == "stop":
-            host.close_midi(True)
-            host.audio.stop()
+            if host.audio.alive():
+                host.close_midi(True)  # while the callback still drains it
+                host.audio.stop()
+            else:  # its server is gone: any call into the stream would wait forever (see audio_io)
+                host.audio.abandon()
+                host.close_midi(False)
             conn.send(("ok", None))
             os._exit(0)
         if method == "abandon":
@@ -634,6 +656,7 @@ def _host_main(address: str) -> None:
         conn.send(name)
         conns[name] = conn
     config = conns["control"].recv()
+    realtime = _promote_to_realtime() if config.get("realtime", True) else False
     host = None
     try:
         host = _Host(config)
@@ -645,7 +668,7 @@ def _host_main(address: str) -> None:
     # threads, and what exists now is never collected (a full collection would walk it holding the lock)
     sys.setswitchinterval(0.001)
     gc.freeze()
-    conns["control"].send(("ok", info))
+    conns["control"].send(("ok", {**info, "realtime": realtime}))
     for target, name in ((_feed_loop, "feed"), (_report_loop, "report")):
         threading.Thread(target=target, args=(conns[name], host), name=f"host-{name}", daemon=True).start()
     _serve(conns["control"], host)

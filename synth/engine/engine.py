@@ -15,6 +15,12 @@ Threads and who touches what:
   layer's level out (``synth.engine.velocity``), with one it is the velocity curve as before.
 
 So the callback holds no lock anyone else takes, allocates nothing in steady state, and never calls torch.
+
+With ``audio_process=True`` (the app's and ``synth play``'s default) the audio callback, the MIDI input, the mixer and
+the limiter run in the audio host, a process of their own (``synth.engine.audio_host``): the same ``BlockRenderer``
+there, fed over a local socket with this engine's events and the buffers its slots receive, reporting back the MIDI
+events it played and the CC values. The callback's interpreter is then that small process's, so the window, the
+worker and the preview decoder here can no longer make it wait (issue 19).
 """
 
 from __future__ import annotations

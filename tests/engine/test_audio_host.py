@@ -1,7 +1,7 @@
 """The audio host (synth.engine.audio_host): the callback, MIDI, mixer and limiter in a process of their own.
 
-The point of it, tested on the real JACK bus: the app's interpreter held for a whole second (a long C call that never
-releases the lock) stalls an in-process callback into underflows, and does not touch the host's. Then what the host
+The point of it, tested on the real JACK bus: the app's interpreter held for 0.3 s (a C call that keeps the lock)
+silences an in-process callback's blocks, and does not touch the host's. Then what the host
 must keep of the in-process engine: buffers that change under a held note, each audio array sent once, a device
 that does not open raising the same error, and a host that dies showing up as lost audio.
 """
@@ -9,7 +9,6 @@ that does not open raising the same error, and a host that dies showing up as lo
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -80,38 +79,68 @@ def _started(engine, rec: Recorder | None = None):
     return engine
 
 
-def _hold_the_interpreter(seconds: float) -> float:
-    """Sort a list long enough to take ``seconds``: one C call that never releases the interpreter lock."""
-    values = [random.random() for _ in range(200_000)]
-    t0 = time.perf_counter()
-    values.sort()
-    per = time.perf_counter() - t0
-    values = [random.random() for _ in range(int(200_000 * seconds / max(per, 1e-4)))]
-    t0 = time.perf_counter()
-    values.sort()
-    return time.perf_counter() - t0
+# The app stand-in: a process that plays a held note through the engine and, when told, holds its own interpreter
+# for STALL_S (a libc sleep called through ctypes.PyDLL keeps the lock). The recorder lives in the test process, so
+# only the engine's process is stalled.
+STALL_S = 0.3
+APP = """
+import ctypes, sys, time
+from synth.engine.engine import Engine
+from synth.engine.sources import SineNoteSource
+engine = Engine(SineNoteSource(pitch_range=(57, 64)), sample_rate=48000, block_size=1024, device=int(sys.argv[2]),
+                midi=False, use_grid=False, audio_process=sys.argv[1] == "1")
+engine.start()
+while not engine.generation_idle():
+    time.sleep(0.05)
+engine.note_on(60, 100)
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "stall":
+        ctypes.PyDLL(None).usleep(int(float(sys.argv[3]) * 1e6))
+        print("stalled", flush=True)
+    else:
+        break
+engine.stop()
+"""
+
+
+def _block_rms(signal: np.ndarray, block: int = 1024) -> np.ndarray:
+    n = len(signal) // block
+    return np.sqrt(np.mean(signal[: n * block].reshape(n, block) ** 2, axis=1))
 
 
 @pytest.mark.jack
 @pytest.mark.parametrize("audio_process", [False, True], ids=["in_process", "audio_host"])
-def test_a_busy_app_interpreter_stalls_only_an_in_process_callback(jack_server, audio_process):
-    engine = _started(_engine(audio_process))
+def test_a_stalled_app_interpreter_silences_only_an_in_process_callback(jack_server, audio_process):
+    rec = Recorder(name=unique_name("stallrec"))
+    before = output_ports()
+    app = subprocess.Popen([sys.executable, "-c", APP, "1" if audio_process else "0", str(jack_output_device()),
+                            str(STALL_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        engine.note_on(60, 100)
+        assert app.stdout.readline().strip() == "ready"
+        rec.connect_from(*new_output_ports(before)[:2])
+        rec.start()
+        time.sleep(0.5)
+        start = rec.frame_time
+        app.stdin.write("stall\n")
+        app.stdin.flush()
+        assert app.stdout.readline().strip() == "stalled"
         time.sleep(0.3)
-        before = engine.meters()["xruns"]
-        held = _hold_the_interpreter(1.0)
-        time.sleep(0.3)
-        after = engine.meters()
-        engine.note_off(60)
+        end = rec.frame_time
+        app.stdin.write("quit\n")
+        app.stdin.flush()
+        app.wait(timeout=20)
     finally:
-        engine.stop()
-    assert held > 0.5, held
-    if audio_process:
-        assert after["xruns"] == before, after
-        assert after["voices"] == 1
-    else:  # the control: the same stall does underflow a callback that needs this interpreter
-        assert after["xruns"] > before, (held, after)
+        rec.close()
+        if app.poll() is None:
+            app.kill()
+    levels = _block_rms(rec.audio(start, end))
+    typical = float(np.median(levels))
+    assert typical > 0.01 and end - start > (STALL_S + 0.2) * rec.samplerate, (typical, end - start)
+    if audio_process:  # the note plays on through the stall: no block falls silent
+        assert levels.min() > 0.3 * typical, np.round(levels / typical, 2)
+    else:  # the control: the same stall silences blocks of a callback that needs that interpreter
+        assert (levels < 0.05 * typical).sum() >= 3, np.round(levels / typical, 2)
 
 
 @pytest.mark.jack
