@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.engine.buffers import BufferSlot
-from synth.engine.bundle_source import BundleSource, open_bundle
 from synth.engine.audio_host import AudioHost, MirroredSlot, RemoteMidi, audio_process_default
 from synth.engine.block import PANIC, BlockRenderer
+from synth.engine.buffers import BufferSlot
+from synth.engine.bundle_source import BundleSource, open_bundle
 from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
 from synth.engine.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event, MidiInput
 from synth.engine.note_cache import GridStore, NoteCache

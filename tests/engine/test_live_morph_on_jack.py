@@ -27,13 +27,14 @@ def wait(pred, timeout):
     return pred()
 
 
-def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server):
+@pytest.mark.parametrize("audio_process", [False, True], ids=["in_process", "audio_host"])
+def test_held_note_follows_a_drag_on_a_fresh_cache(jack_server, audio_process):
     from synth.engine.engine import Engine
 
     source = SlowSineNoteSource(pitch_range=(55, 59), delay_per_note=1.5)
     before = output_ports()
     engine = Engine(source, sample_rate=48000, block_size=1024, device=jack_output_device(),
-                    midi_client=unique_name("pgesam"), use_grid=False)
+                    midi_client=unique_name("pgesam"), use_grid=False, audio_process=audio_process)
     rec = None
     try:
         engine.set_point(-1.0, 0.0)
