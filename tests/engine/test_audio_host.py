@@ -184,7 +184,12 @@ def test_audio_shared_by_several_slots_is_sent_once(jack_server):
         host = engine._host
         slots = [s for layer in engine.layer_slots for s in layer]
         note = next(s.buffer for s in slots if s.buffer is not None)
+        notes = len({id(s.buffer.data) for s in slots if s.buffer is not None})
+        deadline = time.monotonic() + 10
+        while len(host._sent) < notes and time.monotonic() < deadline:  # the feed thread catches up
+            time.sleep(0.02)
         before = len(host._sent)
+        assert before == notes
         for pitch in (20, 21, 22):  # three keys borrow one note (as the stand-ins of velocity layers do)
             engine.layer_slots[0][pitch].buffer = stand_in(note, 0.5)
         time.sleep(0.2)
