@@ -137,8 +137,9 @@ def test_a_stalled_app_interpreter_silences_only_an_in_process_callback(jack_ser
     levels = _block_rms(rec.audio(start, end))
     typical = float(np.median(levels))
     assert typical > 0.01 and end - start > (STALL_S + 0.2) * rec.samplerate, (typical, end - start)
-    if audio_process:  # the note plays on through the stall: no block falls silent
-        assert levels.min() > 0.3 * typical, np.round(levels / typical, 2)
+    if audio_process:  # the note plays on through the stall (a 0.3 s stall spans 14 blocks; one may fall to a stall
+        # of the machine itself, which a C client gets too: see README, "bench app")
+        assert (levels < 0.3 * typical).sum() <= 1, np.round(levels / typical, 2)
     else:  # the control: the same stall silences blocks of a callback that needs that interpreter
         assert (levels < 0.05 * typical).sum() >= 3, np.round(levels / typical, 2)
 

@@ -36,9 +36,11 @@ def test_underflows_are_recorded_with_the_late_callback_as_their_cause(jack_serv
     assert audio.xruns >= 1, "a callback three blocks late must underflow"
     records = audio.xrun_context()
     assert len(records) == audio.xruns
-    first = records[0]
-    # PortAudio flags a callback after the late one: the record looks back over the last few callbacks
-    assert 40 < first["callback"] <= 40 + 6 and first["load"] > 2.0 and first["cause"] == "interpreter", records
+    # PortAudio flags a callback after the late one: the record looks back over the last few callbacks. Other
+    # underflows may come with it (the machine's own: a JACK client activating, a stall of this shared VM), each
+    # with its own record; the one after callback 40 must name our late callback.
+    ours = [r for r in records if 40 < r["callback"] <= 40 + 6]
+    assert ours and ours[0]["load"] > 2.0 and ours[0]["cause"] == "interpreter", records
     assert audio.xrun_context(since=audio.xruns) == []
 
 
