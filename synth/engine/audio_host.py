@@ -7,8 +7,8 @@ with the window (Qt painting, pyqtgraph), the generation worker and the preview 
 beside the same load had none. Here the callback's interpreter belongs to this small process, whose other threads
 only wake to apply a message (a note event, a new note buffer) for well under a millisecond.
 
-How: ``AudioHost`` starts ``python -m synth.engine.audio_host`` with ``subprocess`` and accepts three connections on a
-local socket with an auth key (``multiprocessing.connection``):
+How: ``AudioHost`` starts ``python -m synth.engine.audio_host`` and accepts three connections on a local socket
+(``synth.engine.child``):
 
 - ``control``: calls from the app with a reply (meters, MIDI ports, settings, stop); the first message is the
   configuration, the reply says whether MIDI and audio opened (or which failed, with the exception's type).
@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import gc
 import os
-import secrets
-import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Client, Listener
 from types import SimpleNamespace
 from typing import Callable
 
@@ -42,8 +39,10 @@ import numpy as np
 from synth.engine.audio_io import AudioDeviceError
 from synth.engine.block import BlockRenderer
 from synth.engine.buffers import BufferSlot, NoteBuffer
+from synth.engine.child import close_all, connect_back, kill, spawn_connected, wait_or_kill
 
 CHANNELS = ("control", "feed", "report")
+KEY_ENV = "SYNTH_AUDIO_HOST_KEY"
 REPORT_INTERVAL = 0.005  # s between the host's reports of played MIDI events and CC changes
 RETIRE_SECONDS = 0.25  # s a replaced note buffer stays referenced here (see _Host.retired)
 SNAPSHOT_TTL = 0.005  # s a counter snapshot answers property reads (one call serves a meter refresh's reads)
@@ -111,12 +110,8 @@ class AudioHost:
         self._closed = threading.Event()
         self._sent: dict[int, np.ndarray] = {}  # token -> audio array the host holds (kept alive: ids stay unique)
         self._last: dict[tuple[int, int], NoteBuffer | None] = {}
-        key = secrets.token_bytes(32)
-        listener = Listener(family="AF_UNIX" if os.name == "posix" else "AF_INET", authkey=key)
-        env = dict(os.environ, SYNTH_AUDIO_HOST_KEY=key.hex())
-        self._proc = subprocess.Popen([sys.executable, "-m", "synth.engine.audio_host", str(listener.address)],
-                                      env=env, stdin=subprocess.DEVNULL)
-        self._conns = self._accept(listener, timeout)
+        self._proc, self._conns = spawn_connected("synth.engine.audio_host", [], CHANNELS, KEY_ENV, timeout, HostError,
+                                                  "the audio host")
         control = self._conns["control"]
         control.send(config)
         if not control.poll(timeout):
@@ -140,32 +135,6 @@ class AudioHost:
                          threading.Thread(target=self._report_loop, name="audio-host-report", daemon=True)]
         for thread in self._threads:
             thread.start()
-
-    def _accept(self, listener: Listener, timeout: float) -> dict:
-        conns: dict = {}
-        done = threading.Event()
-
-        def accept() -> None:
-            try:
-                for _ in CHANNELS:
-                    conn = listener.accept()
-                    conns[conn.recv()] = conn
-            except Exception:  # noqa: BLE001 - the host died before connecting: reported below
-                pass
-            done.set()
-
-        threading.Thread(target=accept, name="audio-host-accept", daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not done.wait(0.05):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                break
-        listener.close()
-        if len(conns) != len(CHANNELS):
-            for conn in conns.values():
-                conn.close()
-            self._kill()
-            raise HostError(f"the audio host did not start (exit status {self._proc.poll()})")
-        return conns
 
     # ------------------------------------------------------------------------------------------ app -> host
     def post(self, event) -> None:
@@ -267,10 +236,7 @@ class AudioHost:
             except Exception:  # noqa: BLE001 - a host that cannot stop cleanly is killed below
                 pass
         self._disconnect()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._kill()
+        wait_or_kill(self._proc, 10.0)
 
     def abandon(self) -> None:
         """The host's server died: it drops its stream without calling into it and exits (see audio_io)."""
@@ -280,10 +246,7 @@ class AudioHost:
             except Exception:  # noqa: BLE001 - it exits right after replying, or is gone already
                 pass
         self._disconnect()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._kill()
+        wait_or_kill(self._proc, 5.0)
 
     def _disconnect(self) -> None:
         self._closed.set()
@@ -292,24 +255,12 @@ class AudioHost:
             slot.listener = None
         conns, self._conns = self._conns, {}
         with self._send_lock:
-            for conn in conns.values():
-                try:
-                    conn.close()
-                except OSError:
-                    pass
-
-    def _kill(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=5)
+            close_all(conns)
 
     def __del__(self) -> None:
         proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.kill()
-            except OSError:
-                pass
+        if proc is not None:
+            kill(proc)
 
 
 class RemoteAudio:
@@ -648,13 +599,7 @@ def _serve(conn, host: _Host) -> None:
 
 
 def _host_main(address: str) -> None:
-    key = bytes.fromhex(os.environ.pop("SYNTH_AUDIO_HOST_KEY"))
-    family = "AF_UNIX" if os.name == "posix" else "AF_INET"
-    conns = {}
-    for name in CHANNELS:
-        conn = Client(address, family=family, authkey=key)
-        conn.send(name)
-        conns[name] = conn
+    conns = connect_back(address, CHANNELS, KEY_ENV)
     config = conns["control"].recv()
     realtime = _promote_to_realtime() if config.get("realtime", True) else False
     host = None

@@ -5,9 +5,8 @@ Why: PyTorch runs its CPU kernels holding the GIL. Measured with a probe thread 
 notes with the codec: waits up to 4-7 ms for the interpreter, the length of a 256-frame block; the app's callback
 waited up to 7.7 ms and overran its block while held notes followed a drag (``synth bench app``).
 
-How: ``python -m synth.engine.remote_source`` is started with ``subprocess`` (not multiprocessing: spawning would
-import the app's ``__main__`` again), connects back three times over a local socket with an auth key
-(``multiprocessing.connection``): one connection for exact notes (the generation worker thread), one for previews
+How: ``python -m synth.engine.remote_source`` is started and connects back three times over a local socket
+(``synth.engine.child``): one connection for exact notes (the generation worker thread), one for previews
 (the preview thread), one for control (the "character" setting, anchors). The child holds one ``ModelNoteSource``,
 serves each connection on its own thread, and exits when the parent's ends close (the parent died or closed it).
 Arrays travel pickled (a 4-note preview is ~1 MB: a memcpy here). The parent never imports torch for this source.
@@ -19,19 +18,18 @@ measured in the app for longer.
 from __future__ import annotations
 
 import os
-import secrets
-import subprocess
 import sys
 import threading
-from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from synth.engine.child import close_all, connect_back, kill, spawn_connected, wait_or_kill
 from synth.engine.model_source import settings_of
 
 CHANNELS = ("generate", "preview", "control")
+KEY_ENV = "SYNTH_REMOTE_KEY"
 
 
 class RemoteError(RuntimeError):
@@ -41,33 +39,10 @@ class RemoteError(RuntimeError):
 class RemoteModelSource:
     def __init__(self, path: str | Path, device: str | None = None, timeout: float = 600.0) -> None:
         self.path = Path(path)
-        key = secrets.token_bytes(32)
-        self._listener = Listener(family="AF_UNIX" if os.name == "posix" else "AF_INET", authkey=key)
-        env = dict(os.environ, SYNTH_REMOTE_KEY=key.hex())
-        cmd = [sys.executable, "-m", "synth.engine.remote_source", str(self._listener.address), str(self.path),
-               device or ""]
-        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        self._conns: dict[str, object] = {}
+        self._proc, self._conns = spawn_connected("synth.engine.remote_source", [str(self.path), device or ""],
+                                                  CHANNELS, KEY_ENV, 60.0, RemoteError,
+                                                  f"{self.path}: the generation process")
         self._locks = {name: threading.Lock() for name in CHANNELS}
-        accepted = threading.Event()
-
-        def accept() -> None:
-            try:
-                for _ in CHANNELS:
-                    conn = self._listener.accept()
-                    self._conns[conn.recv()] = conn
-            except Exception:  # noqa: BLE001 - the child died before connecting: reported below
-                pass
-            accepted.set()
-
-        threading.Thread(target=accept, name="remote-accept", daemon=True).start()
-        while not accepted.wait(0.1):
-            if self._proc.poll() is not None:
-                self._listener.close()
-                raise RemoteError(f"{self.path}: the generation process exited ({self._proc.returncode})")
-        self._listener.close()
-        if len(self._conns) != len(CHANNELS):
-            raise RemoteError(f"{self.path}: the generation process did not connect")
         conn = self._conns["control"]
         if not conn.poll(timeout):
             self.close()
@@ -157,25 +132,14 @@ class RemoteModelSource:
         return int(self._call("control", "anchor_count"))
 
     def close(self) -> None:
-        for conn in self._conns.values():
-            try:
-                conn.close()
-            except OSError:
-                pass
+        close_all(self._conns)
         self._conns = {}
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=5)
+        wait_or_kill(self._proc, 5.0)
 
     def __del__(self) -> None:
         proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.kill()
-            except OSError:
-                pass
+        if proc is not None:
+            kill(proc)
 
 
 # ---------------------------------------------------------------------------------------------------- the child
@@ -222,12 +186,7 @@ class _Handler:
 
 
 def _child_main(address: str, path: str, device: str) -> None:
-    key = bytes.fromhex(os.environ.pop("SYNTH_REMOTE_KEY"))
-    conns = {}
-    for name in CHANNELS:
-        conn = Client(address, family="AF_UNIX" if os.name == "posix" else "AF_INET", authkey=key)
-        conn.send(name)
-        conns[name] = conn
+    conns = connect_back(address, CHANNELS, KEY_ENV)
     try:
         import torch
 
