@@ -183,10 +183,12 @@ class AudioHost:
         self._feed(("slot", where[0], where[1], token, meta))
 
     def _prune(self) -> None:
-        """Tell the host to forget audio no slot plays any more (voices still playing it keep their reference)."""
-        if len(self._sent) <= 2 * sum(len(layer) for layer in self._slots):
-            return
+        """Tell the host to forget audio no slot plays any more (voices still playing it keep their reference, and
+        the host keeps replaced buffers a moment): during a drag every preview is new audio, ~0.8 MB a note, which
+        would otherwise pile up here and there."""
         live = {id(b.data) for b in self._last.values() if b is not None}
+        if len(self._sent) <= len(live):
+            return
         for token in [t for t in self._sent if t not in live]:
             del self._sent[token]
             self._feed(("drop", token))
