@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -177,7 +178,7 @@ def test_a_held_note_follows_a_new_buffer_in_the_host(jack_server):
 
 
 @pytest.mark.jack
-def test_audio_shared_by_several_slots_is_sent_once(jack_server):
+def test_audio_shared_by_several_slots_is_sent_once_and_forgotten_when_unplayed(jack_server):
     from synth.engine.buffers import stand_in
 
     engine = _started(_engine(True))
@@ -197,6 +198,12 @@ def test_audio_shared_by_several_slots_is_sent_once(jack_server):
         assert len(host._sent) == before  # that audio was in the host already
         live = {id(s.buffer.data) for s in slots if s.buffer is not None}
         assert set(host._sent) >= live
+        for level in np.linspace(0.1, 0.9, 20):  # a drag: every preview is new audio for the same slot
+            engine.layer_slots[0][20].buffer = replace(note, data=note.data * np.float32(level))
+            time.sleep(0.01)
+        time.sleep(0.2)
+        live = {id(s.buffer.data) for s in slots if s.buffer is not None}
+        assert set(host._sent) == live  # what no slot plays any more is forgotten, here and in the host
     finally:
         engine.stop()
 
