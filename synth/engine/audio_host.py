@@ -528,7 +528,8 @@ def _promote_to_realtime(priority: int = 1) -> bool:
     where the system allows it (where JACK may run real-time, e.g. the audio group's rtprio limit). Why: the callback
     (JACK's own real-time thread, a higher priority) needs this process's interpreter lock; when one of our other
     threads holds it for a moment and ordinary work preempts that thread, the callback waits for the preemption
-    to end. ``bench app`` saw 10 ms once at 512 frames beside a training run. False where not allowed (then as before)."""
+    to end. ``bench app`` saw 10 ms once at 512 frames beside a training run. False where not allowed (then the
+    threads run as ordinary ones)."""
     if not hasattr(os, "sched_setscheduler"):
         return False
     try:

@@ -1,8 +1,9 @@
 """``run_synth.py --smoke-test``: the window is open; play one note through the engine and check it is not silent.
 
 With a JACK server running the note goes out through the real audio stream (a tap on the engine's block function
-measures what the callback hands to PortAudio; with the audio host, the host's callback measures it); without one, blocks are pulled from the engine directly (a null
-output). Either way the sound comes from the same engine path a player hears.
+measures what the callback hands to PortAudio; with the audio host, the host's callback measures it); without one,
+blocks are pulled from the engine directly (a null output). Either way the sound comes from the same engine path a
+player hears.
 """
 
 from __future__ import annotations
