@@ -100,7 +100,6 @@ class AudioHost:
 
     def __init__(self, config: dict, layer_slots: list[list[MirroredSlot]], mirror: BlockRenderer,
                  timeout: float = 60.0) -> None:
-        self.failed_stage: str | None = None
         self._slots = layer_slots
         self._mirror = mirror  # the app's BlockRenderer: the host's reports land in its seen deque and CC stores
         self._send_lock = threading.Lock()  # feed sends from the feed thread and from note events
@@ -119,9 +118,9 @@ class AudioHost:
             raise HostError(f"the audio host did not open audio in {timeout:.0f} s")
         reply = control.recv()
         if reply[0] != "ok":
-            _, self.failed_stage, kind, message = reply
+            _, stage, kind, message = reply
             self.close()
-            _raise_remote(self.failed_stage, kind, message)
+            _raise_remote(stage, kind, message)
         info = reply[1]
         self.audio = RemoteAudio(self, info)
         self.midi = RemoteMidi(self, info["midi_port"]) if info["midi_port"] else None
@@ -131,10 +130,8 @@ class AudioHost:
                 if slot.buffer is not None:
                     self._dirty.append(slot)
         self._wake.set()
-        self._threads = [threading.Thread(target=self._feed_loop, name="audio-host-feed", daemon=True),
-                         threading.Thread(target=self._report_loop, name="audio-host-report", daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        for target, name in ((self._feed_loop, "audio-host-feed"), (self._report_loop, "audio-host-report")):
+            threading.Thread(target=target, name=name, daemon=True).start()
 
     # ------------------------------------------------------------------------------------------ app -> host
     def post(self, event) -> None:
@@ -399,17 +396,10 @@ class _Host:
     """The host process's state: the block renderer, its stream and MIDI input, and the buffers the app sent."""
 
     def __init__(self, config: dict) -> None:
-        from synth.engine.limiter import PeakLimiter
-        from synth.engine.voices import Mixer
-
-        s = config["settings"]
-        self.mixer = Mixer(config["sample_rate"], config["block_size"], config["max_voices"], attack=s["attack"],
-                           release=s["release"], bend_range=s["bend_range"], velocity_curve=s["velocity_curve"])
-        self.mixer.set_velocity_layers(config["velocity_layers"])
-        self.limiter = PeakLimiter(config["sample_rate"], config["block_size"], config["channels"],
-                                   master_gain_db=s["master_gain_db"])
         slots = [[BufferSlot() for _ in range(128)] for _ in config["velocity_layers"]]
-        self.block = BlockRenderer(self.mixer, self.limiter, slots)
+        self.block = BlockRenderer.create(config["sample_rate"], config["block_size"], config["channels"],
+                                          config["max_voices"], config["velocity_layers"], config["settings"], slots)
+        self.mixer, self.limiter = self.block.mixer, self.block.limiter
         self.audio_data: dict[int, np.ndarray] = {}
         # Buffers a slot no longer plays, kept RETIRE_SECONDS (voices move to the newest within a 30 ms crossfade) and
         # let go by the report thread: otherwise a voice dropping the last reference would free the audio (an munmap
@@ -604,7 +594,7 @@ def _serve(conn, host: _Host) -> None:
 def _host_main(address: str) -> None:
     conns = connect_back(address, CHANNELS, KEY_ENV)
     config = conns["control"].recv()
-    realtime = _promote_to_realtime() if config.get("realtime", True) else False
+    realtime = _promote_to_realtime()
     host = None
     try:
         host = _Host(config)

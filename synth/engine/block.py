@@ -38,6 +38,17 @@ class BlockRenderer:
         self.cc_counts = bytearray(129)  # index 128: program changes
         self.program = 0
 
+    @classmethod
+    def create(cls, sample_rate: int, block_size: int, channels: int, max_voices: int, velocity_layers,
+               settings: dict, layer_slots: list[list[BufferSlot]]) -> "BlockRenderer":
+        """A renderer with a new mixer and limiter set up from ``settings`` (``EngineSettings`` as a dict): the
+        engine's in-process one and the audio host's are built the same way."""
+        mixer = Mixer(sample_rate, block_size, max_voices, attack=settings["attack"], release=settings["release"],
+                      bend_range=settings["bend_range"], velocity_curve=settings["velocity_curve"])
+        mixer.set_velocity_layers(velocity_layers)
+        limiter = PeakLimiter(sample_rate, block_size, channels, master_gain_db=settings["master_gain_db"])
+        return cls(mixer, limiter, layer_slots)
+
     def process_block(self, out: np.ndarray) -> None:
         """One audio block: apply queued events, mix the voices, master gain + limiter. Real-time safe."""
         midi = self.midi
@@ -86,6 +97,5 @@ class BlockRenderer:
         """Plain stores the callback reads at its next block (and a table swap for the velocity curve)."""
         mixer = self.mixer
         mixer.attack, mixer.release, mixer.bend_range = float(attack), float(release), float(bend_range)
-        if velocity_curve != mixer._curve:  # a new gain table only when the curve changes
-            mixer.set_velocity_curve(velocity_curve)
+        mixer.set_velocity_curve(velocity_curve)  # one table reference swapped (equal values when unchanged)
         self.limiter.set_master_gain_db(float(master_gain_db))

@@ -38,11 +38,10 @@ from synth.engine.audio_host import AudioHost, MirroredSlot, RemoteMidi, audio_p
 from synth.engine.block import PANIC, BlockRenderer
 from synth.engine.buffers import BufferSlot
 from synth.engine.bundle_source import BundleSource, open_bundle
-from synth.engine.limiter import PeakLimiter, db_to_gain, gain_to_db
+from synth.engine.limiter import db_to_gain, gain_to_db
 from synth.engine.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, NOTE_OFF, NOTE_ON, SUSTAIN, Event, MidiInput
 from synth.engine.note_cache import GridStore, NoteCache
 from synth.engine.sources import NoteSource, SineNoteSource, source_bounds, source_hash, velocity_layers_of
-from synth.engine.voices import Mixer
 from synth.engine.worker import GenerationWorker
 
 
@@ -86,12 +85,7 @@ class Engine:
         self.midi_enabled = midi
         self.midi_client = midi_client
         self.settings = settings or EngineSettings()
-        s = self.settings
-        self.mixer = Mixer(self.sample_rate, self.block_size, max_voices, attack=s.attack, release=s.release,
-                           bend_range=s.bend_range, velocity_curve=s.velocity_curve)
-        self.limiter = PeakLimiter(self.sample_rate, self.block_size, self.channels, master_gain_db=s.master_gain_db)
         self.velocity_layers = velocity_layers_of(source)
-        self.mixer.set_velocity_layers(self.velocity_layers)
         # one list of 128 slots per velocity layer; ``slots`` is the velocity-100 layer's (the only one mostly)
         # audio_process: the callback, MIDI input, mixer and limiter run in the audio host (synth.engine.audio_host),
         # where the app's other threads cannot hold its interpreter; the slots then mirror their buffers there
@@ -99,6 +93,11 @@ class Engine:
         self._host: AudioHost | None = None
         self.layer_slots = [[MirroredSlot(layer=layer, pitch=pitch) if self.audio_process else BufferSlot()
                              for pitch in range(128)] for layer in range(len(self.velocity_layers))]
+        # the audio thread's side: mixer, limiter, event deque, the MIDI events it played and the CC stores
+        # (with an audio host, the host builds its own the same way, and its reports fill the last two here)
+        self.block = BlockRenderer.create(self.sample_rate, self.block_size, self.channels, max_voices,
+                                          self.velocity_layers, asdict(self.settings), self.layer_slots)
+        self.mixer, self.limiter = self.block.mixer, self.block.limiter
         self.cache = NoteCache(self.sample_rate, max_bytes=cache_bytes, velocity_layers=self.velocity_layers,
                                held_seconds=float(getattr(source, "held_seconds", 3.0)))
         grid = GridStore(source_hash(source), Path(grid_root) if grid_root else None) if use_grid else None
@@ -110,9 +109,6 @@ class Engine:
         # preview: held notes follow a pad drag with the source's fast approximation (issue 19), no grid needed
         self.worker = GenerationWorker(source, self.cache, self.layer_slots, grid=grid, priority=self.priority,
                                        batch_size=batch_size, preview=preview)
-        # the audio thread's side: mixer, limiter, event deque, the MIDI events it played and the CC stores
-        # (with an audio host, the host's reports fill the last two here)
-        self.block = BlockRenderer(self.mixer, self.limiter, self.layer_slots)
         self._events: deque[Event] = self.block.events
         self._seen: deque[Event] = self.block.seen
         self.cc_values = self.block.cc_values
