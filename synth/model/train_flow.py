@@ -164,6 +164,20 @@ def valid_subset(valid: NoteSet, points: torch.Tensor, n: int, seed: int = 0):
     return valid.x[idx], points[idx], valid.pitch[idx], valid.velocity[idx]
 
 
+def load_init(net: FlowNet, ema: FlowNet, init: FlowNet) -> None:
+    """Start ``net`` and ``ema`` from ``init``'s weights (fine-tuning a trained flow on a new schedule). The networks
+    must have the same shape; sampling and training-only fields may differ."""
+    shaped = ("dim", "d_model", "n_layers", "n_heads", "ff_mult", "patch", "num_frames", "latent_dim", "pitch_min",
+              "pitch_max", "velocity_layers")
+    differ = [k for k in shaped if getattr(init.cfg, k) != getattr(net.cfg, k)]
+    if differ:
+        raise RuntimeError("the --init flow has another shape (" + ", ".join(
+            f"{k}: {getattr(init.cfg, k)} vs {getattr(net.cfg, k)}" for k in differ) + ")")
+    state = {k: v.float() for k, v in init.state_dict().items()}
+    net.load_state_dict(state)
+    ema.load_state_dict(state)
+
+
 def _update_ema(ema: FlowNet, net: FlowNet, decay: float) -> None:
     with torch.no_grad():
         for e, p in zip(ema.parameters(), net.parameters()):
@@ -184,10 +198,12 @@ def train_flow(
     ckpt_minutes: float = 5.0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    init: FlowNet | None = None,
 ) -> FlowNet:
     """Train or resume until ``minutes`` of wall time (this call), ``max_steps`` (absolute) or ``cfg.total_steps``.
     ``train_points`` ``[N, 2]``: each training note's condition point (``instrument_points``). Returns the EMA
-    network in eval mode.
+    network in eval mode. ``init``: a trained flow whose weights start a new run (network and EMA; the optimizer,
+    schedule and step start afresh); ignored when the run folder already holds a checkpoint to resume.
 
     Under torchrun (see ``synth.distributed``) every rank draws the same global batch from ``gen`` and trains on its
     share, with noise and flow times of its own; the EMA follows identical weights on every rank; rank 0 validates,
@@ -221,6 +237,8 @@ def train_flow(
         step, best, elapsed = ck["step"], ck["best"], ck["elapsed"]
         gen.set_state(ck["gen"])
         _set_rng_state(ck["rng"])
+    elif init is not None:
+        load_init(net, ema, init)
     if dd.is_main():
         cfg.save(out / "flow.json")
     loss_of = dd.wrap(net, flow_loss)  # flow_loss(net, ...) in a world of one, else inside DDP

@@ -15,6 +15,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_stage2_args(parser, vae_help="VAE run folder (vae.json + vae.pt): gives the timbre points",
                     out_example="runs/flow/base", valid_notes=128, set_help="override a FlowConfig field",
                     device_help="cpu or cuda (default: cuda when available)", ckpt_minutes=True)
+    parser.add_argument("--init", default=None, metavar="FOLDER",
+                        help="start a new run from a trained flow: a flow run folder (flow.json + flow.pt) or a bundle "
+                             "folder with a flow; ignored when --out already holds a checkpoint (that run resumes)")
+
+
+def load_init_flow(folder: str | Path):
+    """The trained flow in ``folder`` (a run folder or a bundle), or raise ValueError naming the folder."""
+    from synth.model.flow import load_flow
+
+    p = Path(folder)
+    if (p / "flow.json").exists() and (p / "flow.pt").exists():
+        return load_flow(p)
+    if (p / "bundle.json").exists():
+        from synth.model.bundle import load_bundle
+
+        flow = load_bundle(p, device="cpu").flow
+        if flow is None:
+            raise ValueError(f"--init {p}: the bundle has no flow (bundle.json without flow_config)")
+        return flow
+    raise ValueError(f"--init {p}: neither a flow run folder (flow.json + flow.pt) nor a bundle (bundle.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     device = distributed.local_device(device)  # torchrun: this rank's GPU, before the VAE goes there
     vae = load_vae(args.vae).to(device)
+    init = None
+    if args.init and not (out / "ckpt.pt").exists():
+        try:
+            init = load_init_flow(args.init)
+        except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: a BundleError naming the bad file
+            print(exc, file=sys.stderr)
+            return 2
     _, t, d = cache_shape(emb, "train")
     if (out / "flow.json").exists():
         cfg = FlowConfig.load(out / "flow.json")
@@ -70,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
             train_flow(train, valid, train_pts, valid_pts, cfg, out, minutes=args.minutes, max_steps=args.steps,
                        valid_every=args.valid_every, valid_notes=args.valid_notes, ckpt_minutes=args.ckpt_minutes,
-                       device=dd.device, progress=not args.no_progress)
+                       device=dd.device, progress=not args.no_progress, init=init)
     except RuntimeError as exc:  # a resume the checkpoint does not allow: say why, change nothing
         print(exc, file=sys.stderr)
         return 2

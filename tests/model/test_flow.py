@@ -312,6 +312,30 @@ def test_onset_weighting_and_velocity_balance():
         tiny_cfg(onset_weight=0.0).validate()
 
 
+def test_a_new_run_starts_from_a_trained_flow_and_a_resume_ignores_it(tmp_path):
+    from synth.model.train_flow import train_flow, valid_loss
+
+    notes, pts = _tiny_task()
+    cfg = tiny_cfg(lr=3e-3)
+    val = (notes.x, pts, notes.pitch, notes.velocity)
+    trained = train_flow(notes, None, pts, None, cfg, tmp_path / "a", max_steps=60, valid_every=100, progress=False)
+    # step 0 of a fine-tuning run: network and EMA are the trained weights, on a schedule of its own
+    start = train_flow(notes, None, pts, None, tiny_cfg(lr=1e-3, total_steps=500), tmp_path / "b", max_steps=0,
+                       progress=False, init=trained)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), start.state_dict().values()))
+    assert valid_loss(start, *val) == pytest.approx(valid_loss(trained, *val))
+    tuned = train_flow(notes, None, pts, None, tiny_cfg(lr=1e-3, total_steps=500), tmp_path / "b", max_steps=20,
+                       valid_every=100, progress=False, init=trained)
+    assert torch.load(tmp_path / "b" / "ckpt.pt", weights_only=False)["step"] == 20
+    # resuming the fine-tuning run continues its own checkpoint; a fresh net would be far from the trained one
+    resumed = train_flow(notes, None, pts, None, tiny_cfg(lr=1e-3, total_steps=500), tmp_path / "b", max_steps=20,
+                         progress=False, init=FlowNet(cfg))
+    assert all(torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), resumed.state_dict().values()))
+    with pytest.raises(RuntimeError, match="d_model: 32 vs 16"):
+        train_flow(notes, None, pts, None, tiny_cfg(d_model=16), tmp_path / "c", max_steps=1, progress=False,
+                   init=trained)
+
+
 def test_cli_trains_resumes_and_benches(tmp_path, capsys):
     from synth.cli import main
     from tests.model.fakecache import write_fake_cache
@@ -338,6 +362,13 @@ def test_cli_trains_resumes_and_benches(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--steps", "8", "--set", "d_model=32"]) == 2
     assert "d_model" in capsys.readouterr().err
+    # --init: a new run from the trained one (its run folder); a folder without a flow is refused by name
+    capsys.readouterr()
+    init_args = [*args, "--out", str(tmp_path / "tuned"), "--steps", "1", *tiny_flow]
+    assert main([*init_args, "--init", str(tmp_path)]) == 2
+    assert f"--init {tmp_path}: neither a flow run folder" in capsys.readouterr().err
+    assert main([*init_args, "--init", str(out)]) == 0
+    assert json.loads((tmp_path / "tuned" / "log.jsonl").read_text().splitlines()[-1])["step"] == 1
     flow = load_flow(out)
     assert flow.cfg.num_frames == 24 and flow.cfg.dim == 8 and flow.cfg.pitch_min == 21
     frames = flow.generate(torch.tensor([[0.1, 0.2]] * 3), torch.tensor([21, 60, 108]), velocities=[40, 100, 127],
