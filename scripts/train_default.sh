@@ -3,7 +3,7 @@
 # after an interruption and finished steps are skipped (dataset and caches are incremental, training runs resume
 # from their checkpoints and count their time budget across resumes). The options of every step live in
 # recipes/default.json (one section per step); budgets are sized for a 2-core CPU: on a GPU set MINUTES_CODEC,
-# MINUTES_CODEC_DECODER(_2), EPOCHS_VAE, MINUTES_FLOW, MINUTES_GEN to override them (every training command also
+# MINUTES_CODEC_DECODER(_2), EPOCHS_VAE, MINUTES_FLOW(_2), MINUTES_GEN to override them (every training command also
 # takes --device cuda, and torchrun for several GPUs: README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,10 @@ step 3 && wait
 # 4. stage 1: the timbre VAE (the encoder sees neither pitch nor velocity: the map is timbre only)
 step 4 && $PY -m synth train vae --recipe $R:train_vae $(opt --epochs "${EPOCHS_VAE:-}")
 # 5. stage 2, two generators side by side (VAE frozen), one core each: the flow-matching sampler that plays
-#    (synth/model/flow.py) and the MSE generator (baseline and fallback)
-step 5 && $PY -m synth train flow --recipe $R:train_flow $(opt --minutes "${MINUTES_FLOW:-}") &
+#    (synth/model/flow.py; 30 minutes, then trained on from those weights on a longer schedule) and the MSE generator
+#    (baseline and fallback)
+step 5 && { $PY -m synth train flow --recipe $R:train_flow $(opt --minutes "${MINUTES_FLOW:-}") && \
+            $PY -m synth train flow --recipe $R:train_flow_2 $(opt --minutes "${MINUTES_FLOW_2:-}"); } &
 step 5 && $PY -m synth train generator --recipe $R:train_generator $(opt --minutes "${MINUTES_GEN:-}")
 step 5 && wait
 # 6. the bundle the app loads (the flow sampler plays; the card says why, with numbers)
