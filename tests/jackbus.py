@@ -152,6 +152,17 @@ def dominant_tone(signal: np.ndarray, samplerate: int) -> Tone:
     return Tone(frequency=(k + offset) * samplerate / n_fft, rms=float(np.sqrt(np.mean(signal**2))))
 
 
+def median_f0(signal: np.ndarray, samplerate: int, fmin: float = 50.0, fmax: float = 2000.0) -> float:
+    """Median pYIN f0 (Hz) over the voiced frames; NaN when none is voiced. The pitch a listener hears, where
+    ``dominant_tone`` gives the loudest partial (often the second harmonic of a real timbre)."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(np.asarray(signal, dtype=np.float64), fmin=fmin, fmax=fmax, sr=samplerate,
+                                 frame_length=4096, hop_length=1024)
+    f0 = f0[voiced & np.isfinite(f0)]
+    return float(np.median(f0)) if f0.size else float("nan")
+
+
 def midi_to_hz(note: float) -> float:
     return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
 
