@@ -173,9 +173,8 @@ def load_init(net: FlowNet, ema: FlowNet, init: FlowNet) -> None:
     if differ:
         raise RuntimeError("the --init flow has another shape (" + ", ".join(
             f"{k}: {getattr(init.cfg, k)} vs {getattr(net.cfg, k)}" for k in differ) + ")")
-    state = {k: v.float() for k, v in init.state_dict().items()}
-    net.load_state_dict(state)
-    ema.load_state_dict(state)
+    net.load_state_dict(init.state_dict())  # copied into net's own float32 tensors (a bundle stores float16)
+    ema.load_state_dict(init.state_dict())
 
 
 def _update_ema(ema: FlowNet, net: FlowNet, decay: float) -> None:
