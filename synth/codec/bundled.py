@@ -67,6 +67,10 @@ class CodecConfig:
     # v6.3: a note's first frame plays at the level of the frame after it (see harmonic.fill_onsets); off for older
     # folders, whose decoders were trained without it
     onset_fill: bool = False
+    # v6.6: the exponent p of the harmonic distribution's 1/k^p amplitude prior (logit offset -p ln k). v1-v6.3: 2,
+    # under which a low note's harmonics near 6 kHz (k ~ 100) start at -80 dB and get almost no gradient: the round
+    # trips of MIDI 21-48 sat 15 dB under the real notes above 6 kHz (CODEC_CARD.md, v6.6)
+    harm_prior: float = 2.0
     # harmonic decoder
     hidden: int = 128
     n_blocks: int = 4
@@ -167,7 +171,7 @@ class CodecModel(nn.Module):
                                                loudness_dim=config.loudness_dim, fine_env=config.fine_env,
                                                noise_init_db=config.noise_init_db,
                                                amp_correction_db=config.amp_correction_db,
-                                               onset_fill=config.onset_fill)
+                                               onset_fill=config.onset_fill, harm_prior=config.harm_prior)
             elif config.arch == "seanet":
                 self.decoder = SEANetDecoder(channels=1, dimension=config.dim, n_filters=config.dec_filters,
                                              ratios=list(config.ratios), lstm=config.dec_lstm, causal=False)

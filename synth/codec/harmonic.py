@@ -231,7 +231,7 @@ class HarmonicDecoder(nn.Module):
                  noise_seed: int = 0, f0_bins_per_semitone: int = 5, f0_from_feature: bool = False,
                  f0_correction: float = 1.0, feature_dims: int = 2, loudness_dim: int | None = None,
                  fine_env: int = 0, noise_init_db: float = -65.0, amp_correction_db: float = 12.0,
-                 onset_fill: bool = False):
+                 onset_fill: bool = False, harm_prior: float = 2.0):
         super().__init__()
         # v6 options (all off by default, so v1-v5 folders load unchanged):
         # - loudness_dim: index of the embedding's loudness channel (synth.codec.loudness); the amplitude is that
@@ -243,6 +243,8 @@ class HarmonicDecoder(nn.Module):
         # - noise_init_db: the noise bands' level at initialization relative to the amplitude (v1-v5: about -65 dB,
         #   where the branch got no useful gradient and carried 2e-5 of the output energy).
         self.loudness_dim, self.fine_env, self.onset_fill = loudness_dim, fine_env, onset_fill
+        # - harm_prior: p of the 1/k^p prior on the harmonic amplitudes (v1-v6.3: 2; see CodecConfig.harm_prior)
+        self.harm_prior = harm_prior
         self.amp_log_range = amp_correction_db / 20.0 * math.log(10.0)
         # white noise uniform in [-1, 1] has RMS 1/sqrt(3); the offset puts band magnitude 1 at noise_init_db
         self.noise_offset = math.log(1 / math.sqrt(3)) - noise_init_db / 20.0 * math.log(10.0)
@@ -270,7 +272,7 @@ class HarmonicDecoder(nn.Module):
         # with DDSP's exp_sigmoid the harmonic amplitude collapsed to zero within a few hundred steps and noise took
         # over (measured: even fitting controls directly to real notes put 90%+ of the energy in noise); in log space
         # the same fit puts it in the harmonics and halves the spectral loss (1.59 -> 0.72).
-        harm = raw[..., 1:1 + self.n_harmonics] - 2.0 * torch.log(self.harm_index)  # logits
+        harm = raw[..., 1:1 + self.n_harmonics] - self.harm_prior * torch.log(self.harm_index)  # logits
         k = 1 + self.n_harmonics + self.n_noise_bands
         f0_logits = raw[..., k:k + self.n_f0_out]
         extra: dict[str, torch.Tensor] = {}

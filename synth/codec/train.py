@@ -96,6 +96,10 @@ class TrainConfig:
     # (no re-encode, no VAE/generator retraining). The export then skips the BatchNorm recalibration.
     init_codec: str = ""
     freeze_encoder: bool = False
+    # A fine-tune may give its decoder another harmonic prior exponent (CodecConfig.harm_prior) than the folder it
+    # starts from; None keeps the folder's. The weights are not compensated: a flatter prior starts the high
+    # harmonics loud, where their gradient is strong, and training pulls down what the real notes lack.
+    harm_prior: float | None = None
 
 
 @dataclass
@@ -370,7 +374,9 @@ def train(cfg: TrainConfig, codec_cfg: CodecConfig, out: str | Path, fresh: bool
         # the folder's architecture and weights; the name given (if any) marks the fine-tuned codec, and onset fill
         # (a decoding rule, no weights) may be switched on for it
         codec_cfg = dataclasses.replace(init.config, name=codec_cfg.name or init.config.name,
-                                        onset_fill=init.config.onset_fill or codec_cfg.onset_fill)
+                                        onset_fill=init.config.onset_fill or codec_cfg.onset_fill,
+                                        harm_prior=cfg.harm_prior if cfg.harm_prior is not None
+                                        else init.config.harm_prior)
         init_state = init.model.state_dict()
     model = CodecModel(codec_cfg)
     if init_state is not None:

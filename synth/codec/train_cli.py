@@ -87,6 +87,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="train only the decoder: the embedding (and every cache, VAE and generator built on it) "
                              "stays the same; use with --init-codec")
+    parser.add_argument("--harm-prior", type=float, default=None,
+                        help="exponent p of the harmonic amplitudes' 1/k^p prior (default: 2 for a new codec, the "
+                             "folder's for --init-codec)")
     parser.add_argument("--onset-prob", type=float, default=t.onset_prob,
                         help="share of crops that start at the note onset (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                       init_codec=args.init_codec, freeze_encoder=args.freeze_encoder, onset_prob=args.onset_prob,
                       w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins, w_band=args.w_band,
                       band_fft=args.band_fft, band_bins=args.band_bins, band_pool=args.band_pool, w_env=args.w_env,
-                      env_window=args.env_window)
+                      env_window=args.env_window, harm_prior=args.harm_prior)
     if args.freeze_encoder and not args.init_codec:
         print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
         return 2
@@ -120,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
                             loudness_feature=args.loudness_feature, fine_env=args.fine_env, onset_fill=args.onset_fill,
                             emb_norm_eps=args.emb_norm_eps,
                             noise_init_db=args.noise_init_db, yin_win=args.yin_win, yin_fmin=args.yin_fmin,
-                            yin_fmax=args.yin_fmax)
+                            yin_fmax=args.yin_fmax,
+                            harm_prior=2.0 if args.harm_prior is None else args.harm_prior)
     if not args.minutes and not args.steps:
         print("synth codec train: give --minutes and/or --steps")
         return 2

@@ -25,7 +25,7 @@ DECODER_PREFIX = "decoder."
 # Codec settings that only the decoder reads: they may differ between the two folders.
 DECODER_FIELDS = {"name", "hidden", "n_blocks", "n_harmonics", "n_noise_bands", "noise_seed", "noise_init_db",
                   "amp_correction_db", "fine_env", "dec_filters", "dec_lstm", "midi_min", "midi_max",
-                  "f0_bins_per_semitone", "onset_fill"}
+                  "f0_bins_per_semitone", "onset_fill", "harm_prior"}
 
 
 def encoder_difference(old_dir: Path, new_dir: Path) -> str | None:

@@ -125,15 +125,17 @@ def test_decoder_fine_tune_keeps_the_embedding(tiny_notes, tmp_path):
     train(TrainConfig(steps=4, **base), tiny_config("harmonic"), tmp_path / "first", progress=False,
           export=tmp_path / "start")
     start = load_codec(tmp_path / "start")
-    fine = TrainConfig(steps=5, init_codec=str(tmp_path / "start"), freeze_encoder=True, **base)
+    fine = TrainConfig(steps=5, init_codec=str(tmp_path / "start"), freeze_encoder=True, harm_prior=1.0, **base)
     # the network flags given are ignored in favour of the folder's (a different hidden size would not load)
-    # ... except onset fill, a decoding rule the fine-tune may switch on (no weights change shape)
+    # ... except onset fill, a decoding rule the fine-tune may switch on (no weights change shape), and the
+    # harmonic prior's exponent, which the train config sets
     ignored = dataclasses.replace(tiny_config("harmonic"), hidden=8, name="tiny-fine", onset_fill=True)
     train(fine, ignored, tmp_path / "fine", progress=False)
     train(dataclasses.replace(fine, steps=7), ignored, tmp_path / "fine", progress=False, export=tmp_path / "tuned")
     tuned = load_codec(tmp_path / "tuned")
     assert tuned.config.hidden == start.config.hidden and tuned.config.name == "tiny-fine"
     assert tuned.config.onset_fill and not start.config.onset_fill
+    assert (start.config.harm_prior, tuned.config.harm_prior) == (2.0, 1.0)
     wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 24_000)).astype(np.float32) * 0.1)
     with torch.no_grad():
         assert torch.equal(start.encode(wave), tuned.encode(wave))

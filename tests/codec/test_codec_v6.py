@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from synth.codec.bundled import CodecModel
+from synth.codec.bundled import CodecConfig, CodecModel
 from synth.codec.harmonic import fine_envelope
 from synth.codec.loudness import FLOOR_DB, amplitude, feature_db, frame_level_db, loudness_feature
 from synth.dsp.pitch import feature_midi
@@ -94,6 +94,23 @@ def test_noise_branch_carries_energy_at_initialization():
     full = model.decoder.synthesize(ctrl)
     share = float(noise.square().sum() / full.square().sum())
     assert 1e-3 < share < 0.1, share  # about -25 dB
+
+
+def test_harm_prior_offsets_the_harmonic_logits_by_p_ln_k():
+    """CodecConfig.harm_prior: the same weights give harmonic logits (2 - p) ln k higher under a 1/k^p prior than
+    under v1-v6.3's 1/k^2; a folder without the field keeps 2."""
+    torch.manual_seed(0)
+    old = CodecModel(v6_config()).eval()
+    flat = CodecModel(v6_config(harm_prior=1.0)).eval()
+    flat.load_state_dict(old.state_dict())
+    emb = torch.randn(2, 6, old.config.dim)
+    with torch.no_grad():
+        a, b = old.decoder.controls(emb)["harm"], flat.decoder.controls(emb)["harm"]
+    k = torch.arange(1, a.shape[-1] + 1, dtype=torch.float32)
+    assert torch.allclose(b - a, torch.log(k).expand_as(a), atol=1e-5)
+    saved = dataclasses.asdict(v6_config())
+    del saved["harm_prior"]  # a folder written before the field existed
+    assert CodecConfig.from_dict(saved).harm_prior == 2.0
 
 
 def test_fine_envelope_is_linear_between_points_and_keeps_frame_power():
