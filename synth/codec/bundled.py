@@ -67,9 +67,10 @@ class CodecConfig:
     # v6.3: a note's first frame plays at the level of the frame after it (see harmonic.fill_onsets); off for older
     # folders, whose decoders were trained without it
     onset_fill: bool = False
-    # v6.6: the exponent p of the harmonic distribution's 1/k^p amplitude prior (logit offset -p ln k). v1-v6.3: 2,
-    # under which a low note's harmonics near 6 kHz (k ~ 100) start at -80 dB and get almost no gradient: the round
-    # trips of MIDI 21-48 sat 15 dB under the real notes above 6 kHz (CODEC_CARD.md, v6.6)
+    # The exponent p of the harmonic distribution's 1/k^p amplitude prior (logit offset -p ln k); v1-v6.3: 2. Under
+    # 1/k^2 a low note's harmonics near 6 kHz (k ~ 100) start at -80 dB, and the round trips of MIDI 21-47 sit 15 dB
+    # under the real notes above 6 kHz; decoders fine-tuned with p = 1 and 1.5 did not lift them (CODEC_CARD.md,
+    # session 14): an option kept for whole-codec training, not a fix
     harm_prior: float = 2.0
     # harmonic decoder
     hidden: int = 128

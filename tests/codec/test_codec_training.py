@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from synth.codec import load_codec
@@ -205,3 +206,12 @@ def test_envelope_loss_reads_level_in_short_windows_and_trains(tiny_notes, tmp_p
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len([r for r in rows if r.get("env", 0) > 0]) == 3
     assert summary["valid"]["env"] > 0
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "9"])
+def test_codec_train_refuses_a_harm_prior_out_of_range(value, capsys, tmp_path):
+    """--harm-prior is validated at the boundary: the run exits 2 naming the flag and writes nothing."""
+    from synth.cli import main
+
+    assert main(["codec", "train", "--out", str(tmp_path / "run"), "--minutes", "1", "--harm-prior", value]) == 2
+    assert "--harm-prior" in capsys.readouterr().out and not (tmp_path / "run").exists()
