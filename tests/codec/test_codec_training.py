@@ -215,3 +215,20 @@ def test_codec_train_refuses_a_harm_prior_out_of_range(value, capsys, tmp_path):
 
     assert main(["codec", "train", "--out", str(tmp_path / "run"), "--minutes", "1", "--harm-prior", value]) == 2
     assert "--harm-prior" in capsys.readouterr().out and not (tmp_path / "run").exists()
+
+
+def test_a_run_that_trains_the_encoder_validates_with_fresh_batchnorm_statistics(tiny_notes, tmp_path):
+    """A run that trains the encoder re-estimates the embedding BatchNorm's running statistics before it validates:
+    the checkpoint written right after the last validation holds statistics of the encoder (the tiny untrained one's
+    per-dim variance is ~1e-5), not the initial 1.0 that momentum 0.01 would still remember after a few steps."""
+    from synth.codec.bundled import CodecConfig
+
+    cfg = TrainConfig(data=str(tiny_notes), steps=6, batch_size=4, crop_seconds=0.5, note_seconds=1.0, lr=3e-3,
+                      warmup_steps=1, teacher_f0_steps=2, ckpt_minutes=100, log_every=1, threads=1,
+                      audio_cache=str(tmp_path / "audio"), valid_notes=1)
+    codec_cfg = CodecConfig(**{**tiny_config().__dict__, "emb_norm": True, "emb_norm_eps": 1e-12,
+                               "pitch_feature": True, "pitch_feature_dims": 1})
+    summary = train(cfg, codec_cfg, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert summary["valid"]["step"] == 6 and np.isfinite(summary["valid"]["stft"])
+    assert float(state["model"]["emb_norm.running_var"].mean()) < 0.1
