@@ -83,11 +83,11 @@ def noise_floor(codec, audio: torch.Tensor, batch: int = 25) -> dict:
     from synth.codec.harmonic import FilteredNoise
     from synth.eval import audio_metrics as am
 
-    dec, n = codec.model.decoder, audio.shape[1]
+    dec, n, seed0 = codec.model.decoder, audio.shape[1], int(codec.config.noise_seed)
     original = dec.noise
     decodes = {}
     try:
-        for seed in (original_seed(codec), original_seed(codec) + 1):
+        for seed in (seed0, seed0 + 1):
             dec.noise = FilteredNoise(dec.hop, dec.n_noise_bands, seed=seed)
             decodes[seed] = torch.cat([codec.decode(codec.encode(audio[i:i + batch]))[:, :n]
                                        for i in range(0, len(audio), batch)])
@@ -98,10 +98,6 @@ def noise_floor(codec, audio: torch.Tensor, batch: int = 25) -> dict:
                                        for i in range(0, len(x), batch)]))
     return {"notes": len(audio), "mrstft_real_vs_roundtrip": round(dist(a, audio), 4),
             "mrstft_two_noise_seeds": round(dist(a, b), 4)}
-
-
-def original_seed(codec) -> int:
-    return int(codec.config.noise_seed)
 
 
 def main() -> int:
