@@ -31,9 +31,8 @@ def test_the_probe_names_the_thread_and_function_that_held_the_interpreter():
         probe.stop()
         sys.setswitchinterval(old)
     report = probe.report()
-    # late wakeups are a subset of all wakeups; on a loaded CI machine every one of them can be late (session 14 saw
-    # 48 of 48), so the test asks for the subset, not for some on-time ones
-    assert report["late"] >= 5 and report["wakeups"] >= report["late"]
+    # no on-time wakeups are asked for: on a loaded CI machine every one can be late (session 14 saw 48 of 48)
+    assert report["late"] >= 5, report
     top = report["threads_at_late_wakeups"]
     holder_rows = [r for r in top if r["where"].startswith("[holder]")]
     assert holder_rows and "_hold_the_interpreter" in holder_rows[0]["where"], top
