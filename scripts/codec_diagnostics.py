@@ -45,18 +45,17 @@ def _db(x: np.ndarray) -> np.ndarray:
 
 
 def hf_parts(codec, notes: list, audio: torch.Tensor, batch: int = 10) -> dict:
-    from synth.codec.harmonic import fine_envelope, harmonic_synth, midi_to_hz
+    from synth.codec.harmonic import midi_to_hz
 
     dec, sr, n = codec.model.decoder, codec.sample_rate, audio.shape[1]
     harm_parts, noise_parts = [], []
     with torch.inference_mode():
         for i in range(0, len(notes), batch):
             ctrl = dec.controls(codec.encode(audio[i:i + batch]))
-            f0 = midi_to_hz(ctrl["f0_midi"])
-            amps = dec.harmonic_amps(f0, ctrl["amp"], ctrl["harm"], energy_norm="energy_norm" in ctrl)
-            env = fine_envelope(ctrl["fine_env"], dec.hop) if "fine_env" in ctrl else 1.0
-            harm_parts.append((harmonic_synth(f0, amps, dec.hop, sr) * env)[:, :n])
-            noise_parts.append((dec.noise(ctrl["noise"]) * env)[:, :n])
+            harmonic, noise, env = dec.synthesis_parts(ctrl, midi_to_hz(ctrl["f0_midi"]))
+            env = 1.0 if env is None else env
+            harm_parts.append((harmonic * env)[:, :n])
+            noise_parts.append((noise * env)[:, :n])
     real_hf, real_all = _hf_power(audio, sr)
     harm_hf, harm_all = _hf_power(torch.cat(harm_parts), sr)
     noise_hf, noise_all = _hf_power(torch.cat(noise_parts), sr)

@@ -349,15 +349,24 @@ class HarmonicDecoder(nn.Module):
         return {k: v[i:i + SYNTH_CHUNK] for k, v in ctrl.items()}
 
     def _synthesize(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor, start: int = 0) -> torch.Tensor:
+        harmonic, noise, env = self.synthesis_parts(ctrl, f0_hz, start)
+        out = harmonic + noise
+        return out if env is None else out * env
+
+    def synthesis_parts(self, ctrl: dict[str, torch.Tensor], f0_hz: torch.Tensor,
+                        start: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The two branches of the output before the sub-frame envelope, and that envelope (None without
+        ``fine_env``), from frame ``start`` on: the output is ``(harmonic + noise) * env``. Diagnostics read the
+        branches apart (scripts/codec_diagnostics.py)."""
         start = min(max(0, int(start)), f0_hz.shape[1])
         # the amplitudes of the frames synthesized only; f0 stays whole (the phase)
         amps = self.harmonic_amps(f0_hz[:, start:], ctrl["amp"][:, start:], ctrl["harm"][:, start:],
                                   energy_norm="energy_norm" in ctrl)
-        out = harmonic_synth(f0_hz, amps, self.hop, self.sample_rate, start=start) + self.noise(ctrl["noise"], start)
-        if "fine_env" in ctrl:
-            env = fine_envelope(ctrl["fine_env"], self.hop)
-            out = out * (env[:, start * self.hop:] if start > 0 else env)
-        return out
+        harmonic = harmonic_synth(f0_hz, amps, self.hop, self.sample_rate, start=start)
+        env = fine_envelope(ctrl["fine_env"], self.hop) if "fine_env" in ctrl else None
+        if env is not None and start > 0:
+            env = env[:, start * self.hop:]
+        return harmonic, self.noise(ctrl["noise"], start), env
 
     def forward(self, emb: torch.Tensor, f0_hz: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         ctrl = self.controls(emb)

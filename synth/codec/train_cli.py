@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -111,10 +110,14 @@ def run(args: argparse.Namespace) -> int:
                       w_mel=args.w_mel, mel_fft=args.mel_fft, mel_bins=args.mel_bins, w_band=args.w_band,
                       band_fft=args.band_fft, band_bins=args.band_bins, band_pool=args.band_pool, w_env=args.w_env,
                       env_window=args.env_window, harm_prior=args.harm_prior)
-    if args.harm_prior is not None and not (math.isfinite(args.harm_prior) and 0.0 <= args.harm_prior <= 4.0):
-        print(f"synth codec train: --harm-prior must be a number in 0..4 (the exponent of a 1/k^p prior), "
-              f"not {args.harm_prior}")
-        return 2
+    if args.harm_prior is not None:
+        from synth.validate import InputError, finite_in_range
+
+        try:
+            finite_in_range(args.harm_prior, 0.0, 4.0, "--harm-prior (the exponent p of a 1/k^p prior)")
+        except InputError as exc:
+            print(f"synth codec train: {exc}")
+            return 2
     if args.freeze_encoder and not args.init_codec:
         print("synth codec train: --freeze-encoder needs --init-codec (a trained codec folder whose encoder to keep)")
         return 2
