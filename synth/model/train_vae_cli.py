@@ -72,8 +72,25 @@ def run(args: argparse.Namespace) -> int:
     say(f"{len(train)} notes (MIDI {cfg.pitch_min}-{cfg.pitch_max}, velocities {vels}, velocity_cond "
         f"{cfg.velocity_cond}), {len(classes)} instruments; training {cfg.epochs} epochs on {device}")
     with distributed.session(device) as dd:  # torchrun: one process per device (see the README)
-        train_vae(train, cfg, args.out, classes, device=dd.device, progress=not args.no_progress)
+        model = train_vae(train, cfg, args.out, classes, device=dd.device, progress=not args.no_progress)
     if dd.is_main():
+        health = _velocity_health(model, train, Path(args.out))
         print(json.dumps({"out": str(args.out), "epochs": cfg.epochs, "instruments": len(classes),
-                          "notes": len(train)}))
+                          "notes": len(train), "velocity_response": health}))
     return 0
+
+
+def _velocity_health(model, train, out: Path) -> dict:
+    """Check that the trained decoder follows velocity at the instrument points (synth.model.vae_health), write it
+    to ``velocity_health.json`` in the run folder and warn when it does not."""
+    from synth import atomic
+    from synth.model.vae_health import BLIND_COSINE, velocity_response
+
+    health = velocity_response(model.cpu(), train)
+    atomic.write_text(out / "velocity_health.json", json.dumps(health, indent=1) + "\n", file_mode=atomic.UMASK)
+    if health.get("blind"):
+        say(f"warning: the decoder is velocity-blind at the instrument points (median cosine of its soft-to-hard "
+            f"change with the real notes' {health['cosine_p50']} < {BLIND_COSINE} over {health['cells']} cells): "
+            f"the bundle would play every velocity alike; retrain with another --set seed=N "
+            f"({out / 'velocity_health.json'})")
+    return health

@@ -16,6 +16,7 @@ from synth.model.data import coverage_warnings, instrument_batches, synthetic_no
 from synth.model.generator import Generator, GeneratorConfig, generate_frames
 from synth.model.train_vae import train_vae
 from synth.model.vae import TimbreVAE, VAEConfig, load_vae, save_vae, velocity_index
+from synth.model.vae_health import velocity_response
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = (40, 70, 100, 127)
@@ -168,6 +169,16 @@ def test_vae_learns_brightness_over_velocity_and_a_blind_one_cannot(tmp_path):
     assert steps[True] == pytest.approx(true_step, rel=0.3), (steps, true_step)
     logs = {c: json.loads((tmp_path / str(c) / "log.jsonl").read_text().splitlines()[-1]) for c in (True, False)}
     assert logs[True]["rec"] < logs[False]["rec"]
+    # the check `synth train vae` runs after training (synth.model.vae_health) on the same models
+    follows = velocity_response(models[True], notes)
+    assert follows["cells"] == 6 * 8 and not follows["blind"], follows  # every (instrument, pitch) has 40 and 127
+    assert follows["cosine_p50"] > 0.5 and follows["share_cosine_positive"] > 0.9
+    assert velocity_response(models[False], notes)["cells"] == 0  # no velocity input: nothing to check
+    deaf = models[True]
+    with torch.no_grad():  # cut the decoder's velocity inputs (the last columns of its first layer): blind
+        deaf.dec_mlp[0].weight[:, -deaf.num_velocity_inputs :] = 0
+    blind = velocity_response(deaf, notes)
+    assert blind["blind"] and blind["ratio_p50"] == 0.0, blind
 
 
 def test_velocity_layers_of_one_instrument_are_one_instrument_in_the_batches():
@@ -310,7 +321,14 @@ def test_cli_trains_the_whole_keyboard_with_velocity_layers(tmp_path, capsys):
                  *TINY_VAE, "--set", "batch_size=200", "--set", "pitch_min=21", "--set", "pitch_max=108",
                  "--set", "velocity_cond=true"]) == 0
     out = capsys.readouterr()
-    assert "warning" not in out.err and json.loads(out.out.strip().splitlines()[-1])["notes"] == 3 * 88 * 3
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert "--set pitch_min" not in out.err and "--set velocity_cond" not in out.err  # no coverage warning
+    assert summary["notes"] == 3 * 88 * 3
+    # the velocity check after training: every (instrument, pitch) of the 3 train instruments is a cell; one epoch
+    # of a tiny VAE is free to be blind, and the warning says so exactly when it is
+    health = json.loads((vae_dir / "velocity_health.json").read_text())
+    assert summary["velocity_response"] == health and health["cells"] == 3 * 88
+    assert ("velocity-blind" in out.err) == health["blind"]
     vae = load_vae(vae_dir)
     assert (vae.cfg.pitch_min, vae.cfg.pitch_max, vae.cfg.velocity_cond) == (21, 108, True)
     assert main(["train", "generator", "--emb", str(emb), "--vae", str(vae_dir), "--out", str(gen_dir),
