@@ -39,7 +39,9 @@ from synth.resources import default_bundle
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle folder")
-    parser.add_argument("--emb", default="data/emb/default", help="embedding cache (same codec as the bundle)")
+    parser.add_argument("--emb", default=None,
+                        help="embedding cache of the bundle's codec (default: the one bundle.json says it was built "
+                             "from when that folder exists, else data/emb/default)")
     parser.add_argument("--data", default="data/notes", help="dataset root (real audio, NSynth layout)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-notes", type=int, default=100, help="notes sampled from the split")
@@ -164,11 +166,16 @@ def _pitch_range(synth) -> tuple[int, int]:
 
 def evaluate(args) -> dict:
     from synth.engine.bundle_source import open_bundle
+    from synth.eval.bundle_cache import resolve_emb, stats_mismatch
     from synth.model.data import open_cache, train_instruments
 
     t0 = time.time()
     opened = open_bundle(args.bundle, device=args.device, disk_cache=False, separate_process=False, spare_core=False)
     bundle, synth = opened.bundle, opened.synthesizer
+    args.emb = resolve_emb(args.bundle, args.emb)
+    mismatch = stats_mismatch(bundle, args.emb)
+    if mismatch:
+        _log(f"warning: {mismatch}")
     sweep = _sweep_names(synth, _guidances(args.guidance))
     note_off = args.note_off
     length = synth.num_samples / synth.sample_rate
@@ -180,7 +187,8 @@ def evaluate(args) -> dict:
     t_index = G.train_index(train_cache)
     train_points, n_listed = instrument_points(synth, args.emb, "train", classes)
     lo, hi = _pitch_range(synth)
-    out = {"bundle": str(args.bundle), "hash": bundle.hash, "split": args.split, "play_path": synth.play_path,
+    out = {"bundle": str(args.bundle), "hash": bundle.hash, "emb": str(args.emb), "split": args.split,
+           "play_path": synth.play_path,
            "flow": ({"steps": synth.steps, "guidance": synth.guidance, "sampler": synth.flow.cfg.sampler,
                      "guidance_sweep": sorted(sweep.values())} if synth.flow is not None else None),
            "velocity_layers": list(synth.velocity_layers), "pitch_range": [lo, hi], "note_off_s": note_off,

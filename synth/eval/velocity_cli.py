@@ -27,7 +27,9 @@ KINDS = ("flow", "generator", "vae")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", default=str(default_bundle()), help="model bundle folder")
-    parser.add_argument("--emb", default="data/emb/default", help="embedding cache (same codec as the bundle)")
+    parser.add_argument("--emb", default=None,
+                        help="embedding cache of the bundle's codec (default: the one bundle.json says it was built "
+                             "from when that folder exists, else data/emb/default)")
     parser.add_argument("--data", default="data/notes", help="dataset root (real audio, NSynth layout)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-cells", type=int, default=150, help="(instrument, pitch) cells sampled (0 = all)")
@@ -83,6 +85,7 @@ def _waves(synth, args, kinds, cells, rows, points, cache) -> dict:
 
 def evaluate(args) -> dict:
     from synth.engine.bundle_source import open_bundle
+    from synth.eval.bundle_cache import resolve_emb, stats_mismatch
     from synth.eval.generate_cli import instrument_points
     from synth.model.data import open_cache, train_instruments
 
@@ -93,6 +96,10 @@ def evaluate(args) -> dict:
     bad = [k for k in kinds if k not in KINDS or (k == "flow" and synth.flow is None)]
     if bad:
         raise SystemExit(f"eval velocity: --models {bad}: not networks of this bundle ({', '.join(G.models_of(synth))})")
+    args.emb = resolve_emb(args.bundle, args.emb)
+    mismatch = stats_mismatch(opened.bundle, args.emb)
+    if mismatch:
+        _log(f"warning: {mismatch}")
     if synth.flow is not None and args.layer_noise != "bundle":
         synth.flow.cfg.layer_noise = args.layer_noise
     lo, hi = synth.pitch_range
@@ -121,7 +128,8 @@ def evaluate(args) -> dict:
                                       "level_dbfs_p50": G._median(level[vel == lay])}
                            for lay in sorted(set(vel.tolist()))}
     families = [c.family for c in cells]
-    out = {"bundle": str(args.bundle), "hash": opened.hash, "split": args.split, "cells": len(cells),
+    out = {"bundle": str(args.bundle), "hash": opened.hash, "emb": str(args.emb), "split": args.split,
+           "cells": len(cells),
            "notes": len(rows), "instruments": len({c.instrument for c in cells}),
            "layer_noise": synth.flow.cfg.layer_noise if synth.flow is not None else None,
            "guidance": synth.guidance if args.guidance is None else args.guidance,
