@@ -3,7 +3,7 @@
 Why: in session 15 a VAE trained with the usual options (seed 0 on the v7 cache) came out velocity-blind: at the
 instrument points its decoder wrote the same level for every velocity layer (-28.6 / -28.5 / -28.4 / -28.4 dBFS),
 while the same command with another seed followed the real layers (-41.3 ... -15.8). The loss looked alike in both
-runs; only a decode-and-listen evaluation (``synth eval velocity``, minutes of codec decoding) showed it. This check
+runs; only a decode-and-measure evaluation (``synth eval velocity``, minutes of codec decoding) showed it. This check
 needs no codec: it compares, in the embedding the VAE reconstructs, the change from the softest to the hardest layer
 of one instrument at one pitch (a *cell*) with the real notes' change, decoded at the instrument's point as the
 bundle plays it.
