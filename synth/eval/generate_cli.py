@@ -172,10 +172,7 @@ def evaluate(args) -> dict:
     t0 = time.time()
     opened = open_bundle(args.bundle, device=args.device, disk_cache=False, separate_process=False, spare_core=False)
     bundle, synth = opened.bundle, opened.synthesizer
-    args.emb = resolve_emb(args.bundle, args.emb)
-    mismatch = stats_mismatch(bundle, args.emb)
-    if mismatch:
-        _log(f"warning: {mismatch}")
+    args.emb = resolve_emb(bundle.info, args.emb)
     sweep = _sweep_names(synth, _guidances(args.guidance))
     note_off = args.note_off
     length = synth.num_samples / synth.sample_rate
@@ -184,6 +181,9 @@ def evaluate(args) -> dict:
     classes = train_instruments(args.emb)
     rng = np.random.default_rng(args.seed)
     train_cache = open_cache(args.emb, "train")
+    mismatch = stats_mismatch(bundle, train_cache)
+    if mismatch:
+        _log(f"warning: {mismatch}")
     t_index = G.train_index(train_cache)
     train_points, n_listed = instrument_points(synth, args.emb, "train", classes)
     lo, hi = _pitch_range(synth)

@@ -96,8 +96,9 @@ def evaluate(args) -> dict:
     bad = [k for k in kinds if k not in KINDS or (k == "flow" and synth.flow is None)]
     if bad:
         raise SystemExit(f"eval velocity: --models {bad}: not networks of this bundle ({', '.join(G.models_of(synth))})")
-    args.emb = resolve_emb(args.bundle, args.emb)
-    mismatch = stats_mismatch(opened.bundle, args.emb)
+    args.emb = resolve_emb(opened.bundle.info, args.emb)
+    cache = open_cache(args.emb, args.split)
+    mismatch = stats_mismatch(opened.bundle, cache)
     if mismatch:
         _log(f"warning: {mismatch}")
     if synth.flow is not None and args.layer_noise != "bundle":
@@ -113,7 +114,7 @@ def evaluate(args) -> dict:
     cells = [c for c in cells if c.instrument in points]
     rows = [(c, j) for c, cell in enumerate(cells) for j in range(len(cell.velocities))]
     _log(f"eval velocity: {len(cells)} cells, {len(rows)} notes")
-    waves = _waves(synth, args, kinds, cells, rows, points, open_cache(args.emb, args.split))
+    waves = _waves(synth, args, kinds, cells, rows, points, cache)
     pitches = [cells[c].pitch for c, _ in rows]
     slopes: dict[str, dict[str, list]] = {"brightness_octaves": {}, "level_db": {}}
     per_layer: dict = {}

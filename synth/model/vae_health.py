@@ -29,7 +29,7 @@ from synth.model.vae import TimbreVAE
 BLIND_COSINE = 0.35  # under this median cosine the decoder is called velocity-blind (measured: module doc)
 
 
-def velocity_cells(notes: NoteSet, max_cells: int, seed: int = 0) -> list[tuple[int, int]]:
+def soft_hard_pairs(notes: NoteSet, max_cells: int, seed: int = 0) -> list[tuple[int, int]]:
     """(index of the softest note, index of the hardest) for each (instrument, pitch) with two or more velocities,
     at most ``max_cells`` of them drawn with ``seed`` (all when there are fewer)."""
     by_cell: dict[tuple[str, int], list[int]] = defaultdict(list)
@@ -52,7 +52,7 @@ def velocity_response(vae: TimbreVAE, notes: NoteSet, max_cells: int = 300, chun
     prepared layout, e.g. its training set). ``blind`` is true when the median cosine is under ``BLIND_COSINE``."""
     if not vae.cfg.velocity_cond:
         return {"cells": 0, "reason": "the VAE has no velocity input (velocity_cond false)"}
-    pairs = velocity_cells(notes, max_cells)
+    pairs = soft_hard_pairs(notes, max_cells)
     if not pairs:
         return {"cells": 0, "reason": "no instrument has one pitch at two velocities in these notes"}
     vae.eval()

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from synth.eval.bundle_cache import FALLBACK, resolve_emb, stats_mismatch
-from synth.model.bundle import build_tiny_bundle, load_bundle, save_bundle
-from synth.model.data import cache_stats
+from synth.model.bundle import build_tiny_bundle, load_bundle, read_bundle_info, save_bundle
+from synth.model.data import cache_stats, open_cache
 from tests.model.fakecache import write_fake_cache
 
 
@@ -24,12 +24,12 @@ def _bundle_built_from(emb: Path, out: Path, data: dict) -> Path:
 def test_the_default_is_the_cache_the_bundle_was_built_from(tmp_path):
     emb = write_fake_cache(tmp_path / "emb")
     built = _bundle_built_from(emb, tmp_path / "built", {"emb": str(emb)})
-    assert resolve_emb(built, None) == str(emb)
-    assert resolve_emb(built, "some/other/cache") == "some/other/cache"  # typed wins
+    assert resolve_emb(read_bundle_info(built), None) == str(emb)
+    assert resolve_emb(read_bundle_info(built), "some/other/cache") == "some/other/cache"  # typed wins
     gone = _bundle_built_from(emb, tmp_path / "gone", {"emb": str(tmp_path / "deleted")})
-    assert resolve_emb(gone, None) == FALLBACK  # the recorded folder is not here: the old default
+    assert resolve_emb(read_bundle_info(gone), None) == FALLBACK  # the recorded folder is not here: the old default
     bare = build_tiny_bundle(tmp_path / "bare", seed=0)  # no data.emb at all
-    assert resolve_emb(bare, None) == FALLBACK
+    assert resolve_emb(read_bundle_info(bare), None) == FALLBACK
 
 
 def test_a_cache_with_other_statistics_is_named_in_a_warning(tmp_path):
@@ -37,6 +37,6 @@ def test_a_cache_with_other_statistics_is_named_in_a_warning(tmp_path):
     other = write_fake_cache(tmp_path / "other")  # the same notes, as another encoder would write them:
     np.savez(other / "stats.npz", mean=np.full(8, 0.3, np.float32), std=np.full(8, 0.7, np.float32))
     built = load_bundle(_bundle_built_from(emb, tmp_path / "built", {"emb": str(emb)}), device="cpu")
-    assert stats_mismatch(built, emb) is None
-    warning = stats_mismatch(built, other)
+    assert stats_mismatch(built, open_cache(emb, "train")) is None
+    warning = stats_mismatch(built, open_cache(other, "test"))
     assert warning is not None and str(other) in warning and str(emb) in warning
