@@ -72,10 +72,11 @@ def test_play_plays_the_bundled_model_in_tune(jack_server, keyboard):
     client = unique_name("pgesammodel")
     rec = Recorder(name=unique_name("playrec"))
     before = output_ports()
-    # a point whose C4 is loud from its first 0.2 s (round 3's map centre is a slow, quiet attack); the duration only
-    # bounds a stuck player: the flow path readies its notes in ~20-40 s under CI load
+    # a point whose C4 is loud from its first 0.2 s on the shipped map (round 4: flow C4 at velocity 100 has RMS 0.086
+    # over 0.2-0.7 s here; round 3's point 0.2, -0.3 lies off round 4's band and plays at 0.009, too quiet for -12 dB);
+    # the duration only bounds a stuck player: the flow path readies its notes in ~20-40 s under CI load
     proc = subprocess.Popen([sys.executable, "-m", "synth", "play", "--blocksize", "1024", "--duration", "120",
-                             "--point", "0.2", "-0.3", "--midi-client", client], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--point", "-0.2", "0.0", "--midi-client", client], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     err: list[str] = []
     _wait_for_line(proc.stderr, re.compile(r"(?!)"), 0, err)  # only drains play's meter lines (kept for messages)
